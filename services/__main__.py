@@ -1,0 +1,3 @@
+from dialtone.cli import main
+
+raise SystemExit(main())

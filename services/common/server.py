@@ -1,0 +1,194 @@
+"""gRPC service bootstrap shared by the four services.
+
+``create_server(config, app)`` builds a ``grpc.aio`` server with health, reflection
+and metrics and returns it with its bound port (tests bind port 0).
+``run_service(name, config, app)`` runs one until SIGTERM/SIGINT, then drains:
+health turns NOT_SERVING, the app stops taking new work and finishes what it holds
+(bounded by ``shutdown_grace_s``), the server stops, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from dialtone.common.config import ServiceConfig
+from dialtone.common.metrics import counter, histogram, start_metrics_server
+
+log = logging.getLogger(__name__)
+
+GRPC_REQUESTS = counter("grpc_requests_total", "gRPC calls handled, by method and status code",
+                        ["method", "code"])
+GRPC_STARTED = counter("grpc_started_total", "gRPC calls started, by method", ["method"])
+GRPC_LATENCY = histogram("grpc_request_seconds", "gRPC unary call latency, by method", ["method"])
+
+
+class ServiceApp(Protocol):
+    """What a service plugs into the bootstrap."""
+
+    def register(self, server: grpc.aio.Server) -> list[str]:
+        """Add servicers to ``server``; return their full service names (for health/reflection)."""
+
+    async def start(self) -> None:
+        """Open sockets, load models, connect stores. Runs before the port reports SERVING."""
+
+    async def drain(self) -> None:
+        """Stop taking new work and return when the work in hand is done."""
+
+    async def close(self) -> None:
+        """Release everything. Runs after the gRPC server stopped."""
+
+
+class MetricsInterceptor(grpc.aio.ServerInterceptor):
+    """Counts every call and times unary ones. Method names are bounded by the contract."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method = details.method
+        if handler is None or method.startswith("/grpc.reflection") or method.startswith("/grpc.health"):
+            return handler
+        if handler.unary_unary is not None:
+            inner = handler.unary_unary
+
+            async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                GRPC_STARTED.labels(method).inc()
+                started = time.perf_counter()
+                code = "OK"
+                try:
+                    return await inner(request, context)
+                except BaseException:
+                    code = _code_name(context) or "UNKNOWN"
+                    raise
+                finally:
+                    if code == "OK":
+                        code = _code_name(context) or "OK"
+                    GRPC_LATENCY.labels(method).observe(time.perf_counter() - started)
+                    GRPC_REQUESTS.labels(method, code).inc()
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.stream_stream is not None:
+            inner_stream = handler.stream_stream
+
+            async def stream(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+                GRPC_STARTED.labels(method).inc()
+                code = "OK"
+                try:
+                    async for item in inner_stream(request_iterator, context):
+                        yield item
+                except BaseException:
+                    code = _code_name(context) or "CANCELLED"
+                    raise
+                finally:
+                    if code == "OK":
+                        code = _code_name(context) or "OK"
+                    GRPC_REQUESTS.labels(method, code).inc()
+
+            return grpc.stream_stream_rpc_method_handler(
+                stream, request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return handler
+
+
+def _code_name(context: grpc.aio.ServicerContext) -> str | None:
+    try:
+        code = context.code()
+    except Exception:  # noqa: BLE001 - code() is unavailable on some context states
+        return None
+    if code is None:
+        return None
+    return code.name if isinstance(code, grpc.StatusCode) else str(code)
+
+
+class RunningServer:
+    def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.aio.HealthServicer,
+                 names: list[str]) -> None:
+        self.server = server
+        self.port = port
+        self.health = health_servicer
+        self.names = names
+
+    async def set_serving(self) -> None:
+        for name in ["", *self.names]:
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+def create_server(config: ServiceConfig, app: ServiceApp) -> tuple[RunningServer, int]:
+    """Build (not start) the gRPC server for ``app``; returns it and its bound port."""
+    size = config.grpc.max_message_bytes
+    server = grpc.aio.server(
+        interceptors=[MetricsInterceptor()],
+        options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size),
+                 ("grpc.so_reuseport", 0)],
+    )
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = app.register(server)
+    reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+    host = config.grpc.host
+    address = f"[{host}]:{config.grpc.port}" if ":" in host else f"{host}:{config.grpc.port}"
+    port = server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC port {address}")
+    return RunningServer(server, port, health_servicer, names), port
+
+
+async def run_service(name: str, config: ServiceConfig, app: ServiceApp) -> int:
+    """Serve ``app`` until SIGTERM/SIGINT, drain within the grace period, return the exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    metrics_port = None
+    if config.metrics.enabled:
+        metrics_port = start_metrics_server(config.metrics.host, config.metrics.port)
+    running, port = create_server(config, app)
+    await app.start()
+    await running.server.start()
+    await running.set_serving()
+    log.info("serving", extra={"event": "serving", "grpc_port": port, "metrics_port": metrics_port,
+                               "services": ",".join(running.names)})
+
+    await stop.wait()
+    grace = config.shutdown_grace_s
+    deadline = loop.time() + grace
+    log.info("draining", extra={"event": "draining", "grace_s": grace})
+    await running.health.enter_graceful_shutdown()
+    try:
+        await asyncio.wait_for(app.drain(), timeout=max(0.0, deadline - loop.time()))
+    except TimeoutError:
+        log.warning("grace period over with work still in hand; stopping anyway")
+    await running.server.stop(max(0.0, deadline - loop.time()))
+    await app.close()
+    log.info("stopped", extra={"event": "stopped"})
+    return 0
+
+
+async def wait_serving(address: str, timeout: float) -> bool:
+    """Poll ``grpc.health.v1`` at ``address`` until it answers SERVING or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            try:
+                reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return True
+            except grpc.aio.AioRpcError:
+                pass
+            await asyncio.sleep(0.2)
+    return False

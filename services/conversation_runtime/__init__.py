@@ -1,0 +1,1 @@
+"""conversation_runtime: YAML dialogs executed as deterministic state machines."""

@@ -1,0 +1,12 @@
+from __future__ import annotations
+
+import dataclasses
+
+from dialtone.common.config import GrpcServerConfig, MetricsConfig, ServiceConfig
+
+
+@dataclasses.dataclass
+class ConversationRuntimeConfig(ServiceConfig):
+    grpc: GrpcServerConfig = dataclasses.field(default_factory=lambda: GrpcServerConfig(port=7003))
+    metrics: MetricsConfig = dataclasses.field(default_factory=lambda: MetricsConfig(port=9103))
+    integration_address: str = "127.0.0.1:7004"

@@ -1,0 +1,1 @@
+"""integration_gateway: dialog `call` actions -> customer REST backends."""

@@ -1,0 +1,1 @@
+"""speech_gateway: VAD, local ASR and TTS, barge-in."""
