@@ -1,0 +1,70 @@
+"""Value types that cross between SIP signalling (sip/, sdp) and RTP media (media/).
+
+Signalling negotiates a ``NegotiatedMedia`` from the SDP offer/answer; media opens a
+session for it and reports ``DtmfDigit`` and ``PlaybackReport`` back. Frozen
+dataclasses, no I/O, no protobuf.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+
+
+class Direction(enum.Enum):
+    """SDP media direction, from our side (RFC 3264)."""
+
+    SENDRECV = "sendrecv"
+    SENDONLY = "sendonly"
+    RECVONLY = "recvonly"
+    INACTIVE = "inactive"
+
+    @property
+    def we_send(self) -> bool:
+        return self in (Direction.SENDRECV, Direction.SENDONLY)
+
+    @property
+    def we_receive(self) -> bool:
+        return self in (Direction.SENDRECV, Direction.RECVONLY)
+
+
+@dataclasses.dataclass(frozen=True)
+class NegotiatedMedia:
+    """The audio stream both sides agreed on."""
+
+    codec: str                       # "PCMU", "PCMA", "opus"
+    payload_type: int
+    clock_rate: int                  # 8000 for G.711, 48000 for Opus
+    channels: int                    # 1, or 2 for opus/48000/2 (we send mono content)
+    ptime_ms: int                    # packetisation the peer asked for (default 20)
+    telephone_event_pt: int | None   # RFC 4733 payload type, None when not negotiated
+    remote_host: str                 # c= address of the peer (latched to the real source later)
+    remote_port: int
+    direction: Direction             # our direction in the answer
+
+
+class DtmfMode(enum.Enum):
+    RFC4733 = "rfc4733"
+    SIP_INFO = "sip_info"
+    INBAND = "inband"
+    WEBRTC = "webrtc"
+
+
+@dataclasses.dataclass(frozen=True)
+class DtmfDigit:
+    digit: str          # 0-9 * # A-D
+    duration_ms: int
+    mode: DtmfMode
+    timestamp_ms: int   # call-relative
+
+
+@dataclasses.dataclass(frozen=True)
+class PlaybackReport:
+    """Start or end of one utterance on the wire."""
+
+    utterance_id: str
+    finished: bool      # False: first frame sent; True: last frame sent or stopped
+    played_ms: int
+    total_ms: int
+    interrupted: bool
+    timestamp_ms: int
