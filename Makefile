@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench venv system-run system-test proto lint clean
+.PHONY: run test bench venv system-run system-test proto lint clean helm
 
 run: system-run venv
 	$(VENV)/bin/dialtone up
 
-test: system-test venv
+test: system-test venv helm
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: system-test venv
@@ -33,6 +33,10 @@ system-run:
 
 system-test:
 	bash scripts/system-deps.sh test
+
+# The pinned helm binary for the chart tests, in .cache/bin/helm (fetched once, offline after).
+helm:
+	bash scripts/install-helm.sh
 
 lint: venv
 	$(VENV)/bin/ruff check services tests bench
