@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import grpc
-
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.ids import valid_session_id
 

@@ -17,11 +17,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
-
 from dialtone.common.config import ServiceConfig
 from dialtone.common.metrics import counter, histogram, start_metrics_server
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-
 from dialtone.common.config import ConfigError, ServiceConfig, load_config
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import urllib.request
@@ -10,7 +9,6 @@ from pathlib import Path
 
 import grpc
 import pytest
-
 from dialtone.v1 import (
     conversation_runtime_pb2,
     conversation_runtime_pb2_grpc,
@@ -21,6 +19,7 @@ from dialtone.v1 import (
     speech_gateway_pb2,
     speech_gateway_pb2_grpc,
 )
+
 from tests.helpers import ServiceProcess, free_port
 
 GRACE_S = 5
