@@ -1,0 +1,131 @@
+"""Barge-in: may the caller's speech (or a key press) interrupt the prompt now playing?
+
+Each prompt carries its policy (from its Say/Play). Speech over a prompt that
+allows it interrupts once it has lasted ``backchannel_max_ms`` (decided on the frame
+that crosses it) or, when it ends sooner, once its transcript shows words that are
+not a backchannel ("mm-hmm", "okay"). ``after_words`` waits for ``min_words`` words
+in the partial or final transcript. ``dtmf_only`` is interrupted by a key press
+only; ``off`` by nothing. The adapter holds the runtime events of speech under
+judgement and forwards them on Interrupt, drops them on Backchannel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from dialtone.speech_gateway.core.events import (
+    Backchannel,
+    BargeInMode,
+    BargeInPolicy,
+    BargeInVerdict,
+    Interrupt,
+)
+
+DEFAULT_BACKCHANNEL_WORDS = frozenset({
+    "mm", "mmm", "hmm", "mhm", "mm-hmm", "mmhmm", "uh-huh", "uhhuh", "uh", "um", "ah", "oh",
+    "okay", "ok", "yeah", "yep", "right", "alright", "sure", "i see",
+})
+
+_WORD_RE = re.compile(r"[a-z0-9']+(?:-[a-z0-9']+)*")
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD_RE.findall(text.lower())
+
+
+@dataclasses.dataclass(frozen=True)
+class BargeInSettings:
+    enabled: bool = True
+    backchannel_max_ms: int = 700
+    backchannel_max_words: int = 2
+    backchannel_words: frozenset[str] = DEFAULT_BACKCHANNEL_WORDS
+
+    def is_backchannel(self, text: str) -> bool:
+        words = words_of(text)
+        return (not words) or (len(words) <= self.backchannel_max_words
+                               and all(w in self.backchannel_words for w in words))
+
+
+class BargeIn:
+    """One per call. Tracks the prompt now playing and judges speech over it."""
+
+    def __init__(self, settings: BargeInSettings | None = None) -> None:
+        self.settings = settings or BargeInSettings()
+        self._playing: tuple[str, BargeInPolicy] | None = None
+        self._judging = False  # speech over the current prompt, verdict not given yet
+
+    @property
+    def playing(self) -> str | None:
+        return self._playing[0] if self._playing else None
+
+    @property
+    def judging(self) -> bool:
+        return self._judging
+
+    def prompt_started(self, utterance_id: str, policy: BargeInPolicy) -> None:
+        self._playing = (utterance_id, policy)
+        self._judging = False
+
+    def prompt_finished(self, utterance_id: str) -> bool:
+        """The prompt ended on its own or was stopped. Returns True when speech was under
+        judgement: it no longer overlaps a prompt, so the adapter forwards what it held."""
+        if self._playing is None or self._playing[0] != utterance_id:
+            return False
+        self._playing = None
+        was_judging, self._judging = self._judging, False
+        return was_judging
+
+    def speech_started(self) -> BargeInVerdict | None:
+        if self._playing is None:
+            return None
+        utterance_id, policy = self._playing
+        if not self.settings.enabled or policy.mode is BargeInMode.OFF:
+            return self._decide(Backchannel(utterance_id, "policy_off"))
+        if policy.mode is BargeInMode.DTMF_ONLY:
+            return self._decide(Backchannel(utterance_id, "dtmf_only"))
+        self._judging = True
+        if policy.mode is BargeInMode.ON and self.settings.backchannel_max_ms <= 0:
+            return self._decide(Interrupt(utterance_id, "speech"))
+        return None
+
+    def speech_progress(self, duration_ms: int) -> BargeInVerdict | None:
+        """Called on every voiced-state frame with the speech's length so far."""
+        if not self._judging or self._playing is None:
+            return None
+        utterance_id, policy = self._playing
+        if policy.mode is BargeInMode.ON and duration_ms >= self.settings.backchannel_max_ms:
+            return self._decide(Interrupt(utterance_id, "speech"))
+        return None
+
+    def transcript(self, text: str, final: bool) -> BargeInVerdict | None:
+        if not self._judging or self._playing is None:
+            return None
+        utterance_id, policy = self._playing
+        words = words_of(text)
+        if policy.mode is BargeInMode.AFTER_WORDS:
+            needed = max(1, policy.min_words)
+            if len(words) >= needed and not self.settings.is_backchannel(text):
+                return self._decide(Interrupt(utterance_id, "words"))
+            if final:
+                return self._decide(Backchannel(utterance_id, "too_few_words"))
+            return None
+        if not final:
+            return None
+        if self.settings.is_backchannel(text):
+            return self._decide(Backchannel(utterance_id, "backchannel_words" if words else "short"))
+        return self._decide(Interrupt(utterance_id, "words"))
+
+    def dtmf(self) -> BargeInVerdict | None:
+        if self._playing is None:
+            return None
+        utterance_id, policy = self._playing
+        if not self.settings.enabled or policy.mode is BargeInMode.OFF:
+            return None
+        return self._decide(Interrupt(utterance_id, "dtmf"))
+
+    def _decide(self, verdict: BargeInVerdict) -> BargeInVerdict:
+        self._judging = False
+        if isinstance(verdict, Interrupt):
+            self._playing = None
+        return verdict

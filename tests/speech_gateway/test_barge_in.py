@@ -1,0 +1,93 @@
+"""The barge-in core: each policy, backchannels, DTMF; no sockets or models."""
+
+from __future__ import annotations
+
+from dialtone.speech_gateway.core.barge_in import BargeIn, BargeInSettings, words_of
+from dialtone.speech_gateway.core.events import Backchannel, BargeInMode, BargeInPolicy, Interrupt
+
+SETTINGS = BargeInSettings(backchannel_max_ms=600, backchannel_max_words=2)
+ON = BargeInPolicy(BargeInMode.ON)
+
+
+def arbiter(policy: BargeInPolicy = ON) -> BargeIn:
+    b = BargeIn(SETTINGS)
+    b.prompt_started("u1", policy)
+    return b
+
+
+def test_speech_without_a_prompt_is_not_judged():
+    b = BargeIn(SETTINGS)
+    assert b.speech_started() is None and not b.judging
+
+
+def test_long_speech_interrupts_on_the_frame_crossing_the_threshold():
+    """The verdict comes exactly when the speech reaches backchannel_max_ms, not a frame later."""
+    b = arbiter()
+    assert b.speech_started() is None
+    assert b.speech_progress(580) is None
+    assert b.speech_progress(600) == Interrupt("u1", "speech")
+    assert b.playing is None
+
+
+def test_short_backchannel_does_not_interrupt():
+    b = arbiter()
+    b.speech_started()
+    b.speech_progress(400)
+    assert b.transcript("Mm-hmm.", final=True) == Backchannel("u1", "backchannel_words")
+    assert b.playing == "u1"
+
+
+def test_short_real_word_interrupts_after_its_transcript():
+    b = arbiter()
+    b.speech_started()
+    assert b.transcript("Agent!", final=True) == Interrupt("u1", "words")
+
+
+def test_zero_threshold_interrupts_at_speech_start():
+    b = BargeIn(BargeInSettings(backchannel_max_ms=0))
+    b.prompt_started("u1", ON)
+    assert b.speech_started() == Interrupt("u1", "speech")
+
+
+def test_off_and_dtmf_only_ignore_speech():
+    assert arbiter(BargeInPolicy(BargeInMode.OFF)).speech_started() == Backchannel("u1", "policy_off")
+    b = arbiter(BargeInPolicy(BargeInMode.DTMF_ONLY))
+    assert b.speech_started() == Backchannel("u1", "dtmf_only")
+    assert b.dtmf() == Interrupt("u1", "dtmf")
+
+
+def test_off_ignores_dtmf_too():
+    assert arbiter(BargeInPolicy(BargeInMode.OFF)).dtmf() is None
+
+
+def test_after_words_waits_for_enough_words():
+    b = arbiter(BargeInPolicy(BargeInMode.AFTER_WORDS, min_words=3))
+    b.speech_started()
+    assert b.speech_progress(5000) is None
+    assert b.transcript("I want", final=False) is None
+    assert b.transcript("I want to speak", final=False) == Interrupt("u1", "words")
+
+
+def test_after_words_final_with_too_few_words_is_a_backchannel():
+    b = arbiter(BargeInPolicy(BargeInMode.AFTER_WORDS, min_words=3))
+    b.speech_started()
+    assert b.transcript("no thanks", final=True) == Backchannel("u1", "too_few_words")
+
+
+def test_prompt_ending_during_judgement_releases_the_speech():
+    b = arbiter()
+    b.speech_started()
+    assert b.prompt_finished("u1") is True
+    assert b.speech_progress(900) is None
+    assert b.prompt_finished("u1") is False
+
+
+def test_disabled_globally_never_interrupts():
+    b = BargeIn(BargeInSettings(enabled=False))
+    b.prompt_started("u1", ON)
+    assert b.speech_started() == Backchannel("u1", "policy_off")
+    assert b.dtmf() is None
+
+
+def test_words_of_keeps_hyphenated_backchannels():
+    assert words_of("Mm-hmm, OK.") == ["mm-hmm", "ok"]
