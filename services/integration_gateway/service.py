@@ -1,29 +1,54 @@
-"""The integration gateway's gRPC servicer and process wiring."""
+"""The integration gateway's gRPC servicer and process wiring. Only this module
+converts between protobuf and the gateway's domain types."""
 
 from __future__ import annotations
 
 import json
+import logging
 
 import grpc
-
+from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import abort_invalid, require_session_id
 from dialtone.common.ids import parse_idempotency_key
-from dialtone.integration_gateway.config import IntegrationGatewayConfig
+from dialtone.integration_gateway.config import IntegrationGatewayConfig, load_services
+from dialtone.integration_gateway.errors import StoreUnavailable
+from dialtone.integration_gateway.gateway import ActionCall, ActionOutcome, IntegrationGateway
+from dialtone.integration_gateway.store import MemoryStore, StateStore
 from dialtone.v1 import integration_gateway_pb2 as pb
 from dialtone.v1 import integration_gateway_pb2_grpc as pb_grpc
 
+log = logging.getLogger(__name__)
 
-def validate_request(request: pb.ActionRequest) -> dict:
+_ERROR_KINDS = {
+    "": pb.ERROR_KIND_UNSPECIFIED,
+    "timeout": pb.ERROR_KIND_TIMEOUT,
+    "connect_error": pb.ERROR_KIND_CONNECT_ERROR,
+    "http_error": pb.ERROR_KIND_HTTP_ERROR,
+    "breaker_open": pb.ERROR_KIND_BREAKER_OPEN,
+    "rate_limited": pb.ERROR_KIND_RATE_LIMITED,
+    "invalid_request": pb.ERROR_KIND_INVALID_REQUEST,
+    "unknown_service": pb.ERROR_KIND_UNKNOWN_SERVICE,
+}
+
+
+def validate_request(request: pb.ActionRequest, max_payload_bytes: int = 64 * 1024) -> dict:
     require_session_id(request.session_id, "ActionRequest")
     if not request.idempotency_key:
         raise InvalidArgument("ActionRequest: idempotency_key is required (session:seq:index)")
     try:
-        parse_idempotency_key(request.idempotency_key)
+        key = parse_idempotency_key(request.idempotency_key)
     except ValueError as exc:
         raise InvalidArgument(f"ActionRequest: {exc}") from exc
+    if key.session_id != request.session_id:
+        raise InvalidArgument("ActionRequest: idempotency_key must start with the request's session_id")
     if not request.service or not request.method:
         raise InvalidArgument("ActionRequest: service and method are required")
+    if len(request.service) > 128 or len(request.method) > 128:
+        raise InvalidArgument("ActionRequest: service and method names are at most 128 characters")
+    if len(request.payload_json) > max_payload_bytes:
+        raise InvalidArgument(f"ActionRequest: payload_json is {len(request.payload_json)} bytes; "
+                              f"the limit is {max_payload_bytes}")
     try:
         payload = json.loads(request.payload_json) if request.payload_json else {}
     except json.JSONDecodeError as exc:
@@ -33,34 +58,64 @@ def validate_request(request: pb.ActionRequest) -> dict:
     return payload
 
 
+def to_result(outcome: ActionOutcome) -> pb.ActionResult:
+    return pb.ActionResult(ok=outcome.ok, http_status=outcome.http_status, body_json=outcome.body_json,
+                           attempts=outcome.attempts, error_kind=_ERROR_KINDS[outcome.error_kind],
+                           error_message=outcome.error_message, idempotency_key=outcome.key,
+                           replayed=outcome.replayed, latency_ms=outcome.latency_ms)
+
+
 class IntegrationGatewayServicer(pb_grpc.IntegrationGatewayServicer):
-    def __init__(self, config: IntegrationGatewayConfig) -> None:
+    def __init__(self, config: IntegrationGatewayConfig, gateway: IntegrationGateway) -> None:
         self._config = config
+        self._gateway = gateway
 
     async def Invoke(self, request: pb.ActionRequest, context: grpc.aio.ServicerContext) -> pb.ActionResult:
         try:
-            validate_request(request)
+            payload = validate_request(request, self._config.max_payload_bytes)
         except InvalidArgument as exc:
             await abort_invalid(context, exc)
-        return pb.ActionResult(ok=False, error_kind=pb.ERROR_KIND_UNKNOWN_SERVICE, attempts=0,
-                               idempotency_key=request.idempotency_key,
-                               error_message=f"no service named {request.service!r} is configured")
+            raise AssertionError("abort returns only by raising") from exc  # pragma: no cover
+        call = ActionCall(session_id=request.session_id, key=request.idempotency_key, service=request.service,
+                          method=request.method, payload=payload, timeout_ms=request.timeout_ms)
+        return to_result(await self._gateway.invoke(call))
+
+
+def make_store(config: IntegrationGatewayConfig) -> StateStore:
+    if config.store.kind == "redis":
+        if not config.store.redis_url:
+            raise ConfigError("store.redis_url: required when store.kind is 'redis'")
+        from dialtone.integration_gateway.store_redis import RedisStore
+
+        return RedisStore(config.store.redis_url, config.store.key_prefix)
+    return MemoryStore()
 
 
 class IntegrationGatewayApp:
     def __init__(self, config: IntegrationGatewayConfig) -> None:
         self.config = config
-        self.servicer = IntegrationGatewayServicer(config)
+        self.services = load_services(config)  # bad config fails here, before the port opens
+        self.store = make_store(config)
+        self.gateway = IntegrationGateway(config, self.services, self.store)
+        self.servicer = IntegrationGatewayServicer(config, self.gateway)
 
     def register(self, server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_IntegrationGatewayServicer_to_server(self.servicer, server)
         return [pb.DESCRIPTOR.services_by_name["IntegrationGateway"].full_name]
 
     async def start(self) -> None:
-        return None
+        ping = getattr(self.store, "ping", None)
+        if ping is not None:
+            try:
+                await ping()
+            except StoreUnavailable as exc:
+                raise OSError(str(exc)) from exc
+        log.info("integration gateway ready with %d service(s): %s", len(self.services),
+                 ", ".join(sorted(self.services)) or "(none)")
 
     async def drain(self) -> None:
-        return None
+        return None  # the gRPC server's grace period lets Invokes in hand finish
 
     async def close(self) -> None:
-        return None
+        await self.gateway.close()
+        await self.store.close()

@@ -1,0 +1,125 @@
+"""The httpx adapter: one pooled ``httpx.AsyncClient`` per configured service, with
+its TLS (CA bundle, client certificate for mutual TLS), HTTP/2 when configured, and
+its authentication (API key in a header or the query, OAuth2 client credentials).
+
+``send`` makes ONE attempt and never raises for backend trouble: timeouts and
+transport errors are mapped here, once, to an ``AttemptOutcome``; retries and
+breakers are the gateway's job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import ssl
+
+import httpx
+from dialtone.common.config import ConfigError
+from dialtone.integration_gateway.config import BackendServiceConfig
+from dialtone.integration_gateway.core.retry import AttemptKind, AttemptOutcome
+from dialtone.integration_gateway.oauth2 import OAuth2Tokens, TokenError
+from dialtone.integration_gateway.requests import HttpRequestSpec
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class HttpReply:
+    outcome: AttemptOutcome
+    body: bytes = b""
+    error: str = ""  # why, when there is no usable response
+
+
+def _ssl_context(name: str, service: BackendServiceConfig) -> ssl.SSLContext | bool:
+    tls = service.tls
+    if not (tls.ca_bundle or tls.client_cert) and tls.verify:
+        return True
+    try:
+        context = ssl.create_default_context(cafile=tls.ca_bundle or None)
+        if not tls.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if tls.client_cert:
+            context.load_cert_chain(tls.client_cert, tls.client_key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"services.{name}.tls: cannot load certificates: {exc}") from exc
+    return context
+
+
+class BackendClient:
+    def __init__(self, name: str, service: BackendServiceConfig) -> None:
+        self.name = name
+        self.config = service
+        self.base_url = service.effective_base_url()
+        auth = service.auth
+        self._api_key = auth.api_key.secret.resolve(f"services.{name}.auth.api_key.secret") \
+            if auth.kind == "api_key" else ""
+        self.oauth2: OAuth2Tokens | None = None
+        if auth.kind == "oauth2":
+            secret = auth.oauth2.client_secret.resolve(f"services.{name}.auth.oauth2.client_secret")
+            self.oauth2 = OAuth2Tokens(auth.oauth2, secret, name)
+        timeouts = service.timeouts
+        self._client = httpx.AsyncClient(
+            verify=_ssl_context(name, service), http2=service.http2, follow_redirects=False,
+            timeout=httpx.Timeout(timeouts.read_s, connect=timeouts.connect_s),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            headers=service.headers)
+
+    def _timeout(self, remaining_s: float) -> httpx.Timeout:
+        t = self.config.timeouts
+        read = max(0.001, min(t.read_s, remaining_s))
+        return httpx.Timeout(read, connect=max(0.001, min(t.connect_s, remaining_s)))
+
+    async def send(self, spec: HttpRequestSpec, idempotency_key: str, remaining_s: float) -> HttpReply:
+        """One attempt, bounded by ``remaining_s``."""
+        if remaining_s <= 0:
+            return HttpReply(AttemptOutcome(AttemptKind.TIMEOUT), error="deadline passed before the attempt")
+        try:
+            async with asyncio.timeout(remaining_s):
+                return await self._send(spec, idempotency_key, remaining_s)
+        except TimeoutError:
+            return HttpReply(AttemptOutcome(AttemptKind.TIMEOUT), error=f"no answer within {remaining_s:.3f} s")
+
+    async def _send(self, spec: HttpRequestSpec, idempotency_key: str, remaining_s: float) -> HttpReply:
+        timeout = self._timeout(remaining_s)
+        headers = {"Idempotency-Key": idempotency_key}
+        params = list(spec.query)
+        api_key = self.config.auth.api_key
+        if self._api_key and api_key.header:
+            headers[api_key.header] = api_key.prefix + self._api_key
+        elif self._api_key:
+            params.append((api_key.query, api_key.prefix + self._api_key))
+        for auth_round in range(2):  # a 401 with OAuth2 refreshes the token once
+            token = ""
+            if self.oauth2 is not None:
+                try:
+                    token = await self.oauth2.token(self._client, timeout)
+                except TokenError as exc:
+                    kind = {"timeout": AttemptKind.TIMEOUT, "connect_error": AttemptKind.CONNECT_ERROR}.get(
+                        exc.kind, AttemptKind.RESPONSE)
+                    return HttpReply(AttemptOutcome(kind, exc.status), error=f"oauth2: {exc}")
+                headers["Authorization"] = "Bearer " + token
+            try:
+                reply = await self._client.request(spec.verb, spec.url, params=params or None,
+                                                   json=spec.json_body, headers=headers, timeout=timeout)
+            except httpx.TimeoutException as exc:
+                return HttpReply(AttemptOutcome(AttemptKind.TIMEOUT), error=f"timeout: {type(exc).__name__}")
+            except httpx.TransportError as exc:
+                return HttpReply(AttemptOutcome(AttemptKind.CONNECT_ERROR),
+                                 error=f"{type(exc).__name__}: {exc}"[:300])
+            if reply.status_code == 401 and self.oauth2 is not None and auth_round == 0:
+                self.oauth2.invalidate(token)
+                continue
+            break
+        body = reply.content
+        if len(body) > MAX_BODY_BYTES:
+            return HttpReply(AttemptOutcome(AttemptKind.RESPONSE, 502),
+                             error=f"backend body of {len(body)} bytes exceeds {MAX_BODY_BYTES}")
+        return HttpReply(AttemptOutcome(AttemptKind.RESPONSE, reply.status_code, reply.headers.get("retry-after")),
+                         body=body)
+
+    async def close(self) -> None:
+        await self._client.aclose()

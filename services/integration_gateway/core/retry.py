@@ -1,0 +1,82 @@
+"""When to retry a backend call, and after how long.
+
+Retried: connect errors, timeouts, 429 and 5xx. Never other 4xx: the backend
+answered and would answer the same again. A ``Retry-After`` header (seconds or an
+HTTP date) replaces the backoff; one longer than ``max_retry_after_s`` or past the
+deadline ends the retries instead of being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.utils
+import enum
+
+
+class AttemptKind(enum.Enum):
+    RESPONSE = "response"  # the backend answered with a status
+    TIMEOUT = "timeout"
+    CONNECT_ERROR = "connect_error"
+
+
+@dataclasses.dataclass(frozen=True)
+class AttemptOutcome:
+    kind: AttemptKind
+    status: int = 0
+    retry_after: str | None = None  # the raw Retry-After header, if any
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is AttemptKind.RESPONSE and 200 <= self.status < 300
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    backoff_initial_s: float = 0.1
+    backoff_max_s: float = 2.0
+    max_retry_after_s: float = 30.0
+
+
+def is_retryable(outcome: AttemptOutcome) -> bool:
+    if outcome.kind is not AttemptKind.RESPONSE:
+        return True
+    return outcome.status == 429 or outcome.status >= 500
+
+
+def parse_retry_after(value: str | None, now_epoch: float) -> float | None:
+    """Seconds to wait from a Retry-After value (delta-seconds or HTTP date); None if absent or invalid."""
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now_epoch)
+
+
+def backoff(policy: RetryPolicy, attempt: int, jitter: float) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random (jitter in [0, 1])."""
+    base = min(policy.backoff_max_s, policy.backoff_initial_s * (2 ** max(0, attempt - 1)))
+    return base / 2 + base / 2 * min(1.0, max(0.0, jitter))
+
+
+def next_delay(policy: RetryPolicy, outcome: AttemptOutcome, attempt: int, now: float, deadline: float,
+               now_epoch: float, jitter: float) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1``, or None to stop after ``attempt`` attempts."""
+    if outcome.ok or not is_retryable(outcome) or attempt >= policy.max_attempts:
+        return None
+    delay = backoff(policy, attempt, jitter)
+    retry_after = parse_retry_after(outcome.retry_after, now_epoch)
+    if retry_after is not None:
+        if retry_after > policy.max_retry_after_s:
+            return None
+        delay = retry_after
+    if now + delay >= deadline:
+        return None
+    return delay

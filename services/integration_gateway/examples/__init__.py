@@ -1,0 +1,1 @@
+"""Packaged example configs (services.yaml for the example backend)."""
