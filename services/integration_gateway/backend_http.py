@@ -26,6 +26,17 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 1024 * 1024
 
 
+class _DropRequestLines(logging.Filter):
+    """httpx logs every request's full URL at INFO, query included, and an API key may be in the query.
+    The gateway logs each call itself, redacted, so those lines are dropped whatever the log level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.levelno <= logging.INFO and str(record.msg).startswith("HTTP Request:"))
+
+
+logging.getLogger("httpx").addFilter(_DropRequestLines())
+
+
 @dataclasses.dataclass(frozen=True)
 class HttpReply:
     outcome: AttemptOutcome
