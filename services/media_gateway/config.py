@@ -3,6 +3,7 @@ from __future__ import annotations
 import dataclasses
 
 from dialtone.common.config import GrpcServerConfig, MetricsConfig, ServiceConfig
+from dialtone.media_gateway.webrtc.config import WebRtcConfig
 
 
 @dataclasses.dataclass
@@ -17,3 +18,4 @@ class MediaGatewayConfig(ServiceConfig):
     metrics: MetricsConfig = dataclasses.field(default_factory=lambda: MetricsConfig(port=9101))
     speech_gateway_address: str = "127.0.0.1:7002"
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
+    webrtc: WebRtcConfig = dataclasses.field(default_factory=WebRtcConfig)
