@@ -1,0 +1,346 @@
+"""The dialog FSM: ``handle(session, event, now) -> (session', actions)``.
+
+Deterministic: the result depends only on the dialog, the session, the event and ``now``; the
+engine never reads the clock or randomness. Timers are deadlines in the session
+(``session.next_deadline()``); due timers fire, in deadline order and at their own deadline,
+before the event that reveals them, so replaying an event log gives the same actions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from dialtone.conversation_runtime.core import events as ev
+from dialtone.conversation_runtime.core import model as m
+from dialtone.conversation_runtime.core.expressions import EvaluationError, Template
+from dialtone.conversation_runtime.core.session import OUTBOX_LIMIT, Session
+
+MAX_TIMER_FIRINGS = 64  # per handle(); a bound, far above what any dialog needs
+
+
+@dataclasses.dataclass
+class Outcome:
+    session: Session
+    actions: list[ev.Action]
+    fired: list[m.Transition]
+
+
+def start(dialog: m.Dialog, session_id: str, call: ev.CallInfo, now: float) -> tuple[Session, list[ev.Action]]:
+    """A new session in the dialog's initial state, with its on_enter actions."""
+    outcome = start_traced(dialog, session_id, call, now)
+    return outcome.session, outcome.actions
+
+
+def start_traced(dialog: m.Dialog, session_id: str, call: ev.CallInfo, now: float) -> Outcome:
+    session = Session(session_id=session_id, dialog=dialog.name, version=dialog.version,
+                      variables=dict(dialog.variables), call=call.as_variables(), started_at=now, step=1)
+    run = _Run(dialog, session, now)
+    if dialog.max_duration:
+        session.timers["max_duration"] = now + dialog.max_duration
+    run.enter(dialog.initial)
+    run.touch()
+    return Outcome(session, run.actions, run.fired)
+
+
+def handle(dialog: m.Dialog, session: Session, event: ev.Event, now: float,
+           seq: int = 0) -> tuple[Session, list[ev.Action]]:
+    outcome = handle_traced(dialog, session, event, now, seq)
+    return outcome.session, outcome.actions
+
+
+def handle_traced(dialog: m.Dialog, session: Session, event: ev.Event, now: float, seq: int = 0) -> Outcome:
+    """Apply ``event`` (sequence ``seq``; 0 = unnumbered, as timer ticks are) at time ``now``.
+
+    An event whose ``seq`` is not after ``session.event_seq`` was applied already (a resumed
+    stream re-sending it) and changes nothing. An ended session changes no more.
+    """
+    if session.ended or (seq and seq <= session.event_seq):
+        return Outcome(session, [], [])
+    due = session.next_deadline()
+    if isinstance(event, ev.Tick) and (due is None or due > now):
+        return Outcome(session, [], [])
+    new = session.copy()
+    if seq:
+        new.event_seq = seq
+    new.step += 1
+    run = _Run(dialog, new, now)
+    run.fire_due_timers()
+    if not isinstance(event, ev.Tick) and not new.ended:
+        run.now = now
+        run.dispatch(event)
+        run.touch()
+    return Outcome(new, run.actions, run.fired)
+
+
+class _Run:
+    """One handle() call: the session it changes and the actions it collects."""
+
+    def __init__(self, dialog: m.Dialog, session: Session, now: float) -> None:
+        self.dialog = dialog
+        self.session = session
+        self.now = now
+        self.actions: list[ev.Action] = []
+        self.fired: list[m.Transition] = []
+        self.index = 0
+
+    # -- timers ----------------------------------------------------------------------------
+    def fire_due_timers(self) -> None:
+        s = self.session
+        for _ in range(MAX_TIMER_FIRINGS):
+            if s.ended or not s.timers:
+                return
+            name, deadline = min(s.timers.items(), key=lambda item: (item[1], item[0]))
+            if deadline > self.now:
+                return
+            del s.timers[name]
+            saved_now, self.now = self.now, deadline  # a timer acts at its own deadline
+            self.fire(name)
+            self.now = saved_now
+
+    def fire(self, name: str) -> None:
+        s = self.session
+        if name.startswith("timeout:"):
+            after = float(name.split(":", 1)[1])
+            self.run_event("timeout", {}, lambda t: t.after == after)
+        elif name == "no_input":
+            s.no_input_count += 1
+            self.run_event("no_input", {"count": s.no_input_count}, count=s.no_input_count)
+        elif name == "inter_digit":
+            self.finish_digits()
+        elif name == "max_duration":
+            if not self.run_event("max_duration", {}):
+                self.emit_hangup("max_duration")
+        elif name == "dead_air":
+            waiting = any(n != "max_duration" for n in s.timers) or s.pending_calls
+            if waiting:
+                self.arm("dead_air", self.dialog.dead_air)
+            elif not self.run_event("dead_air", {}):
+                self.emit_hangup("dead_air")
+
+    def arm(self, name: str, seconds: float | None) -> None:
+        if seconds:
+            self.session.timers[name] = self.now + seconds
+
+    def touch(self) -> None:
+        """Something happened: restart the dead-air watchdog."""
+        if self.dialog.dead_air and not self.session.ended:
+            self.arm("dead_air", self.dialog.dead_air)
+
+    # -- events ----------------------------------------------------------------------------
+    def dispatch(self, event: ev.Event) -> None:
+        s = self.session
+        state = self.dialog.states[s.state]
+        if isinstance(event, ev.SpeechStarted):
+            s.timers.pop("no_input", None)  # the caller is talking; a transcript will follow
+        elif isinstance(event, ev.SpeechResult):
+            if state.input.mode != "dtmf":
+                self.input_event("speech", {"transcript": event.transcript, "confidence": event.confidence})
+        elif isinstance(event, ev.DtmfPressed):
+            if state.input.mode != "speech":
+                self.dtmf(state, event.digit)
+        elif isinstance(event, ev.BackendResult):
+            call = s.pending_calls.pop(event.key, None)
+            if call is None:
+                return  # an answer to a call this session no longer waits for (already answered)
+            result = {"ok": event.ok, "status": event.status, "body": event.body, "service": call["service"],
+                      "method": call["method"],
+                      "error": {"kind": event.error_kind, "message": event.error_message} if not event.ok
+                      else None}
+            self.run_event("backend.result", {"result": result})
+        elif isinstance(event, ev.PlaybackStarted):
+            return
+        elif isinstance(event, ev.PlaybackFinished):
+            if state.input.no_input and self.listens_for_no_input(state):
+                self.arm("no_input", state.input.no_input)  # silence counts from the end of the prompt
+            self.run_event("playback.finished", {"playback": {
+                "utterance_id": event.utterance_id, "interrupted": event.interrupted,
+                "played_ms": event.played_ms}})
+        elif isinstance(event, ev.TransferResult):
+            self.run_event("transfer.result", {"transfer": {
+                "target_uri": event.target_uri, "ok": event.ok, "sip_status": event.sip_status}})
+        elif isinstance(event, ev.CallerHungUp):
+            transition = self.select("hangup", {"reason": event.reason})
+            if transition is not None:
+                self.fired.append(transition)
+                self.run_actions(transition.actions, {"reason": event.reason})
+            self.end(f"caller:{event.reason}")
+
+    def dtmf(self, state: m.State, digit: str) -> None:
+        s = self.session
+        collect = state.input.digits
+        if collect is None:
+            self.input_event("dtmf", {"digit": digit})
+            return
+        if not s.digit_buffer:
+            transition = self.select("dtmf", {"digit": digit})
+            if transition is not None:  # a menu key (such as 0 for an agent) before any digits
+                self.reset_counters()
+                self.take(transition, {"digit": digit})
+                return
+        if collect.finish_key is not None and digit == collect.finish_key:
+            self.finish_digits()
+            return
+        s.digit_buffer += digit
+        if collect.max_digits and len(s.digit_buffer) >= collect.max_digits:
+            self.finish_digits()
+        else:
+            self.arm("inter_digit", collect.inter_digit_timeout)
+
+    def finish_digits(self) -> None:
+        s = self.session
+        digits, s.digit_buffer = s.digit_buffer, ""
+        s.timers.pop("inter_digit", None)
+        self.input_event("digits", {"digits": digits})
+
+    def input_event(self, event: str, fields: dict[str, Any]) -> None:
+        """Speech or keys: a matching transition, else the no_match escalation."""
+        s = self.session
+        transition = self.select(event, fields)
+        if transition is not None:
+            self.reset_counters()
+            self.take(transition, fields)
+            return
+        if not self.dialog.states[s.state].expects_input:
+            return  # input nobody asked for (during a goodbye, say) is ignored
+        s.no_match_count += 1
+        self.run_event("no_match", {"count": s.no_match_count}, count=s.no_match_count)
+
+    def reset_counters(self) -> None:
+        self.session.no_input_count = 0
+        self.session.no_match_count = 0
+
+    def run_event(self, event: str, fields: dict[str, Any], extra: Any = None, count: int | None = None) -> bool:
+        transition = self.select(event, fields, extra, count)
+        if transition is None:
+            return False
+        self.take(transition, fields)
+        return True
+
+    def select(self, event: str, fields: dict[str, Any], extra: Any = None,
+               count: int | None = None) -> m.Transition | None:
+        """The first transition for ``event`` whose condition holds: the state's, then the dialog's.
+
+        For no_input / no_match, a transition for this exact ``count`` wins over one without.
+        """
+        state = self.dialog.states[self.session.state]
+        activation = self.activation(fields)
+        for level in self.dialog.candidates(state, event):
+            options = [t for t in level if extra is None or extra(t)]
+            if count is not None:
+                options = [t for t in options if t.count == count] + [t for t in options if t.count is None]
+            for transition in options:
+                if transition.condition is None or transition.condition.test(activation):
+                    return transition
+        return None
+
+    def listens_for_no_input(self, state: m.State) -> bool:
+        return state.expects_input and any(level for level in self.dialog.candidates(state, "no_input"))
+
+    # -- transitions and actions -----------------------------------------------------------
+    def take(self, transition: m.Transition, fields: dict[str, Any]) -> None:
+        self.fired.append(transition)
+        self.run_actions(transition.actions, fields)
+        if transition.target is not None and not self.session.ended:
+            self.enter(transition.target)
+
+    def enter(self, name: str) -> None:
+        s = self.session
+        for timer in [t for t in s.timers if t.startswith("timeout:") or t in ("no_input", "inter_digit")]:
+            del s.timers[timer]
+        s.digit_buffer = ""
+        s.state = name
+        s.entered_at = self.now
+        state = self.dialog.states[name]
+        self.emit("state_changed", {"dialog": self.dialog.name, "state": name})
+        self.run_actions(state.on_enter, {})
+        if s.ended:
+            return
+        for level in self.dialog.candidates(state, "timeout"):
+            if level and not (state.final and level[0].origin == "*"):
+                for after in sorted({t.after for t in level if t.after}):
+                    self.arm(f"timeout:{after!r}", after)
+                break
+        if state.input.no_input and self.listens_for_no_input(state):
+            self.arm("no_input", state.input.no_input)
+
+    def activation(self, fields: dict[str, Any]) -> dict[str, Any]:
+        return {**self.session.variables, "call": self.session.call, **fields}
+
+    def run_actions(self, actions: tuple[m.Action, ...], fields: dict[str, Any]) -> None:
+        s = self.session
+        state = self.dialog.states[s.state]
+        for action in actions:
+            if s.ended:
+                return
+            activation = self.activation(fields)
+            if isinstance(action, m.SetVariables):
+                for name, expression in action.assignments:
+                    try:
+                        s.variables[name] = expression.evaluate(self.activation(fields))
+                    except EvaluationError:
+                        pass  # documented: a set that cannot be computed leaves the variable as it was
+            elif isinstance(action, m.Say):
+                barge_in = action.barge_in or state.input.barge_in
+                self.emit("say", {"text": action.text.render(activation), "voice": action.voice,
+                                  "barge_in": {"mode": barge_in.mode, "min_words": barge_in.min_words}})
+            elif isinstance(action, m.Play):
+                barge_in = action.barge_in or state.input.barge_in
+                self.emit("play", {"audio_uri": action.file,
+                                   "barge_in": {"mode": barge_in.mode, "min_words": barge_in.min_words}})
+            elif isinstance(action, m.Call):
+                data = {"service": action.service, "method": action.method,
+                        "payload": _render(action.payload, activation), "timeout_ms": action.timeout_ms}
+                key = self.emit("call", data)
+                s.pending_calls[key] = data
+            elif isinstance(action, m.Transfer):
+                self.emit("transfer", {"target_uri": action.target.render(activation)})
+            elif isinstance(action, m.Hangup):
+                self.emit_hangup(action.reason)
+
+    def emit_hangup(self, reason: str) -> None:
+        self.emit("hangup", {"reason": reason})
+        self.end(reason)
+
+    def end(self, reason: str) -> None:
+        s = self.session
+        s.ended = True
+        s.end_reason = reason
+        s.timers.clear()
+
+    def emit(self, kind: str, data: dict[str, Any]) -> str:
+        s = self.session
+        key = f"{s.session_id}:{s.step}:{self.index}"
+        self.index += 1
+        seq = 0
+        if kind != "call":
+            s.action_seq += 1
+            seq = s.action_seq
+        action = ev.Action(kind, seq, key, data)
+        self.actions.append(action)
+        if seq:
+            s.outbox.append(action.to_dict())
+            if len(s.outbox) > OUTBOX_LIMIT:
+                del s.outbox[: len(s.outbox) - OUTBOX_LIMIT]
+        return key
+
+
+def _render(value: Any, activation: dict[str, Any]) -> Any:
+    if isinstance(value, Template):
+        # "${expr}" alone keeps the expression's type (a number stays a number in the payload).
+        if len(value.parts) == 1 and not isinstance(value.parts[0], str):
+            try:
+                return value.parts[0].evaluate(activation)
+            except EvaluationError:
+                return None
+        return value.render(activation)
+    if isinstance(value, dict):
+        return {k: _render(v, activation) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_render(v, activation) for v in value]
+    return value
+
+
+def actions_after(session: Session, last_action_seq: int) -> list[ev.Action]:
+    """Stream actions issued after ``last_action_seq`` (what a resumed stream has not received)."""
+    return [ev.Action.from_dict(a) for a in session.outbox if int(a["seq"]) > last_action_seq]

@@ -1,0 +1,160 @@
+"""The compiled dialog: immutable data the engine executes and ``dialtone dialog graph`` draws.
+
+A dialog compiles to states, each with its ``on_enter`` actions and an ordered transition table
+``event -> [Transition(condition, target, actions)]`` (STYLE "transitions are data").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from dialtone.conversation_runtime.core.expressions import Expression, Template
+
+EVENTS = ("speech", "dtmf", "digits", "timeout", "no_input", "no_match", "backend.result",
+          "playback.finished", "transfer.result", "hangup", "max_duration", "dead_air")
+
+# Names each event puts in front of conditions and actions, besides variables and ``call``.
+EVENT_FIELDS: dict[str, tuple[str, ...]] = {
+    "speech": ("transcript", "confidence"),
+    "dtmf": ("digit",),
+    "digits": ("digits",),
+    "backend.result": ("result",),
+    "playback.finished": ("playback",),
+    "transfer.result": ("transfer",),
+    "no_input": ("count",),
+    "no_match": ("count",),
+    "hangup": ("reason",),
+    "timeout": (),
+    "max_duration": (),
+    "dead_air": (),
+}
+RESERVED_NAMES = frozenset({"call", *[n for fields in EVENT_FIELDS.values() for n in fields]})
+INPUT_EVENTS = frozenset({"speech", "dtmf", "digits"})
+BARGE_IN_MODES = ("on", "off", "dtmf_only", "after_words")
+INPUT_MODES = ("speech", "dtmf", "both")
+
+
+@dataclasses.dataclass(frozen=True)
+class BargeIn:
+    mode: str = "on"
+    min_words: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitCollection:
+    max_digits: int = 0               # 0 = until the finish key or the inter-digit timeout
+    finish_key: str | None = "#"
+    inter_digit_timeout: float = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class InputSettings:
+    mode: str = "both"
+    barge_in: BargeIn = BargeIn()
+    no_input: float | None = None     # seconds of silence after the prompts before a no_input event
+    digits: DigitCollection | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Say:
+    text: Template
+    voice: str = ""
+    barge_in: BargeIn | None = None   # None = the state's policy
+
+
+@dataclasses.dataclass(frozen=True)
+class Play:
+    file: str
+    barge_in: BargeIn | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Call:
+    service: str
+    method: str
+    payload: Any                      # JSON-like tree whose strings are Templates
+    timeout_ms: int = 0
+    line: int = 0
+    col: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class SetVariables:
+    assignments: tuple[tuple[str, Expression], ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Transfer:
+    target: Template
+
+
+@dataclasses.dataclass(frozen=True)
+class Hangup:
+    reason: str = "dialog"
+
+
+Action = Say | Play | Call | SetVariables | Transfer | Hangup
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    event: str
+    target: str | None
+    condition: Expression | None = None
+    actions: tuple[Action, ...] = ()
+    after: float | None = None        # timeout: seconds after entering the state
+    count: int | None = None          # no_input / no_match: the Nth occurrence (None = any)
+    line: int = 0
+    origin: str = ""                  # the state it belongs to, or "*" for dialog-wide handlers
+
+    @property
+    def label(self) -> str:
+        """How coverage reports and graphs name it."""
+        extra = ""
+        if self.after is not None:
+            extra = f" after {self.after:g}s"
+        if self.count is not None:
+            extra = f" #{self.count}"
+        if self.condition is not None:
+            extra += f" [{self.condition.source}]"
+        return f"{self.origin} --{self.event}{extra}--> {self.target or '(stay)'}"
+
+
+@dataclasses.dataclass(frozen=True)
+class State:
+    name: str
+    on_enter: tuple[Action, ...]
+    transitions: tuple[Transition, ...]
+    input: InputSettings
+    final: bool
+    line: int = 0
+
+    @property
+    def expects_input(self) -> bool:
+        """The state waits for the caller: only such states arm no_input and count no_match."""
+        return not self.final and any(t.event in INPUT_EVENTS for t in self.transitions)
+
+    def handles(self, event: str) -> tuple[Transition, ...]:
+        return tuple(t for t in self.transitions if t.event == event)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dialog:
+    name: str
+    initial: str
+    variables: dict[str, Any]
+    states: dict[str, State]
+    handlers: tuple[Transition, ...]
+    version: str
+    source: str                       # the file it came from
+    max_duration: float | None = None
+    dead_air: float | None = None
+
+    def candidates(self, state: State, event: str) -> list[tuple[Transition, ...]]:
+        """Transitions to try for ``event`` in ``state``: the state's own first, then the dialog's."""
+        return [state.handles(event), tuple(t for t in self.handlers if t.event == event)]
+
+    def all_transitions(self) -> list[Transition]:
+        out = [t for s in self.states.values() for t in s.transitions]
+        return out + list(self.handlers)

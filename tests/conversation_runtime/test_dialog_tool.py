@@ -1,0 +1,69 @@
+"""`dialtone dialog validate|test|graph` as an operator runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from dialtone.conversation_runtime.dialog_testing import run_test_file
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "services" / "conversation_runtime" / "examples"
+DIALOGS = [EXAMPLES / f"{name}.yaml" for name in ("order_status", "appointment_booking", "dtmf_menu")]
+
+
+def dialtone(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dialtone", "dialog", *args], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_examples_pass_their_own_tests_with_full_coverage() -> None:
+    """The three shipped dialogs pass their test files; coverage is reported and meets 90 %."""
+    tests = [str(p.with_suffix(".test.yaml")) for p in DIALOGS]
+    result = dialtone("test", *tests, "--min-coverage", "90")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAIL" not in result.stdout
+    assert result.stdout.count("coverage ") == 3
+
+
+def test_failing_case_and_low_coverage_exit_1(tmp_path: Path) -> None:
+    """A case whose expectation is wrong fails with its file:line; too little coverage fails too."""
+    test_file = tmp_path / "t.test.yaml"
+    test_file.write_text(f"dialog: {EXAMPLES / 'dtmf_menu.yaml'}\ncases:\n  - name: wrong\n    steps:\n"
+                         "      - dtmf: '1'\n      - expect: {state: main_menu}\n")
+    result = dialtone("test", str(test_file))
+    assert result.returncode == 1
+    assert f"{test_file}:6:9: expected state 'main_menu', the dialog is in 'sales'" in result.stdout
+    ok_file = tmp_path / "ok.test.yaml"
+    ok_file.write_text(f"dialog: {EXAMPLES / 'dtmf_menu.yaml'}\ncases:\n  - steps: [{{dtmf: '1'}}]\n")
+    assert dialtone("test", str(ok_file)).returncode == 0
+    low = dialtone("test", str(ok_file), "--min-coverage", "80")
+    assert low.returncode == 1 and "below --min-coverage 80%" in low.stdout
+
+
+def test_validate_prints_file_line_col_and_exits_1(tmp_path: Path) -> None:
+    """validate: 0 for good files; 1 and `file:line:col: message` for every error of a bad one."""
+    assert dialtone("validate", *map(str, DIALOGS)).returncode == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(DIALOGS[2].read_text().replace("target: sales", "target: salez"))
+    result = dialtone("validate", str(DIALOGS[0]), str(bad))
+    assert result.returncode == 1
+    line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "salez" in text)
+    assert f"{bad}:{line}:19: target 'salez' does not exist" in result.stdout
+
+
+def test_graph_mermaid_and_dot() -> None:
+    """graph draws the compiled table: every transition is an edge."""
+    mermaid = dialtone("graph", str(DIALOGS[2]))
+    assert mermaid.returncode == 0
+    assert mermaid.stdout.startswith("stateDiagram-v2\n    [*] --> main_menu\n")
+    assert 'main_menu --> sales: dtmf [digit == "1"]' in mermaid.stdout
+    dot = dialtone("graph", str(DIALOGS[2]), "--format", "dot")
+    assert dot.stdout.startswith('digraph "dtmf_menu" {') and '"support_menu" -> "main_menu"' in dot.stdout
+
+
+def test_test_runner_reports_uncovered_transitions() -> None:
+    """Coverage names what was never taken."""
+    result = run_test_file(DIALOGS[2].with_suffix(".test.yaml"))
+    assert all(case.passed for case in result.cases)
+    assert result.coverage.transition_percent == 100.0

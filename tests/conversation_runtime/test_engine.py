@@ -1,0 +1,174 @@
+"""The dialog FSM: deterministic, timers as deadlines, escalation, digits, handlers, barge-in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dialtone.conversation_runtime.core import engine
+from dialtone.conversation_runtime.core import events as ev
+from dialtone.conversation_runtime.core.loader import load_dialog, load_dialog_text
+from dialtone.conversation_runtime.core.session import Session
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "services" / "conversation_runtime" / "examples"
+CALL = ev.CallInfo(caller="sip:alice@127.0.0.1", callee="1000", headers=(("X-Tier", "gold"),))
+
+
+def order_status():
+    return load_dialog(EXAMPLES / "order_status.yaml")
+
+
+def replay(dialog, log):
+    """Run an event log [(now, event)] from a fresh session; return every action and the session."""
+    session, actions = engine.start(dialog, "s1", CALL, 0.0)
+    out = list(actions)
+    for seq, (now, event) in enumerate(log, start=1):
+        session, actions = engine.handle(dialog, session, event, now, seq=0 if isinstance(event, ev.Tick) else seq)
+        out += actions
+    return out, session
+
+
+def test_same_event_log_gives_same_actions() -> None:
+    """Replaying one event log twice (on two loads of the dialog) gives identical actions and session."""
+    log = [(1.0, ev.SpeechStarted()), (2.0, ev.SpeechResult("um", 0.4)), (9.5, ev.Tick()),
+           (10.0, ev.DtmfPressed("1")), (10.5, ev.DtmfPressed("2")), (11.0, ev.DtmfPressed("3")),
+           (11.2, ev.DtmfPressed("4")), (11.4, ev.DtmfPressed("#"))]
+    first, session_a = replay(order_status(), log)
+    second, session_b = replay(order_status(), log)
+    assert first == second
+    assert session_a.to_json() == session_b.to_json()
+    assert any(a.kind == "call" and a.data["payload"] == {"order_id": "1234"} for a in first)
+
+
+def test_session_round_trips_through_json_mid_call() -> None:
+    """A session saved and loaded mid-call continues exactly as the one kept in memory."""
+    dialog = order_status()
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, _ = engine.handle(dialog, session, ev.DtmfPressed("5"), 1.0, seq=1)
+    restored = Session.from_json(session.to_json())
+    a = engine.handle(dialog, session, ev.DtmfPressed("6"), 2.0, seq=2)
+    b = engine.handle(dialog, restored, ev.DtmfPressed("6"), 2.0, seq=2)
+    assert a[1] == b[1]
+    assert a[0].to_json() == b[0].to_json()
+
+
+def test_repeated_event_seq_changes_nothing() -> None:
+    """An event re-sent by a resumed stream (seq already applied) issues no action."""
+    dialog = order_status()
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, actions = engine.handle(dialog, session, ev.DtmfPressed("0"), 1.0, seq=5)
+    assert any(a.kind == "transfer" for a in actions)
+    again, actions = engine.handle(dialog, session, ev.DtmfPressed("0"), 1.5, seq=5)
+    assert actions == [] and again is session
+
+
+def test_timers_are_deadlines_fired_at_their_own_time() -> None:
+    """No input for 6 s: next_deadline says when, and a late tick acts as if on time."""
+    dialog = order_status()
+    session, _ = engine.start(dialog, "s1", CALL, 100.0)
+    assert session.next_deadline() == 106.0
+    unchanged, actions = engine.handle(dialog, session, ev.Tick(), 105.9)
+    assert actions == [] and unchanged is session
+    late, actions = engine.handle(dialog, session, ev.Tick(), 107.5)
+    assert late.state == "reprompt" and late.entered_at == 106.0
+    assert late.timers["no_input"] == 112.0
+
+
+def test_no_input_escalates_first_then_default() -> None:
+    """The 1st no_input reprompts, the 2nd (the default handler) goes to the agent."""
+    out, session = replay(order_status(), [(6.0, ev.Tick()), (12.0, ev.Tick())])
+    states = [a.data["state"] for a in out if a.kind == "state_changed"]
+    assert states == ["greet", "reprompt", "agent"]
+
+
+def test_speech_stops_the_no_input_timer() -> None:
+    """While the caller talks no no_input fires; a matching transcript then resets the counters."""
+    dialog = order_status()
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, _ = engine.handle(dialog, session, ev.SpeechStarted(), 5.0, seq=1)
+    assert "no_input" not in session.timers
+    session, _ = engine.handle(dialog, session, ev.Tick(), 20.0)
+    assert session.state == "greet"
+
+
+def test_digit_collection_finishes_on_max_and_inter_digit_timeout() -> None:
+    """Six keys finish at once; fewer finish after the inter-digit timeout."""
+    dialog = order_status()
+    out, session = replay(dialog, [(1.0 + i * 0.1, ev.DtmfPressed(d)) for i, d in enumerate("123456")])
+    assert session.state == "lookup" and session.variables["order_id"] == "123456"
+    out, session = replay(dialog, [(1.0, ev.DtmfPressed("9")), (1.5, ev.DtmfPressed("8")),
+                                   (2.0, ev.DtmfPressed("7")), (2.5, ev.DtmfPressed("6")), (5.5, ev.Tick())])
+    assert session.state == "lookup" and session.variables["order_id"] == "9876"
+
+
+def test_menu_key_before_digits_takes_the_dialog_wide_handler() -> None:
+    """In a state collecting digits, 0 as the first key reaches the dialog-wide agent handler."""
+    out, session = replay(order_status(), [(1.0, ev.DtmfPressed("0"))])
+    assert session.state == "agent"
+    assert [a.data for a in out if a.kind == "transfer"] == [{"target_uri": "sip:agent@127.0.0.1"}]
+
+
+def test_say_carries_barge_in_policy() -> None:
+    """The disclosure plays with barge-in off; the question with the state's policy (on)."""
+    session, actions = engine.start(order_status(), "s1", CALL, 0.0)
+    says = [a.data for a in actions if a.kind == "say"]
+    assert says[0]["barge_in"] == {"mode": "off", "min_words": 0}
+    assert says[1]["barge_in"] == {"mode": "on", "min_words": 0}
+    assert all(a.key == f"s1:1:{i}" for i, a in enumerate(actions))
+    assert [a.seq for a in actions] == [1, 2, 3]
+
+
+def test_backend_error_kind_reaches_the_dialog() -> None:
+    """A backend.result error is visible to conditions as result.error.kind."""
+    dialog = load_dialog(EXAMPLES / "appointment_booking.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    for seq, text in enumerate(["Monday", "9", "yes"], start=1):
+        session, actions = engine.handle(dialog, session, ev.SpeechResult(text), float(seq), seq=seq)
+    (call,) = [a for a in actions if a.kind == "call"]
+    assert session.pending_calls == {call.key: call.data}
+    session, actions = engine.handle(dialog, session, ev.BackendResult(call.key, False, 409, None, "http_error"),
+                                     5.0, seq=10)
+    assert session.state == "slot_taken" and session.pending_calls == {}
+
+
+def test_caller_hangup_ends_the_session() -> None:
+    """After the caller hangs up nothing more happens, timers included."""
+    dialog = order_status()
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, actions = engine.handle(dialog, session, ev.CallerHungUp("bye"), 1.0, seq=1)
+    assert session.ended and session.timers == {} and actions == []
+    assert engine.handle(dialog, session, ev.Tick(), 100.0)[1] == []
+
+
+DEAD_AIR = """\
+dialog:
+  name: watchdog
+  initial: wait
+  max_duration: 60s
+  dead_air: 10s
+  states:
+    wait:
+      on_enter: [{say: "hi ${call.headers['X-Tier']}"}]
+      transitions:
+        - event: speech
+          target: wait
+"""
+
+
+def test_dead_air_and_max_duration_hang_up() -> None:
+    """Dead air hangs up after 10 s of nothing; call info (X-* headers) reaches templates."""
+    dialog = load_dialog_text(DEAD_AIR, "w.yaml")
+    session, actions = engine.start(dialog, "s1", CALL, 0.0)
+    assert actions[1].data["text"] == "hi gold"
+    session, actions = engine.handle(dialog, session, ev.Tick(), 10.0)
+    assert [a.data for a in actions if a.kind == "hangup"] == [{"reason": "dead_air"}]
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    for i in range(1, 8):  # speech every 9 s keeps dead air away; max duration still ends it
+        session, actions = engine.handle(dialog, session, ev.SpeechResult("x"), i * 9.0, seq=i)
+    assert session.ended and session.end_reason == "max_duration"
+
+
+def test_actions_after_gives_only_what_the_client_missed() -> None:
+    """Resume: actions up to last_action_seq are not re-sent; later ones are."""
+    session, actions = engine.start(order_status(), "s1", CALL, 0.0)
+    assert [a.seq for a in engine.actions_after(session, 1)] == [2, 3]
+    assert engine.actions_after(session, 3) == []
