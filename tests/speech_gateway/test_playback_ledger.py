@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSettings
 from dialtone.speech_gateway.core.playback import PlaybackLedger
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dialtone.speech_gateway.core.events import SilenceBegan, SpeechEnded, SpeechResumed, SpeechStarted
 from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings
 

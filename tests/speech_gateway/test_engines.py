@@ -1,0 +1,153 @@
+"""Engine adapters and helpers without the slow models: the worker pool, G.711, WAV
+parsing, the CT2 reader's errors, model-path errors and the light TTS engines."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+from dialtone.speech_gateway.audio_io import AudioFileError, read_wav, ulaw_decode, ulaw_encode, write_wav
+from dialtone.speech_gateway.config import AsrConfig, TtsConfig
+from dialtone.speech_gateway.engines.base import ModelError
+from dialtone.speech_gateway.engines.ct2_reader import CT2FormatError, read_ct2_model
+from dialtone.speech_gateway.engines.factory import build_asr, build_tts
+from dialtone.speech_gateway.engines.ggml_convert import convert_ct2_to_ggml, mel_filters
+from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
+from dialtone.speech_gateway.engines.tts_espeak import parse_wav_stream, split_sentences
+from dialtone.speech_gateway.textnorm import digit_string, normalize
+
+
+def test_ulaw_round_trip_is_close_and_matches_g711_reference_codes():
+    """Known G.711 µ-law codes: 0 -> 0xFF, -1 -> 0x7F, full scale -> 0x80 / 0x00."""
+    codes = ulaw_encode(np.array([0, -1, 32767, -32768], dtype=np.int16))
+    assert codes.tolist() == [0xFF, 0x7F, 0x80, 0x00]
+    x = np.linspace(-30000, 30000, 1000).astype(np.int16)
+    y = ulaw_decode(ulaw_encode(x)).astype(np.int32)
+    assert np.max(np.abs(y - x) / np.maximum(np.abs(x), 256)) < 0.07
+
+
+def test_read_wav_of_any_rate_and_width(tmp_path):
+    path = tmp_path / "a.wav"
+    pcm = (np.sin(np.arange(800) / 5) * 10000).astype("<i2").tobytes()
+    write_wav(path, pcm, 11025)
+    assert read_wav(path) == (pcm, 11025)
+
+
+def test_read_wav_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not a wav at all")
+    with pytest.raises(AudioFileError, match="bad.wav: not a PCM WAV file"):
+        read_wav(bad)
+    with pytest.raises(AudioFileError, match="no such file"):
+        read_wav(tmp_path / "missing.wav")
+
+
+def test_parse_wav_stream_accepts_placeholder_sizes_and_refuses_junk():
+    header = (b"RIFF" + struct.pack("<I", 0x7FFFF000) + b"WAVE" + b"fmt " + struct.pack("<I", 16)
+              + struct.pack("<HHIIHH", 1, 1, 22050, 44100, 2, 16) + b"data" + struct.pack("<I", 0x7FFFF000))
+    assert parse_wav_stream(header + b"\x01\x02\x03") == (b"\x01\x02", 22050)
+    with pytest.raises(ValueError, match="not a RIFF/WAVE stream"):
+        parse_wav_stream(b"garbage")
+
+
+def test_split_sentences():
+    assert split_sentences("Hello there. How are you?  Fine!") == ["Hello there.", "How are you?", "Fine!"]
+
+
+def test_ct2_reader_refuses_other_files(tmp_path):
+    path = tmp_path / "model.bin"
+    path.write_bytes(struct.pack("<I", 99))
+    with pytest.raises(CT2FormatError, match="binary version 99 is not supported"):
+        read_ct2_model(path)
+    path.write_bytes(struct.pack("<I", 6) + b"\x05")
+    with pytest.raises(CT2FormatError, match="truncated"):
+        read_ct2_model(path)
+    with pytest.raises(CT2FormatError, match="no model.bin"):
+        convert_ct2_to_ggml(tmp_path / "nowhere", tmp_path / "out.bin")
+
+
+def test_mel_filters_match_whispers_shape_and_normalisation():
+    filters = mel_filters()
+    assert filters.shape == (80, 201)
+    assert (filters >= 0).all() and (filters.sum(axis=1) > 0).all()
+    # Slaney area normalisation: each triangle's peak is 2 / bandwidth; the first band is 0-~53 Hz wide.
+    assert filters.argmax(axis=1).tolist() == sorted(filters.argmax(axis=1).tolist())
+
+
+def test_missing_models_give_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="convert-ggml"):
+        build_asr(AsrConfig(engine="whispercpp", ggml_model=str(tmp_path / "none.bin")))
+    with pytest.raises(ModelError, match="model.bin missing"):
+        build_asr(AsrConfig(model_dir=str(tmp_path)))
+    with pytest.raises(ModelError, match="piper voice model not found"):
+        build_tts(TtsConfig(voice=str(tmp_path / "none.onnx")))
+
+
+@pytest.mark.parametrize("engine", ["espeak", "flite"])
+def test_light_tts_engines_stream_one_chunk_per_sentence(engine):
+    tts = build_tts(TtsConfig(engine=engine))
+    chunks = list(tts.synthesize("Hello there. Goodbye now."))
+    assert len(chunks) == 2
+    assert all(len(c) > tts.sample_rate // 5 for c in chunks)  # each at least 100 ms of audio
+
+
+def test_flite_unknown_voice_is_an_error_not_silence():
+    with pytest.raises(ModelError, match="flite has no voice 'nosuchvoice'; built-in voices: .*slt"):
+        build_tts(TtsConfig(engine="flite", voice="nosuchvoice"))
+
+
+def test_normaliser_reads_long_numbers_digit_by_digit():
+    assert normalize("Press 1, or dial 8500 for voice mail.") == \
+        "press one or dial eight five zero zero for voicemail"
+    assert digit_string("It's 4, 5, 6 and seven") == "4567"
+
+
+async def test_pool_runs_off_the_loop_and_refuses_beyond_its_queue():
+    gate = threading.Event()
+    pool = EnginePool("test", ["engine-a"], max_queue=1)
+    first = asyncio.ensure_future(pool.run(lambda e: (gate.wait(5), e)[1]))
+    second = asyncio.ensure_future(pool.run(lambda e: e + "!"))
+    await asyncio.sleep(0.05)
+    assert pool.queued == 1
+    with pytest.raises(PoolBusy, match="test pool is full"):
+        await pool.run(lambda e: e)
+    gate.set()
+    assert await first == "engine-a" and await second == "engine-a!"
+    assert pool.idle
+    pool.shutdown()
+
+
+async def test_pool_stream_yields_items_and_stops_the_job_when_left_early():
+    produced = []
+
+    def job(engine):
+        for i in range(100):
+            produced.append(i)
+            time.sleep(0.005)  # a sentence takes time to synthesise
+            yield i
+
+    pool = EnginePool("stream", [object()])
+    got = []
+    async for item in pool.stream(job):
+        got.append(item)
+        if item == 2:
+            break
+    await asyncio.sleep(0.1)
+    assert got == [0, 1, 2] and len(produced) < 100
+    pool.shutdown()
+
+
+async def test_pool_stream_reraises_the_job_error():
+    def job(engine):
+        yield 1
+        raise RuntimeError("engine broke")
+
+    pool = EnginePool("err", [object()])
+    with pytest.raises(RuntimeError, match="engine broke"):
+        async for _ in pool.stream(job):
+            pass
+    pool.shutdown()
