@@ -59,10 +59,12 @@ app.kubernetes.io/component: {{ .name }}
 {{- define "dialtone.component.image" -}}
 {{- $c := index .root.Values .key -}}
 {{- $image := .root.Values.image -}}
-{{- $repository := $c.image.repository | default (printf "%s/%s" $image.repository .name) -}}
+{{- $repository := printf "%s/%s" $image.repository .name -}}
 {{- if $image.registry -}}
 {{- $repository = printf "%s/%s" (trimSuffix "/" $image.registry) $repository -}}
 {{- end -}}
+{{- /* A service's own repository is a full reference (registry included). */ -}}
+{{- $repository = $c.image.repository | default $repository -}}
 {{- $tag := $c.image.tag | default $image.tag | default .root.Chart.AppVersion -}}
 {{- printf "%s:%s" $repository $tag -}}
 {{- end -}}

@@ -1,0 +1,111 @@
+"""How SIP and RTP reach the media gateways, and how they drain."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.chart.chart import CHART, name, render
+
+FULL = CHART / "ci" / "full-values.yaml"
+MINIMAL = CHART / "ci" / "minimal-values.yaml"
+HOSTNET = CHART / "ci" / "hostnetwork-values.yaml"
+NODEPORT = CHART / "ci" / "nodeport-values.yaml"
+MEDIA = "media-gateway"
+
+
+def test_default_is_cluster_internal() -> None:
+    """Without hostNetwork or publicService there is no external SIP Service and no host port."""
+    rendered = render([MINIMAL])
+    assert not rendered.has("Service", name(MEDIA) + "-sip")
+    assert rendered.deployment(MEDIA)["spec"]["template"]["spec"].get("hostNetwork") is None
+
+
+def test_sip_listens_on_udp_and_tcp() -> None:
+    """The pod exposes SIP on UDP and TCP at the port the config binds."""
+    rendered = render([MINIMAL])
+    ports = {(p["name"], p["protocol"]): p["containerPort"] for p in rendered.container(MEDIA)["ports"]}
+    config = yaml.safe_load(rendered.config_text(MEDIA))
+    assert ports[("sip-udp", "UDP")] == ports[("sip-tcp", "TCP")] == config["sip"]["port"] == 5060
+    assert ports[("http", "TCP")] == config["http"]["port"]
+
+
+def test_hostnetwork_binds_on_the_node_one_gateway_per_node() -> None:
+    """hostNetwork: ClusterFirstWithHostNet DNS, a required anti-affinity per node, and the
+    node's IP as the advertised address."""
+    rendered = render([HOSTNET])
+    spec = rendered.deployment(MEDIA)["spec"]["template"]["spec"]
+    assert spec["hostNetwork"] is True
+    assert spec["dnsPolicy"] == "ClusterFirstWithHostNet"
+    terms = spec["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert terms[0]["topologyKey"] == "kubernetes.io/hostname"
+    assert terms[0]["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == MEDIA
+    env = {e["name"]: e for e in spec["containers"][0]["env"]}
+    assert env["DIALTONE_MEDIA_GATEWAY__SIP__ADVERTISED_ADDRESS"]["valueFrom"]["fieldRef"]["fieldPath"] \
+        == "status.hostIP"
+    assert spec["nodeSelector"] == {"dialtone.dev/media": "true"}
+    assert not rendered.has("Service", name(MEDIA) + "-sip")
+    # Only the media gateway uses the host's network.
+    for component in ("speech-gateway", "conversation-runtime", "integration-gateway"):
+        assert "hostNetwork" not in rendered.deployment(component)["spec"]["template"]["spec"]
+
+
+def test_load_balancer_lists_sip_and_every_rtp_port_with_local_policy() -> None:
+    """publicService LoadBalancer: SIP UDP+TCP and one UDP port per RTP port of the range,
+    externalTrafficPolicy Local, and the LB IP advertised in SIP/SDP."""
+    rendered = render([FULL])
+    service = rendered.get("Service", name(MEDIA) + "-sip")
+    spec = service["spec"]
+    assert spec["type"] == "LoadBalancer" and spec["externalTrafficPolicy"] == "Local"
+    assert spec["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
+    sip = [(p["protocol"], p["port"]) for p in spec["ports"] if p["name"].startswith("sip-")]
+    assert sorted(sip) == [("TCP", 5060), ("UDP", 5060)]
+    rtp = [p for p in spec["ports"] if p["name"].startswith("rtp-")]
+    config = yaml.safe_load(rendered.config_text(MEDIA))
+    assert [p["port"] for p in rtp] == list(range(config["rtp"]["port_min"], config["rtp"]["port_max"] + 1))
+    assert all(p["protocol"] == "UDP" and p["targetPort"] == p["port"] for p in rtp)
+    assert config["sip"]["advertised_address"] == "203.0.113.10"
+
+
+def test_node_port_keeps_rtp_ports_equal_to_node_ports() -> None:
+    """publicService NodePort: each RTP port is its own node port (the port put in SDP), and
+    SIP takes the configured node port."""
+    rendered = render([NODEPORT])
+    spec = rendered.get("Service", name(MEDIA) + "-sip")["spec"]
+    assert spec["type"] == "NodePort"
+    rtp = [p for p in spec["ports"] if p["name"].startswith("rtp-")]
+    assert len(rtp) == 20 and all(p["nodePort"] == p["port"] == p["targetPort"] for p in rtp)
+    assert {p["nodePort"] for p in spec["ports"] if p["name"].startswith("sip-")} == {30060}
+
+
+def test_drain_waits_for_calls_before_the_pod_is_killed() -> None:
+    """The media gateway gets a preStop pause, then its own drain period (new INVITEs get 503,
+    active calls finish), within terminationGracePeriodSeconds."""
+    rendered = render([MINIMAL])
+    pod = rendered.deployment(MEDIA)["spec"]["template"]["spec"]
+    config = yaml.safe_load(rendered.config_text(MEDIA))
+    pre_stop = pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    assert pod["terminationGracePeriodSeconds"] > int(pre_stop[1]) + config["shutdown_grace_s"]
+    assert config["shutdown_grace_s"] >= 300
+
+
+def test_autoscaling_on_active_calls_and_queue_depth() -> None:
+    """The media gateway can scale on active calls and the speech gateway on its queue depth
+    (Pods metrics), besides or instead of CPU."""
+    rendered = render([FULL])
+    media = rendered.get("HorizontalPodAutoscaler", name(MEDIA))["spec"]["metrics"]
+    assert {m["type"] for m in media} == {"Resource", "Pods"}
+    pods = next(m for m in media if m["type"] == "Pods")["pods"]
+    assert pods["metric"]["name"] == "dialtone_media_active_calls"
+    assert pods["target"] == {"type": "AverageValue", "averageValue": "150"}
+    speech = rendered.get("HorizontalPodAutoscaler", name("speech-gateway"))["spec"]["metrics"]
+    assert [m["type"] for m in speech] == ["Pods"]
+    assert speech[0]["pods"]["metric"]["name"] == "dialtone_speech_asr_queue_depth"
+
+
+def test_cpu_is_the_default_autoscaling_metric() -> None:
+    """With defaults, every service has an HPA on CPU utilisation."""
+    rendered = render([MINIMAL])
+    for hpa in rendered.of_kind("HorizontalPodAutoscaler"):
+        assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
+    assert len(rendered.of_kind("HorizontalPodAutoscaler")) == 4
