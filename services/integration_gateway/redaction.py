@@ -17,14 +17,24 @@ _CARD = re.compile(r"(?<!\d)(?:\d[ \-]?){12,18}\d(?!\d)")
 _PHONE = re.compile(r"(?<![\w])\+?\(?\d(?:[\d\s().\-]{5,18})\d(?![\w])")
 
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
 def _digits(text: str) -> int:
     return sum(ch.isdigit() for ch in text)
+
+
+def _phone_or_keep(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if _ISO_DATE.fullmatch(text.strip()) or not 7 <= _digits(text) <= 15:
+        return text  # dates (appointments) are not phone numbers
+    return MASK
 
 
 def redact_text(text: str) -> str:
     text = _EMAIL.sub(MASK, text)
     text = _CARD.sub(MASK, text)
-    return _PHONE.sub(lambda m: MASK if 7 <= _digits(m.group(0)) <= 15 else m.group(0), text)
+    return _PHONE.sub(_phone_or_keep, text)
 
 
 def redact_value(value: Any, fields: Collection[str]) -> Any:
