@@ -1,0 +1,1 @@
+"""The example dialogs shipped with dialtone (YAML files beside this module)."""

@@ -1,0 +1,70 @@
+"""The cluster store: Redis. Sessions are JSON strings, due timers a sorted set, leases keys with
+a TTL set and renewed atomically by small Lua scripts (only the holder may renew or release)."""
+
+from __future__ import annotations
+
+import redis.asyncio as redis
+from dialtone.conversation_runtime.core.session import Session
+
+SESSION_TTL_S = 24 * 3600  # a session outlives its call by a day (resume, audits), then expires
+_PREFIX = "dialtone:runtime:"
+_TIMERS = _PREFIX + "timers"
+
+# KEYS[1] lease key; ARGV: owner, ttl ms, force
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] or ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisStore:
+    def __init__(self, url: str) -> None:
+        self._redis = redis.Redis.from_url(url, decode_responses=True)
+        self._acquire = self._redis.register_script(_ACQUIRE)
+        self._release = self._redis.register_script(_RELEASE)
+
+    async def load(self, session_id: str) -> Session | None:
+        data = await self._redis.get(_PREFIX + "session:" + session_id)
+        return Session.from_json(data) if data else None
+
+    async def save(self, session: Session) -> None:
+        deadline = session.next_deadline()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.set(_PREFIX + "session:" + session.session_id, session.to_json(), ex=SESSION_TTL_S)
+            if deadline is None:
+                pipe.zrem(_TIMERS, session.session_id)
+            else:
+                pipe.zadd(_TIMERS, {session.session_id: deadline})
+            await pipe.execute()
+
+    async def due(self, now: float, limit: int) -> list[str]:
+        return list(await self._redis.zrangebyscore(_TIMERS, "-inf", now, start=0, num=limit))
+
+    async def acquire_lease(self, session_id: str, owner: str, now: float, ttl: float,
+                            force: bool = False) -> bool:
+        # Redis expires the lease itself (its own clock), so `now` is not needed here.
+        result = await self._acquire(keys=[_PREFIX + "lease:" + session_id],
+                                     args=[owner, max(1, int(ttl * 1000)), "1" if force else "0"])
+        return int(result) == 1
+
+    async def release_lease(self, session_id: str, owner: str) -> None:
+        await self._release(keys=[_PREFIX + "lease:" + session_id], args=[owner])
+
+    async def put_dialog(self, version: str, file: str, text: str) -> None:
+        await self._redis.hsetnx(_PREFIX + "dialog:" + version, "source", text)
+        await self._redis.hsetnx(_PREFIX + "dialog:" + version, "file", file)
+
+    async def get_dialog(self, version: str) -> tuple[str, str] | None:
+        entry = await self._redis.hgetall(_PREFIX + "dialog:" + version)
+        return (entry["file"], entry["source"]) if entry.get("source") else None
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,76 @@
+"""Both stores behind one interface: SQLite file and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from dialtone.conversation_runtime.config import StoreConfig
+from dialtone.conversation_runtime.core.session import Session
+from dialtone.conversation_runtime.store import open_store
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+async def store(request, tmp_path: Path):
+    if request.param == "redis":
+        url = request.getfixturevalue("redis_server")
+        opened = open_store(StoreConfig(kind="redis", url=url))
+    else:
+        opened = open_store(StoreConfig(kind="sqlite", path=str(tmp_path / "s.sqlite3")))
+    yield opened
+    await opened.close()
+
+
+def session(session_id: str, deadline: float | None) -> Session:
+    return Session(session_id=session_id, dialog="d", version="v1", state="a", variables={"n": 1, "x": [1, "y"]},
+                   timers={"no_input": deadline} if deadline is not None else {}, outbox=[{"seq": 1}])
+
+
+async def test_save_and_load_round_trip(store) -> None:
+    """A saved session loads back equal; an unknown id loads as None."""
+    original = session("s1", 12.5)
+    await store.save(original)
+    assert await store.load("s1") == original
+    assert await store.load("nope") is None
+    original.state = "b"
+    await store.save(original)
+    assert (await store.load("s1")).state == "b"
+
+
+async def test_due_lists_sessions_by_deadline(store) -> None:
+    """due() finds sessions whose next deadline has passed, earliest first; no deadline, never due."""
+    await store.save(session("late", 30.0))
+    await store.save(session("early", 10.0))
+    await store.save(session("none", None))
+    assert await store.due(5.0, 10) == []
+    assert await store.due(20.0, 10) == ["early"]
+    assert await store.due(40.0, 10) == ["early", "late"]
+    await store.save(session("early", None))
+    assert await store.due(40.0, 10) == ["late"]
+
+
+async def test_lease_is_exclusive_until_it_expires_or_is_forced(store) -> None:
+    """One owner at a time; the holder renews; an expired lease or a forced take-over moves it."""
+    await store.save(session("s1", None))
+    now = time.time()
+    assert await store.acquire_lease("s1", "A", now, 0.3)
+    assert not await store.acquire_lease("s1", "B", now, 0.3)
+    assert await store.acquire_lease("s1", "A", now, 0.3)
+    assert await store.acquire_lease("s1", "B", now, 5.0, force=True)
+    assert not await store.acquire_lease("s1", "A", now, 5.0)
+    await store.release_lease("s1", "A")  # not the holder: changes nothing
+    assert not await store.acquire_lease("s1", "A", now, 5.0)
+    await store.release_lease("s1", "B")
+    assert await store.acquire_lease("s1", "A", time.time(), 0.2)
+    await asyncio.sleep(0.4)
+    assert await store.acquire_lease("s1", "B", time.time(), 0.2)
+
+
+async def test_dialog_sources_are_kept_by_version(store) -> None:
+    """A dialog version's source is kept once and read back by any replica."""
+    await store.put_dialog("v1", "a.yaml", "dialog: 1")
+    await store.put_dialog("v1", "b.yaml", "dialog: 2")
+    assert await store.get_dialog("v1") == ("a.yaml", "dialog: 1")
+    assert await store.get_dialog("v2") is None
