@@ -1,0 +1,430 @@
+"""``MediaSession``: one call's RTP on asyncio UDP, over aiortp's packet, sender and playout parts.
+
+Receive: datagram -> (guards) -> ``ReceiveStream`` (aiortp adaptive playout, decode, 16 kHz) ->
+``on_frame`` every 20 ms and ``on_dtmf``. Send: ``play`` queues 16 kHz PCM in ``PlaybackQueue``;
+each tick of a ``PacingClock`` (absolute deadlines, armed with ``loop.call_at``) encodes ONE
+frame in the negotiated codec, or silence, and sends it. Every callback we make or receive is
+guarded: a raising callback or a bad datagram is counted and logged at most every few seconds,
+never raised into the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortp.packet import RtpPacket
+from aiortp.sender import RtpSender
+from aiortp.transport import RtpTransport
+from aiortp.utils import random32
+from dialtone.common.audio import FRAME_MS, SAMPLE_RATE, StreamResampler
+from dialtone.media_gateway.media import metrics
+from dialtone.media_gateway.media.codecs import SEND_PTIME_MS, ToCodecRate, make_codec
+from dialtone.media_gateway.media.pacing import PacingClock
+from dialtone.media_gateway.media.playback import PlaybackQueue
+from dialtone.media_gateway.media.ports import PortAllocator
+from dialtone.media_gateway.media.receive import ReceiveStream
+from dialtone.media_gateway.media_types import DtmfDigit, NegotiatedMedia, PlaybackReport
+
+logger = logging.getLogger(__name__)
+
+MAX_DATAGRAM = 1500          # larger is not audio RTP at 20 ms
+RELATCH_AFTER_S = 2.0        # another source may take over once the latched one is this quiet
+MAX_RECEIVE_CATCHUP = 5      # playout ticks run at once after a stall
+LATE_AFTER_S = SEND_PTIME_MS / 2000.0
+METRICS_EVERY_TICKS = 50     # flush counters to Prometheus once a second
+LOG_EVERY_S = 10.0
+LATENESS_SAMPLES = 3000      # last minute of send-tick lateness, for benchmarks
+
+
+class _Transport(RtpTransport):
+    """aiortp's transport (STUN answers, RTP/RTCP split) without a warning per ICMP error."""
+
+    def __init__(self, on_rtp: Callable[[bytes, Any], None], on_rtcp: Callable[[bytes, Any], None],
+                 on_error: Callable[[Exception], None]) -> None:
+        super().__init__(on_rtp=on_rtp, on_rtcp=on_rtcp)
+        self._on_error = on_error
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            super().datagram_received(data, addr)
+        except Exception as exc:   # wrap the library's dispatch (its STUN path can raise on odd input)
+            self._on_error(exc)
+
+    def error_received(self, exc: Exception) -> None:
+        self._on_error(exc)
+
+
+class MediaSession:
+    """One call's RTP: decoded caller audio -> 16 kHz 20 ms frames; 16 kHz PCM to play -> paced RTP."""
+
+    local_port: int
+
+    def __init__(self, *, session_id: str, loop: asyncio.AbstractEventLoop, port: int,
+                 port_allocator: PortAllocator, on_frame: Callable[[bytes, int], None],
+                 on_dtmf: Callable[[DtmfDigit], None],
+                 on_playback: Callable[[PlaybackReport], None]) -> None:
+        self.session_id = session_id
+        self.local_port = port
+        self._loop = loop
+        self._allocator = port_allocator
+        self._on_frame = on_frame
+        self._on_dtmf = on_dtmf
+        self._on_playback = on_playback
+        self._rtp: _Transport | None = None
+        self._rtcp: _Transport | None = None
+        self._sender: RtpSender | None = None
+        self._media: NegotiatedMedia | None = None
+        self._receive: ReceiveStream | None = None
+        self._to_codec: ToCodecRate | None = None
+        self._encode: Callable[[bytes], bytes] | None = None
+        self._silence_pcm = b""
+        self._silence_payload: bytes | None = None
+        self._remote: tuple[str, int] | None = None
+        self._latched: tuple[str, int] | None = None
+        self._last_from_latched = 0.0
+        self._playback = PlaybackQueue()
+        self._play_resampler: tuple[str, StreamResampler] | None = None
+        self._started_at = 0.0
+        self._send_clock: PacingClock | None = None
+        self._recv_clock: PacingClock | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._rtp_timestamp = random32()
+        self._ts_increment = 0
+        self._marker_next = True
+        self._frames_delivered = 0
+        self._closed = False
+        # counters
+        self._packets_out = 0
+        self._late_frames = 0
+        self._ticks = 0
+        self._dropped = dict.fromkeys(metrics.DROP_REASONS, 0)
+        self._callback_errors = 0
+        self._socket_errors = 0
+        self._dtmf_count = 0
+        self._flushed: dict[str, float] = {}
+        self._last_log: dict[str, float] = {}
+        self._lateness = [0.0] * LATENESS_SAMPLES
+        self._lateness_n = 0
+
+    # ── lifecycle ─────────────────────────────────────────────
+
+    @classmethod
+    async def open(cls, *, session_id: str, bind_host: str, port_allocator: PortAllocator,
+                   on_frame: Callable[[bytes, int], None], on_dtmf: Callable[[DtmfDigit], None],
+                   on_playback: Callable[[PlaybackReport], None]) -> MediaSession:
+        """Bind an RTP/RTCP port pair from ``port_allocator``; PortsExhausted when the range is full."""
+        loop = asyncio.get_running_loop()
+        port, rtp_sock, rtcp_sock = port_allocator.allocate(bind_host)
+        session = cls(session_id=session_id, loop=loop, port=port, port_allocator=port_allocator,
+                      on_frame=on_frame, on_dtmf=on_dtmf, on_playback=on_playback)
+        try:
+            await session._bind(rtp_sock, rtcp_sock)
+        except BaseException:
+            rtp_sock.close()
+            rtcp_sock.close()
+            port_allocator.release(port)
+            raise
+        metrics.SESSIONS_ACTIVE.inc()
+        return session
+
+    async def _bind(self, rtp_sock: socket.socket, rtcp_sock: socket.socket) -> None:
+        rtp = _Transport(self._on_rtp_datagram, self._on_rtcp_datagram, self._on_socket_error)
+        await self._loop.create_datagram_endpoint(lambda: rtp, sock=rtp_sock)
+        self._rtp = rtp
+        rtcp = _Transport(self._on_rtcp_datagram, self._on_rtcp_datagram, self._on_socket_error)
+        await self._loop.create_datagram_endpoint(lambda: rtcp, sock=rtcp_sock)
+        self._rtcp = rtcp
+        self._sender = RtpSender(transport=rtp, payload_type=0, enable_history=False)
+
+    def start(self, media: NegotiatedMedia) -> None:
+        """Begin sending/receiving the negotiated stream; ValueError for a codec we cannot run."""
+        if self._closed:
+            raise RuntimeError("media session is closed")
+        if self._media is not None:
+            self.update(media)
+            return
+        self._apply(media)
+        now = self._loop.time()
+        self._started_at = now
+        self._send_clock = PacingClock(now, SEND_PTIME_MS / 1000.0)
+        assert self._receive is not None
+        self._recv_clock = PacingClock(now, self._receive.ptime_s)
+        self._arm()
+        logger.info("media started: %s/%d pt %d to %s:%d port %d %s", media.codec, media.clock_rate,
+                    media.payload_type, media.remote_host, media.remote_port, self.local_port,
+                    media.direction.value, extra={"session_id": self.session_id})
+
+    def update(self, media: NegotiatedMedia) -> None:
+        """A re-INVITE changed codec, remote address or direction (not sending while on hold)."""
+        if self._closed:
+            raise RuntimeError("media session is closed")
+        if self._media is None:
+            self.start(media)
+            return
+        previous = self._media
+        self._apply(media, previous)
+        if self._recv_clock is not None and self._receive is not None \
+                and self._receive.ptime_s != self._recv_clock.interval:
+            self._recv_clock = PacingClock(self._loop.time(), self._receive.ptime_s)
+        if previous.direction.we_send != media.direction.we_send:
+            self._marker_next = True
+        logger.info("media updated: %s pt %d to %s:%d %s", media.codec, media.payload_type,
+                    media.remote_host, media.remote_port, media.direction.value,
+                    extra={"session_id": self.session_id})
+
+    def _apply(self, media: NegotiatedMedia, previous: NegotiatedMedia | None = None) -> None:
+        if not 0 <= media.remote_port <= 65535:
+            raise ValueError(f"remote RTP port {media.remote_port} is out of range")
+        stream_changed = previous is None or (previous.codec, previous.payload_type, previous.clock_rate,
+                                              previous.ptime_ms, previous.telephone_event_pt) != (
+            media.codec, media.payload_type, media.clock_rate, media.ptime_ms, media.telephone_event_pt)
+        if stream_changed:
+            encoder = make_codec(media.codec, SEND_PTIME_MS)      # raises ValueError first: nothing changed
+            receive = ReceiveStream(media, now=self._loop.time)
+            self._receive = receive
+            self._encode = encoder.encode
+            self._to_codec = ToCodecRate(encoder)
+            self._silence_pcm = bytes(encoder.samples_per_frame * 2)
+            # G.711 silence encodes to a constant; Opus keeps encoder state, so it is encoded per tick
+            self._silence_payload = encoder.encode(self._silence_pcm) if encoder.sample_rate == 8000 else None
+            self._ts_increment = media.clock_rate * SEND_PTIME_MS // 1000
+        if previous is None or (previous.remote_host, previous.remote_port) != (media.remote_host,
+                                                                                 media.remote_port):
+            self._remote = (media.remote_host, media.remote_port) if media.remote_port else None
+            self._latched = None   # latch again onto whoever sends first from the new offer
+        self._media = media
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        for transport in (self._rtp, self._rtcp):
+            if transport is not None:
+                transport.close()
+        await asyncio.sleep(0)   # let the transports finish closing their sockets
+        self._allocator.release(self.local_port)
+        self._flush_metrics(final=True)
+        metrics.SESSIONS_ACTIVE.dec()
+        stats = self.stats()
+        logger.info("media closed: in %d out %d lost %d jitter %.1f ms late frames %d",
+                    stats["packets_in"], stats["packets_out"], stats["packets_lost"], stats["jitter_ms"],
+                    stats["late_frames"], extra={"session_id": self.session_id})
+
+    # ── playback ──────────────────────────────────────────────
+
+    def play(self, utterance_id: str, pcm: bytes, sample_rate: int, last: bool) -> None:
+        """Queue PCM (s16le mono at ``sample_rate``) for ``utterance_id``; ValueError on bad input."""
+        if self._closed:
+            raise RuntimeError("media session is closed")
+        if not utterance_id:
+            raise ValueError("utterance_id must not be empty")
+        if not 8000 <= sample_rate <= 48000:
+            raise ValueError(f"sample_rate {sample_rate} is outside 8000..48000 Hz")
+        if len(pcm) % 2:
+            raise ValueError(f"PCM must be whole s16 samples, got {len(pcm)} bytes")
+        if sample_rate != SAMPLE_RATE:
+            current = self._play_resampler
+            if current is None or current[0] != utterance_id or current[1].from_rate != sample_rate:
+                current = self._play_resampler = (utterance_id,
+                                                  StreamResampler(sample_rate, SAMPLE_RATE, low_latency=True))
+            pcm = current[1].process(pcm, last=last)
+            if last:
+                self._play_resampler = None
+        self._playback.enqueue(utterance_id, pcm, last)
+
+    def stop_playback(self, utterance_id: str | None = None) -> None:
+        """Drop queued audio now (the next tick sends silence); report each dropped utterance."""
+        if self._play_resampler is not None and utterance_id in (None, self._play_resampler[0]):
+            self._play_resampler = None
+        for report in self._playback.stop(utterance_id, self._now_ms(self._loop.time())):
+            self._call(self._on_playback, report)
+
+    # ── clock ─────────────────────────────────────────────────
+
+    def _arm(self) -> None:
+        assert self._send_clock is not None and self._recv_clock is not None
+        deadline = min(self._send_clock.next_deadline(), self._recv_clock.next_deadline())
+        self._timer = self._loop.call_at(deadline, self._tick)
+
+    def _now_ms(self, now: float) -> int:
+        return int((now - self._started_at) * 1000) if self._started_at else 0
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._closed:
+            return
+        try:
+            now = self._loop.time()
+            self._receive_tick(now)
+            self._send_tick(now)
+            self._ticks += 1
+            if self._ticks % METRICS_EVERY_TICKS == 0:
+                self._flush_metrics()
+        except Exception:
+            self._log_limited("tick", "media tick failed", exc_info=True)
+        finally:
+            if not self._closed:
+                self._arm()
+
+    def _receive_tick(self, now: float) -> None:
+        assert self._recv_clock is not None and self._receive is not None
+        due = self._recv_clock.take(now)
+        now_ms = self._now_ms(now)
+        for _ in range(min(due.ticks, MAX_RECEIVE_CATCHUP)):
+            frames, digits = self._receive.tick(now_ms)
+            for frame in frames:
+                self._call(self._on_frame, frame, self._frames_delivered * FRAME_MS)
+                self._frames_delivered += 1
+            for digit in digits:
+                self._deliver_digit(digit)
+
+    def _send_tick(self, now: float) -> None:
+        assert self._send_clock is not None and self._media is not None
+        due = self._send_clock.take(now)
+        if not due.ticks:
+            return
+        self._lateness[self._lateness_n % LATENESS_SAMPLES] = due.lateness
+        self._lateness_n += 1
+        self._late_frames += due.ticks - 1 + (1 if due.lateness > LATE_AFTER_S else 0)
+        timestamp = self._rtp_timestamp
+        # RTP time follows the wall clock even when ticks were missed: the receiver conceals the gap
+        self._rtp_timestamp = (timestamp + self._ts_increment * due.ticks) & 0xFFFFFFFF
+        target = self._latched or self._remote
+        if not self._media.direction.we_send or target is None:
+            return   # on hold: nothing goes out and queued playback waits
+        frame, reports = self._playback.next_frame(self._now_ms(now))
+        assert self._encode is not None and self._to_codec is not None and self._sender is not None
+        if frame is not None:
+            payload = self._encode(self._to_codec.convert(frame))
+        elif self._silence_payload is not None:
+            payload = self._silence_payload
+        else:
+            payload = self._encode(self._silence_pcm)
+        self._sender.send_raw(self._media.payload_type, payload, timestamp,
+                              marker=1 if self._marker_next else 0, addr=target)
+        self._marker_next = False
+        self._packets_out += 1
+        for report in reports:
+            self._call(self._on_playback, report)
+
+    # ── datagrams ─────────────────────────────────────────────
+
+    def _on_rtp_datagram(self, data: bytes, addr: Any) -> None:
+        try:
+            self._handle_rtp(data, addr)
+        except Exception:
+            self._dropped["malformed"] += 1
+            self._log_limited("rtp", "RTP datagram handling failed", exc_info=True)
+
+    def _handle_rtp(self, data: bytes, addr: Any) -> None:
+        if len(data) > MAX_DATAGRAM:
+            self._dropped["oversized"] += 1
+            return
+        media, receive = self._media, self._receive
+        if media is None or receive is None or self._closed:
+            self._dropped["not_started"] += 1
+            return
+        try:
+            packet = RtpPacket.parse(data)
+        except ValueError:
+            self._dropped["malformed"] += 1
+            return
+        if packet.payload_type not in (media.payload_type, media.telephone_event_pt):
+            self._dropped["payload_type"] += 1
+            return
+        source = (addr[0], addr[1])
+        now = self._loop.time()
+        if source != self._latched:
+            if self._latched is not None and now - self._last_from_latched < RELATCH_AFTER_S:
+                self._dropped["foreign_source"] += 1
+                return
+            # Symmetric RTP (RFC 4961): answer where the caller's packets come from (NAT)
+            self._latched = source
+            logger.info("RTP latched to %s:%d", source[0], source[1], extra={"session_id": self.session_id})
+        self._last_from_latched = now
+        for digit in receive.on_packet(packet, self._now_ms(now)):
+            self._deliver_digit(digit)
+
+    def _on_rtcp_datagram(self, data: bytes, addr: Any) -> None:
+        # RTCP is accepted and ignored: stats come from the RTP stream itself.
+        return
+
+    def _on_socket_error(self, exc: Exception) -> None:
+        self._socket_errors += 1
+        self._log_limited("socket", "RTP socket error: %s", exc)
+
+    # ── callbacks, stats, logs ────────────────────────────────
+
+    def _deliver_digit(self, digit: DtmfDigit) -> None:
+        self._dtmf_count += 1
+        metrics.DTMF_DIGITS.labels(mode=digit.mode.value).inc()
+        self._call(self._on_dtmf, digit)
+
+    def _call(self, callback: Callable[..., None], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            self._callback_errors += 1
+            self._log_limited("callback", "media callback %s raised", getattr(callback, "__name__", callback),
+                              exc_info=True)
+
+    def _log_limited(self, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
+            self._last_log[key] = now
+            logger.warning(msg, *args, exc_info=exc_info, extra={"session_id": self.session_id})
+
+    def stats(self) -> dict[str, float]:
+        """packets_in/out, packets_lost, jitter_ms, late_frames (send), late_packets (receive), drops."""
+        result: dict[str, float] = {"packets_in": 0.0, "packets_lost": 0.0, "jitter_ms": 0.0,
+                                    "late_packets": 0.0, "duplicates": 0.0, "concealed_frames": 0.0}
+        if self._receive is not None:
+            result.update(self._receive.stats())
+        result.update({
+            "packets_out": float(self._packets_out),
+            "late_frames": float(self._late_frames),
+            "frames_delivered": float(self._frames_delivered),
+            "dtmf_digits": float(self._dtmf_count),
+            "callback_errors": float(self._callback_errors),
+            "socket_errors": float(self._socket_errors),
+            "playback_queued_ms": float(self._playback.queued_frames * FRAME_MS),
+        })
+        for reason, count in self._dropped.items():
+            result[f"dropped_{reason}"] = float(count)
+        return result
+
+    def send_lateness(self) -> list[float]:
+        """Seconds each recent send tick ran after its deadline (newest last), for benchmarks."""
+        n = min(self._lateness_n, LATENESS_SAMPLES)
+        start = self._lateness_n - n
+        return [self._lateness[i % LATENESS_SAMPLES] for i in range(start, self._lateness_n)]
+
+    def _flush_metrics(self, final: bool = False) -> None:
+        if self._media is None:
+            return
+        codec = self._media.codec
+        stats = self.stats()
+        for key, counter in (("packets_in", metrics.PACKETS_RECEIVED), ("packets_out", metrics.PACKETS_SENT),
+                             ("packets_lost", metrics.PACKETS_LOST), ("late_frames", metrics.LATE_FRAMES)):
+            delta = stats[key] - self._flushed.get(key, 0.0)
+            if delta > 0:
+                counter.labels(codec=codec).inc(delta)
+                self._flushed[key] = stats[key]
+        for reason in metrics.DROP_REASONS:
+            key = f"dropped_{reason}"
+            delta = stats[key] - self._flushed.get(key, 0.0)
+            if delta > 0:
+                metrics.DROPPED.labels(reason=reason).inc(delta)
+                self._flushed[key] = stats[key]
+        if final and stats["packets_in"]:
+            metrics.CALL_JITTER.labels(codec=codec).observe(stats["jitter_ms"] / 1000.0)
+            expected = stats["packets_in"] + stats["packets_lost"]
+            metrics.CALL_LOSS.labels(codec=codec).observe(stats["packets_lost"] / expected)
