@@ -60,7 +60,7 @@ def test_typo_fails_lint_naming_the_key() -> None:
 
 
 WRONG_TYPES = [
-    ("mediaGateway.rtp.portMin=seventy", "mediaGateway.rtp.portMin"),
+    ("mediaGateway.rtp.portLow=seventy", "mediaGateway.rtp.portLow"),
     ("mediaGateway.publicService.type=ExternalName", "mediaGateway.publicService.type"),
     ("log.level=LOUD", "log.level"),
     ("externalRedis.url=http://redis:6379", "externalRedis.url"),
@@ -81,11 +81,11 @@ CHART_RULES = [
     (["externalRedis.url=redis://r:6379/0", "mediaGateway.publicService.enabled=true",
       "mediaGateway.publicService.type=NodePort"], "must lie within 30000-32767"),
     (["externalRedis.url=redis://r:6379/0", "mediaGateway.publicService.enabled=true",
-      "mediaGateway.rtp.portMax=29999"], "more than 1000 ports"),
+      "mediaGateway.rtp.portHigh=30000"], "more than 1000 ports"),
     (["externalRedis.url=redis://r:6379/0", "mediaGateway.hostNetwork=true",
       "mediaGateway.publicService.enabled=true"], "use hostNetwork or publicService, not both"),
-    (["externalRedis.url=redis://r:6379/0", "mediaGateway.rtp.portMin=21000", "mediaGateway.rtp.portMax=20000"],
-     "mediaGateway.rtp.portMin (21000) is above portMax (20000)"),
+    (["externalRedis.url=redis://r:6379/0", "mediaGateway.rtp.portLow=21000", "mediaGateway.rtp.portHigh=21001"],
+     "[portLow, portHigh) = [21000, 21001) holds no RTP/RTCP port pair"),
     (["externalRedis.url=redis://r:6379/0", "speechGateway.autoscaling.minReplicas=5",
       "speechGateway.autoscaling.maxReplicas=2"], "speechGateway.autoscaling.minReplicas (5) is above maxReplicas"),
     (["externalRedis.url=redis://r:6379/0", "integrationGateway.credentials.create=true"],

@@ -26,7 +26,19 @@ def test_sip_listens_on_udp_and_tcp() -> None:
     ports = {(p["name"], p["protocol"]): p["containerPort"] for p in rendered.container(MEDIA)["ports"]}
     config = yaml.safe_load(rendered.config_text(MEDIA))
     assert ports[("sip-udp", "UDP")] == ports[("sip-tcp", "TCP")] == config["sip"]["port"] == 5060
-    assert ports[("http", "TCP")] == config["http"]["port"]
+    assert ports[("http", "TCP")] == config["control_http"]["port"]
+    assert config["control_http"]["enabled"] is True
+
+
+def test_pod_ip_is_advertised_by_default() -> None:
+    """The gateway binds 0.0.0.0, so without a public address the pod's IP goes into SDP."""
+    rendered = render([MINIMAL])
+    config = yaml.safe_load(rendered.config_text(MEDIA))
+    assert config["sip"]["host"] == config["rtp"]["host"] == "0.0.0.0"
+    assert "advertised_host" not in config["sip"]
+    env = {e["name"]: e for e in rendered.container(MEDIA)["env"]}
+    assert env["DIALTONE_MEDIA_GATEWAY__SIP__ADVERTISED_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] \
+        == "status.podIP"
 
 
 def test_hostnetwork_binds_on_the_node_one_gateway_per_node() -> None:
@@ -40,7 +52,7 @@ def test_hostnetwork_binds_on_the_node_one_gateway_per_node() -> None:
     assert terms[0]["topologyKey"] == "kubernetes.io/hostname"
     assert terms[0]["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == MEDIA
     env = {e["name"]: e for e in spec["containers"][0]["env"]}
-    assert env["DIALTONE_MEDIA_GATEWAY__SIP__ADVERTISED_ADDRESS"]["valueFrom"]["fieldRef"]["fieldPath"] \
+    assert env["DIALTONE_MEDIA_GATEWAY__SIP__ADVERTISED_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] \
         == "status.hostIP"
     assert spec["nodeSelector"] == {"dialtone.dev/media": "true"}
     assert not rendered.has("Service", name(MEDIA) + "-sip")
@@ -61,9 +73,12 @@ def test_load_balancer_lists_sip_and_every_rtp_port_with_local_policy() -> None:
     assert sorted(sip) == [("TCP", 5060), ("UDP", 5060)]
     rtp = [p for p in spec["ports"] if p["name"].startswith("rtp-")]
     config = yaml.safe_load(rendered.config_text(MEDIA))
-    assert [p["port"] for p in rtp] == list(range(config["rtp"]["port_min"], config["rtp"]["port_max"] + 1))
+    assert [p["port"] for p in rtp] == list(range(config["rtp"]["port_low"], config["rtp"]["port_high"]))
     assert all(p["protocol"] == "UDP" and p["targetPort"] == p["port"] for p in rtp)
-    assert config["sip"]["advertised_address"] == "203.0.113.10"
+    assert config["sip"]["advertised_host"] == "203.0.113.10"
+    assert config["sip"]["allowed_networks"] == ["198.51.100.0/24"]
+    container = rendered.container(MEDIA)
+    assert "DIALTONE_MEDIA_GATEWAY__SIP__ADVERTISED_HOST" not in {e["name"] for e in container.get("env", [])}
 
 
 def test_node_port_keeps_rtp_ports_equal_to_node_ports() -> None:
@@ -100,7 +115,7 @@ def test_autoscaling_on_active_calls_and_queue_depth() -> None:
     assert pods["target"] == {"type": "AverageValue", "averageValue": "150"}
     speech = rendered.get("HorizontalPodAutoscaler", name("speech-gateway"))["spec"]["metrics"]
     assert [m["type"] for m in speech] == ["Pods"]
-    assert speech[0]["pods"]["metric"]["name"] == "dialtone_speech_asr_queue_depth"
+    assert speech[0]["pods"]["metric"]["name"] == "dialtone_speech_pool_queue_depth"
 
 
 def test_cpu_is_the_default_autoscaling_metric() -> None:

@@ -45,7 +45,7 @@ def test_user_config_is_merged_over_the_chart_keys() -> None:
     """`config` adds keys and may override the chart's, deep-merged."""
     rendered = render([MINIMAL], ["mediaGateway.config.sip.port=5070", "mediaGateway.config.routing.default=x"])
     config = yaml.safe_load(rendered.config_text("media-gateway"))
-    assert config["sip"] == {"host": "0.0.0.0", "port": 5070}
+    assert config["sip"]["port"] == 5070 and config["sip"]["host"] == "0.0.0.0"
     assert config["routing"] == {"default": "x"}
 
 
@@ -84,8 +84,8 @@ def test_integration_gateway_gets_services_file_and_credentials() -> None:
     configmap = rendered.get("ConfigMap", name("integration-gateway"))
     config = yaml.safe_load(configmap["data"]["config.yaml"])
     assert config["services_file"] == "/etc/dialtone/config/services.yaml"
-    assert yaml.safe_load(configmap["data"]["services.yaml"]) == {
-        "orders": {"base_url": "https://orders.example.com/api"}}
+    services = yaml.safe_load(configmap["data"]["services.yaml"])["services"]
+    assert services["orders"]["base_url"] == "https://orders.example.com/api"
     container = rendered.container("integration-gateway")
     secret_name = container["envFrom"][0]["secretRef"]["name"]
     secret = rendered.get("Secret", secret_name)
@@ -104,7 +104,7 @@ def test_existing_services_configmap_and_secret_are_used_as_given() -> None:
     assert volumes["credentials"]["secret"]["secretName"] == "acme-backend-credentials"
     assert not [s for s in rendered.of_kind("Secret") if "credentials" in s["metadata"]["name"]]
     env = {e["name"]: e for e in spec["containers"][0]["env"]}
-    assert env["DIALTONE_INTEGRATION_GATEWAY__REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
+    assert env["DIALTONE_INTEGRATION_GATEWAY__STORE__REDIS_URL"]["valueFrom"]["secretKeyRef"] == {
         "name": "dialtone-redis", "key": "redis-url"}
 
 

@@ -1,0 +1,158 @@
+"""The config each service gets from the chart is one its own loader accepts, and its
+addresses point at Services the chart renders. Loaded with dialtone.common.config, the same
+way the container loads it: the ConfigMap's config.yaml plus the container's DIALTONE_* env."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import importlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dialtone.common.config import load_config
+from tests.chart.chart import CI_VALUES, COMPONENTS, Rendered, name, render
+
+SCHEMAS = {
+    "media-gateway": ("dialtone.media_gateway.config", "MediaGatewayConfig"),
+    "speech-gateway": ("dialtone.speech_gateway.config", "SpeechGatewayConfig"),
+    "conversation-runtime": ("dialtone.conversation_runtime.config", "ConversationRuntimeConfig"),
+    "integration-gateway": ("dialtone.integration_gateway.config", "IntegrationGatewayConfig"),
+}
+# What a secretKeyRef to a Secret the user manages (existingSecret) stands for here.
+EXISTING_SECRET_VALUE = "redis://existing-redis.example:6379/0"
+POD_IP = "10.1.2.3"
+
+
+def container_env(rendered: Rendered, component: str) -> dict[str, str]:
+    """The container's environment as the kubelet would set it (downward API: a sample IP)."""
+    env: dict[str, str] = {}
+    for item in rendered.container(component).get("env", []):
+        if "value" in item:
+            env[item["name"]] = str(item["value"])
+            continue
+        source = item["valueFrom"]
+        if "fieldRef" in source:
+            env[item["name"]] = POD_IP
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            if rendered.has("Secret", ref["name"]):
+                data = rendered.get("Secret", ref["name"])["data"]
+                env[item["name"]] = base64.b64decode(data[ref["key"]]).decode()
+            else:
+                env[item["name"]] = EXISTING_SECRET_VALUE
+    return env
+
+
+def load(rendered: Rendered, component: str, tmp_path: Path) -> Any:
+    module, cls = SCHEMAS[component]
+    schema = getattr(importlib.import_module(module), cls)
+    path = tmp_path / f"{component}.yaml"
+    path.write_text(rendered.config_text(component))
+    return load_config(schema, path, service=component, environ=container_env(rendered, component))
+
+
+def assert_points_at_service(rendered: Rendered, address: str, component: str) -> None:
+    host, _, port = address.rpartition(":")
+    service = rendered.get("Service", host)
+    assert host == name(component)
+    grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    assert grpc["port"] == int(port)
+
+
+@pytest.mark.parametrize("component", COMPONENTS)
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)
+def test_rendered_config_loads_with_the_service_loader(values: Path, component: str, tmp_path: Path) -> None:
+    """config.yaml + env from the chart pass the service's own schema (no unknown key, no
+    wrong type), and listen where the pod's ports and probes expect."""
+    rendered = render([values])
+    config = load(rendered, component, tmp_path)
+    ports = {p["name"]: p["containerPort"] for p in rendered.container(component)["ports"]}
+    assert (config.grpc.host, config.grpc.port) == ("0.0.0.0", ports["grpc"])
+    assert (config.metrics.host, config.metrics.port, config.metrics.enabled) == ("0.0.0.0", ports["metrics"], True)
+    pod = rendered.deployment(component)["spec"]["template"]["spec"]
+    assert config.shutdown_grace_s < pod["terminationGracePeriodSeconds"]
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)
+def test_the_call_path_addresses_are_the_charts_services(values: Path, tmp_path: Path) -> None:
+    """media -> speech -> runtime -> integration: each address is the next Service's gRPC port."""
+    rendered = render([values])
+    assert_points_at_service(rendered, load(rendered, "media-gateway", tmp_path).speech_gateway_address,
+                             "speech-gateway")
+    assert_points_at_service(rendered, load(rendered, "speech-gateway", tmp_path).runtime_address,
+                             "conversation-runtime")
+    assert_points_at_service(rendered, load(rendered, "conversation-runtime", tmp_path).integration_address,
+                             "integration-gateway")
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)
+def test_state_lives_in_the_shared_redis(values: Path, tmp_path: Path) -> None:
+    """The runtime's sessions and the integration gateway's state use the same Redis URL."""
+    rendered = render([values])
+    runtime = load(rendered, "conversation-runtime", tmp_path)
+    integration = load(rendered, "integration-gateway", tmp_path)
+    assert runtime.store.kind == "redis" and integration.store.kind == "redis"
+    assert runtime.store.url == integration.store.redis_url
+    assert runtime.store.url.startswith(("redis://", "rediss://"))
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)
+def test_media_gateway_sip_and_rtp_match_the_pod(values: Path, tmp_path: Path) -> None:
+    """SIP, RTP and the control API listen where the pod and its Services expect, and an
+    address other than 0.0.0.0 is advertised."""
+    rendered = render([values])
+    config = load(rendered, "media-gateway", tmp_path)
+    ports = {p["name"]: p["containerPort"] for p in rendered.container("media-gateway")["ports"]}
+    assert config.sip.port == ports["sip-udp"] == ports["sip-tcp"]
+    assert config.control_http.enabled and config.control_http.port == ports["http"]
+    assert config.sip.advertised_host not in ("", "0.0.0.0")
+    assert config.rtp.port_high - config.rtp.port_low >= 2
+    assert config.sip.allowed_networks
+    public = name("media-gateway") + "-sip"
+    if rendered.has("Service", public):
+        rtp = [p["port"] for p in rendered.get("Service", public)["spec"]["ports"] if p["name"].startswith("rtp-")]
+        assert rtp == list(range(config.rtp.port_low, config.rtp.port_high))
+
+
+def test_dialogs_from_values_replace_the_packaged_examples(tmp_path: Path) -> None:
+    """With dialog ConfigMaps the runtime reads the mounted directory; without any it keeps
+    its packaged defaults."""
+    from dialtone.conversation_runtime.config import ConversationRuntimeConfig
+
+    full = load(render([p for p in CI_VALUES if p.stem == "full-values"]), "conversation-runtime", tmp_path)
+    assert full.dialogs == ["/etc/dialtone/dialogs"]
+    minimal = load(render([p for p in CI_VALUES if p.stem == "minimal-values"]), "conversation-runtime", tmp_path)
+    default = dataclasses.fields(ConversationRuntimeConfig)
+    assert minimal.dialogs == next(f for f in default if f.name == "dialogs").default_factory()
+
+
+def test_integration_services_file_loads_and_checks(tmp_path: Path) -> None:
+    """The services file the chart writes is accepted by the integration gateway's loader,
+    with the credential taken from the chart's Secret through the environment."""
+    from dialtone.integration_gateway.config import load_services
+
+    rendered = render([p for p in CI_VALUES if p.stem == "full-values"])
+    config = load(rendered, "integration-gateway", tmp_path)
+    services_yaml = rendered.get("ConfigMap", name("integration-gateway"))["data"]["services.yaml"]
+    assert config.services_file == "/etc/dialtone/config/services.yaml"
+    local = tmp_path / "services.yaml"
+    local.write_text(services_yaml)
+    config.services_file = str(local)
+    services = load_services(config)
+    assert list(services) == ["orders"]
+    secret = rendered.get("Secret", rendered.container("integration-gateway")["envFrom"][0]["secretRef"]["name"])
+    assert services["orders"].auth.api_key.secret.env in secret["data"]
+
+
+def test_a_wrong_key_in_a_config_block_is_refused_by_the_loader(tmp_path: Path) -> None:
+    """The check above can fail: a key the service does not know, passed through `config`,
+    is refused with its name by the service's loader."""
+    from dialtone.common.config import ConfigError
+
+    minimal = [p for p in CI_VALUES if p.stem == "minimal-values"]
+    rendered = render(minimal, ["mediaGateway.config.sip.advertised_adress=203.0.113.9"])
+    with pytest.raises(ConfigError, match="advertised_adress"):
+        load(rendered, "media-gateway", tmp_path)
