@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from dialtone.common.config import load_config
+
 from tests.chart.chart import CI_VALUES, COMPONENTS, Rendered, name, render
 
 SCHEMAS = {
