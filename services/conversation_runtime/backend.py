@@ -1,0 +1,73 @@
+"""``call`` actions to the integration gateway (``IntegrationGateway.Invoke``), answers as events.
+
+Every outcome becomes a ``BackendResult`` the dialog can handle: the gateway's own result, or
+an error kind when the gateway cannot be reached (connect_error) or does not answer in time
+(timeout). gRPC's retry policy re-sends on UNAVAILABLE with the same idempotency key, so a
+gateway replica that dies mid-call does not make the backend run twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import grpc
+from dialtone.conversation_runtime.core.events import BackendResult
+from dialtone.v1 import integration_gateway_pb2 as ig
+from dialtone.v1 import integration_gateway_pb2_grpc as ig_grpc
+
+log = logging.getLogger(__name__)
+
+_ERROR_KINDS = {
+    ig.ERROR_KIND_TIMEOUT: "timeout",
+    ig.ERROR_KIND_CONNECT_ERROR: "connect_error",
+    ig.ERROR_KIND_HTTP_ERROR: "http_error",
+    ig.ERROR_KIND_BREAKER_OPEN: "breaker_open",
+    ig.ERROR_KIND_RATE_LIMITED: "rate_limited",
+    ig.ERROR_KIND_INVALID_REQUEST: "invalid_request",
+    ig.ERROR_KIND_UNKNOWN_SERVICE: "unknown_service",
+}
+_RETRY_CONFIG = json.dumps({"methodConfig": [{
+    "name": [{"service": "dialtone.v1.IntegrationGateway"}],
+    "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"]},
+}]})
+
+
+class BackendClient:
+    def __init__(self, address: str, default_timeout_s: float) -> None:
+        self._channel = grpc.aio.insecure_channel(address, options=[("grpc.service_config", _RETRY_CONFIG),
+                                                                    ("grpc.enable_retries", 1)])
+        self._stub = ig_grpc.IntegrationGatewayStub(self._channel)
+        self._default_timeout_s = default_timeout_s
+
+    async def invoke(self, session_id: str, key: str, call: dict[str, Any]) -> BackendResult:
+        timeout_ms = int(call.get("timeout_ms") or 0)
+        request = ig.ActionRequest(session_id=session_id, idempotency_key=key, service=call["service"],
+                                   method=call["method"], payload_json=json.dumps(call.get("payload") or {}),
+                                   timeout_ms=timeout_ms)
+        deadline = (timeout_ms / 1000.0 if timeout_ms else self._default_timeout_s) + 1.0
+        try:
+            reply = await self._stub.Invoke(request, timeout=deadline)
+        except grpc.aio.AioRpcError as exc:
+            kind = "timeout" if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else (
+                "invalid_request" if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else "connect_error")
+            log.warning("integration gateway call %s.%s failed: %s %s", call["service"], call["method"],
+                        exc.code().name, exc.details())
+            return BackendResult(key, False, 0, None, kind, f"integration gateway: {exc.code().name}")
+        return BackendResult(key, reply.ok, reply.http_status, _body(reply.body_json),
+                             "" if reply.ok else _ERROR_KINDS.get(reply.error_kind, "http_error"),
+                             reply.error_message)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+
+def _body(text: str) -> Any:
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text

@@ -1,0 +1,268 @@
+"""The runtime's I/O shell around the FSM: per-call event queues, the store, timers, backend calls.
+
+One ``CallLoop`` per stream applies the call's events strictly in order (one queue, one consumer),
+saves the session after every transition and only then sends its actions. Timers of calls that
+have a stream here are armed as a queue wait; timers of calls without a stream (their replica
+died, or the stream dropped) are found in the store by every replica's poller, and the replica
+that takes the session's lease fires them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from dialtone.common.errors import InvalidArgument
+from dialtone.common.grpc_validation import require_session_id
+from dialtone.common.metrics import counter, gauge, histogram
+from dialtone.conversation_runtime import convert
+from dialtone.conversation_runtime.backend import BackendClient
+from dialtone.conversation_runtime.config import ConversationRuntimeConfig
+from dialtone.conversation_runtime.core import engine
+from dialtone.conversation_runtime.core import events as ev
+from dialtone.conversation_runtime.core import model as m
+from dialtone.conversation_runtime.core.session import Session
+from dialtone.conversation_runtime.registry import DialogRegistry, UnknownDialog
+from dialtone.conversation_runtime.store import SessionStore
+from dialtone.v1 import conversation_runtime_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+EVENTS = counter("runtime_events_total", "Dialog events applied, by kind", ["kind"])
+ACTIONS = counter("runtime_actions_total", "Dialog actions issued, by kind", ["kind"])
+ACTIVE = gauge("runtime_active_streams", "Call streams open on this replica")
+EVENT_LATENCY = histogram("runtime_event_seconds", "Event in to actions out (FSM + store write)")
+TIMERS_FIRED = counter("runtime_timers_fired_total", "Timer firings, by where they fired", ["where"])
+MAX_CHAINED_CALLS = 16
+_END = object()
+
+
+class Runtime:
+    def __init__(self, config: ConversationRuntimeConfig, store: SessionStore, registry: DialogRegistry,
+                 backend: BackendClient, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.store = store
+        self.registry = registry
+        self.backend = backend
+        self.clock = clock   # wall clock: deadlines in the store are compared across replicas
+        self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.active: dict[str, CallLoop] = {}
+
+    async def dialog_for(self, session: Session) -> m.Dialog:
+        """The version the session started with (from the store if this replica never loaded it)."""
+        dialog = self.registry.version(session.version)
+        if dialog is not None:
+            return dialog
+        source = await self.store.get_dialog(session.version)
+        if source is not None:
+            return await asyncio.to_thread(self.registry.add_version, *source)
+        log.warning("dialog %s version %s is unknown here; using the current version", session.dialog,
+                    session.version)
+        return self.registry.current(session.dialog)
+
+    async def open(self, first: pb.SpeechEvent) -> CallLoop:
+        """Start or resume the session named by a stream's first message."""
+        require_session_id(first.session_id, "SpeechEvent")
+        kind = first.WhichOneof("payload")
+        now = self.clock()
+        if kind == "call_started":
+            if await self.store.load(first.session_id) is not None:
+                raise InvalidArgument(f"session {first.session_id} already started; reconnect with resume")
+            call = convert.call_info(first.call_started)
+            try:
+                dialog = self.registry.route(call)
+            except UnknownDialog as exc:
+                raise InvalidArgument(f"CallStarted: {exc}") from exc
+            source = self.registry.source_of(dialog.version)
+            if source is not None:
+                await self.store.put_dialog(dialog.version, *source)
+            outcome = engine.start_traced(dialog, first.session_id, call, now)
+            session = outcome.session
+            session.event_seq = first.seq
+            await self.store.save(session)
+            await self.store.acquire_lease(session.session_id, self.owner, now, self.config.lease_ttl_s, force=True)
+            log.info("call started: dialog %s version %s", dialog.name, dialog.version,
+                     extra={"session_id": session.session_id})
+            return CallLoop(self, session, dialog, outcome.actions, {})
+        if kind == "resume":
+            session = await self.store.load(first.session_id)
+            if session is None:
+                raise InvalidArgument(f"resume: session {first.session_id} is unknown")
+            await self.store.acquire_lease(session.session_id, self.owner, now, self.config.lease_ttl_s, force=True)
+            dialog = await self.dialog_for(session)
+            missed = engine.actions_after(session, first.resume.last_action_seq)
+            log.info("call resumed at state %s; re-sending %d actions the stream missed", session.state,
+                     len(missed), extra={"session_id": session.session_id})
+            return CallLoop(self, session, dialog, missed, dict(session.pending_calls))
+        raise InvalidArgument("SpeechEvent: a stream must begin with call_started or resume, "
+                              f"got {kind or 'an empty event'}")
+
+    async def apply(self, dialog: m.Dialog, session: Session, event: ev.Event, seq: int,
+                    now: float) -> tuple[Session, list[ev.Action]]:
+        """One transition: the FSM, then the store, then (by the caller) the actions."""
+        started = time.perf_counter()
+        outcome = engine.handle_traced(dialog, session, event, now, seq)
+        if outcome.session is not session:
+            await self.store.save(outcome.session)
+        EVENTS.labels(type(event).__name__).inc()
+        for action in outcome.actions:
+            ACTIONS.labels(action.kind).inc()
+        EVENT_LATENCY.observe(time.perf_counter() - started)
+        return outcome.session, outcome.actions
+
+    # -- timers of sessions without a stream here ------------------------------------------
+    async def poll_timers(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.timer_poll_s)
+            try:
+                await self.fire_due_timers()
+            except (OSError, RuntimeError, ValueError) as exc:
+                log.warning("timer poll failed: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - store client errors vary (redis, sqlite); keep polling
+                log.warning("timer poll failed: %r", exc)
+
+    async def fire_due_timers(self) -> int:
+        fired = 0
+        now = self.clock()
+        for session_id in await self.store.due(now, 64):
+            if session_id in self.active:
+                continue  # its stream's loop fires it
+            if not await self.store.acquire_lease(session_id, self.owner, now, self.config.lease_ttl_s):
+                continue
+            try:
+                fired += await self._fire(session_id)
+            finally:
+                await self.store.release_lease(session_id, self.owner)
+        return fired
+
+    async def _fire(self, session_id: str) -> int:
+        session = await self.store.load(session_id)
+        if session is None:
+            return 0
+        dialog = await self.dialog_for(session)
+        session, actions = await self.apply(dialog, session, ev.Tick(), 0, self.clock())
+        TIMERS_FIRED.labels("poller").inc()
+        log.info("timer fired without a stream: now in state %s", session.state, extra={"session_id": session_id})
+        for _ in range(MAX_CHAINED_CALLS):
+            calls = [a for a in actions if a.kind == "call"]
+            if not calls:
+                break
+            actions = []
+            for call in calls:
+                result = await self.backend.invoke(session_id, call.key, call.data)
+                session, more = await self.apply(dialog, session, result, 0, self.clock())
+                actions += more
+        return 1
+
+
+class CallLoop:
+    """One call's stream: an ordered queue of its events and the actions they produce."""
+
+    def __init__(self, runtime: Runtime, session: Session, dialog: m.Dialog, initial: list[ev.Action],
+                 pending: dict[str, dict[str, Any]]) -> None:
+        self.runtime = runtime
+        self.session = session
+        self.dialog = dialog
+        self.initial = initial
+        self.pending = pending           # calls to (re-)invoke on resume; same keys, so the backend runs once
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.renew_at = 0.0
+
+    @property
+    def session_id(self) -> str:
+        return self.session.session_id
+
+    async def run(self, messages: AsyncIterator[pb.SpeechEvent]) -> AsyncIterator[pb.DialogAction]:
+        rt = self.runtime
+        rt.active[self.session_id] = self
+        ACTIVE.inc()
+        reader = asyncio.create_task(self._read(messages))
+        try:
+            self.renew_at = rt.clock() + rt.config.lease_ttl_s / 3
+            for message in self._stream(self.initial):
+                yield message
+            for key, call in self.pending.items():
+                self._invoke(key, call)
+            while not self.session.ended:
+                item = await self._next_item()
+                if item is _END:
+                    break
+                if isinstance(item, InvalidArgument):
+                    raise item
+                now = rt.clock()
+                if now >= self.renew_at:
+                    if not await rt.store.acquire_lease(self.session_id, rt.owner, now, rt.config.lease_ttl_s):
+                        log.warning("lost the session's lease to another replica; closing this stream")
+                        break
+                    self.renew_at = now + rt.config.lease_ttl_s / 3
+                event, seq = item if item is not None else (ev.Tick(), 0)
+                if item is None:
+                    TIMERS_FIRED.labels("stream").inc()
+                self.session, actions = await rt.apply(self.dialog, self.session, event, seq, now)
+                for action in actions:
+                    if action.kind == "call":
+                        self._invoke(action.key, action.data)
+                for message in self._stream(actions):
+                    yield message
+        finally:
+            reader.cancel()
+            for task in self.tasks:
+                task.cancel()
+            await asyncio.gather(reader, *self.tasks, return_exceptions=True)
+            rt.active.pop(self.session_id, None)
+            ACTIVE.dec()
+            await rt.store.release_lease(self.session_id, rt.owner)
+
+    def _stream(self, actions: list[ev.Action]) -> list[pb.DialogAction]:
+        out = []
+        for action in actions:
+            message = convert.to_message(self.session_id, action)
+            if message is not None:
+                out.append(message)
+        return out
+
+    async def _next_item(self) -> Any:
+        """The next queued event; None when a timer (or the lease renewal) is due first."""
+        rt = self.runtime
+        wake = self.renew_at
+        deadline = self.session.next_deadline()
+        if deadline is not None:
+            wake = min(wake, deadline)
+        timeout = max(0.0, wake - rt.clock())
+        try:
+            return await asyncio.wait_for(self.queue.get(), timeout)
+        except TimeoutError:
+            return None
+
+    async def _read(self, messages: AsyncIterator[pb.SpeechEvent]) -> None:
+        try:
+            async for message in messages:
+                if message.session_id != self.session_id:
+                    self.queue.put_nowait(InvalidArgument(
+                        f"SpeechEvent seq {message.seq}: session_id {message.session_id[:64]!r} does not match "
+                        f"the stream's session {self.session_id!r}"))
+                    return
+                try:
+                    event = convert.to_event(message)
+                except InvalidArgument as exc:
+                    self.queue.put_nowait(exc)
+                    return
+                if event is not None:
+                    self.queue.put_nowait((event, message.seq))
+        finally:
+            self.queue.put_nowait(_END)
+
+    def _invoke(self, key: str, call: dict[str, Any]) -> None:
+        async def invoke() -> None:
+            result = await self.runtime.backend.invoke(self.session_id, key, call)
+            self.queue.put_nowait((result, 0))
+        task = asyncio.create_task(invoke())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)

@@ -1,0 +1,224 @@
+"""The gRPC service in-process, against a real grpc.aio IntegrationGateway servicer."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import grpc
+import pytest
+from dialtone.common.config import ConfigError
+from dialtone.common.server import create_server
+from dialtone.conversation_runtime.config import (
+    ConversationRuntimeConfig,
+    RouteConfig,
+    StoreConfig,
+)
+from dialtone.conversation_runtime.service import ConversationRuntimeApp
+from dialtone.v1 import common_pb2
+from dialtone.v1 import conversation_runtime_pb2 as pb
+
+from tests.conversation_runtime.support import (
+    Stream,
+    call_started,
+    dtmf,
+    kinds,
+    resume,
+    start_gateway,
+    transcript,
+)
+
+
+@pytest.fixture
+async def gateway():
+    server, servicer, address = await start_gateway()
+    yield servicer, address
+    await server.stop(0)
+
+
+async def start_runtime(config: ConversationRuntimeConfig):
+    app = ConversationRuntimeApp(config)
+    running, port = create_server(config, app)
+    await app.start()
+    await running.server.start()
+    return app, running, f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, gateway):
+    config = ConversationRuntimeConfig(integration_address=gateway[1],
+                                       store=StoreConfig(path=str(tmp_path / "sessions.sqlite3")),
+                                       routes=[RouteConfig(dialog="dtmf_menu", number="2000"),
+                                               RouteConfig(dialog="appointment_booking", header="X-Queue",
+                                                           value="booking")],
+                                       reload_interval_s=0)
+    app, running, address = await start_runtime(config)
+    yield address
+    await running.server.stop(0)
+    await app.close()
+
+
+async def test_order_status_call_end_to_end(runtime, gateway) -> None:
+    """Speech in, a backend call out through the gateway, the status said, then hang up."""
+    servicer, _ = gateway
+    stream = Stream(runtime)
+    await stream.send(call_started("c1"))
+    first = await stream.read(3)
+    assert kinds(first) == ["state_changed", "say", "say"]
+    assert first[0].state_changed.dialog == "order_status" and first[0].state_changed.state == "greet"
+    assert first[1].say.barge_in.mode == common_pb2.BARGE_IN_MODE_OFF
+    assert [a.seq for a in first] == [1, 2, 3]
+    assert first[1].idempotency_key == "c1:1:1" and first[1].say.utterance_id == "c1:1:1"
+    await stream.send(transcript("c1", 2, "my order is 12345"))
+    actions = await stream.read(4)
+    assert kinds(actions) == ["state_changed", "say", "state_changed", "say"]
+    assert "Order 12345 is shipped" in actions[3].say.text
+    (request,) = servicer.requests
+    assert request.service == "orders" and request.method == "get_status"
+    assert request.payload_json == '{"order_id": "12345"}' and request.idempotency_key == "c1:2:2"
+    await stream.send(pb.SpeechEvent(session_id="c1", seq=3, playback_finished=common_pb2.PlaybackFinished(
+        utterance_id=actions[3].say.utterance_id)))
+    end = await stream.read(2)
+    assert kinds(end) == ["state_changed", "hangup"] and end[1].hangup.reason == "completed"
+    assert await stream.call.read() is grpc.aio.EOF
+    await stream.close()
+
+
+@pytest.mark.parametrize(("first", "message"), [
+    (pb.SpeechEvent(session_id="", seq=1, call_started=pb.CallStarted()), "session_id is required"),
+    (pb.SpeechEvent(session_id="c2", seq=1, dtmf=common_pb2.Dtmf(digit="1")), "must begin with call_started"),
+    (call_started("c3", dialog="nope"), "unknown dialog 'nope'"),
+    (resume("never-started", 0, 0), "is unknown"),
+])
+async def test_malformed_first_event_is_invalid_argument(runtime, first, message) -> None:
+    """A stream that starts wrong gets INVALID_ARGUMENT with the reason."""
+    stream = Stream(runtime)
+    await stream.send(first)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stream.read(1)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in info.value.details()
+    await stream.close()
+
+
+@pytest.mark.parametrize(("event", "message"), [
+    (dtmf("c4", 2, "x"), "dtmf digit 'x'"),
+    (pb.SpeechEvent(session_id="c4", seq=2, transcript=pb.Transcript(text="a", is_final=True, confidence=7)),
+     "confidence must be 0..1"),
+    (pb.SpeechEvent(session_id="c4", seq=2), "no payload"),
+    (dtmf("other", 2, "1"), "does not match"),
+])
+async def test_malformed_event_mid_call_is_invalid_argument(runtime, event, message) -> None:
+    """A malformed event in a running call gets INVALID_ARGUMENT; the session stays resumable."""
+    stream = Stream(runtime)
+    await stream.send(call_started("c4"))
+    await stream.read(3)
+    await stream.send(event)
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await stream.read(1)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert message in info.value.details()
+    await stream.close()
+    again = Stream(runtime)
+    await again.send(resume("c4", 1, 3))
+    await again.send(dtmf("c4", 2, "0"))
+    assert "transfer" in kinds(await again.read_until("transfer"))
+    await again.close()
+
+
+@pytest.mark.parametrize(("kwargs", "dialog"), [
+    ({"callee": "2000"}, "dtmf_menu"),
+    ({"headers": {"x-queue": "booking"}}, "appointment_booking"),
+    ({"callee": "2000", "dialog": "order_status"}, "order_status"),
+    ({"callee": "9999"}, "order_status"),
+])
+async def test_routing(runtime, kwargs, dialog) -> None:
+    """Dialed number, then SIP header, pick the dialog; CallStart.dialog overrides; else the default."""
+    stream = Stream(runtime)
+    await stream.send(call_started("r1", **kwargs))
+    (first,) = await stream.read(1)
+    assert first.state_changed.dialog == dialog
+    await stream.close()
+
+
+async def test_resume_resends_only_missed_actions(runtime) -> None:
+    """A reconnecting stream gets the actions after its last_action_seq, and repeated events are ignored."""
+    stream = Stream(runtime)
+    await stream.send(call_started("c5"))
+    await stream.read(3)
+    await stream.close()
+    again = Stream(runtime)
+    await again.send(resume("c5", 1, 1))
+    missed = await again.read(2)
+    assert [a.seq for a in missed] == [2, 3]
+    await again.send(dtmf("c5", 1, "0"))  # already applied seq: ignored
+    await again.send(dtmf("c5", 2, "0"))
+    actions = await again.read_until("transfer")
+    assert actions[0].seq == 4 and actions[0].state_changed.state == "agent"
+    await again.close()
+
+
+def test_bad_dialog_or_route_refuses_to_start(tmp_path: Path) -> None:
+    """A wrong dialog, or a route to a dialog not loaded, stops the runtime before it serves."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dialog:\n  name: x\n  initial: nowhere\n  states: {a: {on_enter: [{hangup: x}]}}\n")
+    with pytest.raises(ConfigError, match="bad.yaml:3:12: initial state 'nowhere' does not exist"):
+        ConversationRuntimeApp(ConversationRuntimeConfig(dialogs=[str(bad)], default_dialog="x"))
+    with pytest.raises(ConfigError, match="dialog 'ghost' is not loaded"):
+        ConversationRuntimeApp(ConversationRuntimeConfig(routes=[RouteConfig(dialog="ghost", number="1")]))
+
+
+async def test_hot_reload_keeps_last_good_and_calls_keep_their_version(tmp_path: Path, gateway) -> None:
+    """A broken edit is refused and the last good version serves; a good edit serves new calls only."""
+    folder = tmp_path / "dialogs"
+    folder.mkdir()
+    dialog = folder / "hello.yaml"
+    dialog.write_text(HELLO.replace("GREETING", "hello one"))
+    config = ConversationRuntimeConfig(integration_address=gateway[1], dialogs=[str(folder)],
+                                       default_dialog="hello", store=StoreConfig(path=str(tmp_path / "s.db")),
+                                       reload_interval_s=0)
+    app, running, address = await start_runtime(config)
+    try:
+        old_call = Stream(address)
+        await old_call.send(call_started("h1"))
+        assert (await old_call.read(2))[1].say.text == "hello one"
+        dialog.write_text(HELLO.replace("target: hello", "target: nowhere"))
+        assert app.registry.reload() == []
+        new_call = Stream(address)
+        await new_call.send(call_started("h2"))
+        assert (await new_call.read(2))[1].say.text == "hello one"
+        dialog.write_text(HELLO.replace("GREETING", "hello two"))
+        assert [d.name for d in app.registry.reload()] == ["hello"]
+        third = Stream(address)
+        await third.send(call_started("h3"))
+        assert (await third.read(2))[1].say.text == "hello two"
+        await old_call.send(transcript("h1", 2, "again"))
+        assert (await old_call.read(2))[1].say.text == "hello one"
+        for stream in (old_call, new_call, third):
+            await stream.close()
+    finally:
+        await running.server.stop(0)
+        await app.close()
+
+
+HELLO = """\
+dialog:
+  name: hello
+  initial: hello
+  states:
+    hello:
+      on_enter: [{say: "GREETING"}]
+      transitions:
+        - event: speech
+          target: hello
+"""
+
+
+async def test_timer_fires_on_the_stream(runtime) -> None:
+    """No input for the state's timeout re-prompts on the open stream (wall-clock timer)."""
+    stream = Stream(runtime)
+    await stream.send(call_started("t1", dialog="dtmf_menu"))
+    await stream.read(2)
+    actions = await asyncio.wait_for(stream.read(2), 15)
+    assert kinds(actions) == ["state_changed", "say"] and actions[0].state_changed.state == "main_menu"
+    await stream.close()
