@@ -9,13 +9,45 @@ from dialtone.media_gateway.webrtc.config import WebRtcConfig
 @dataclasses.dataclass
 class SipConfig:
     host: str = "127.0.0.1"
-    port: int = 5060
+    port: int = 5060                      # 0 = any free port (logged, and on the app object)
+    advertised_host: str = ""             # address put in Contact/SDP when behind NAT; "" = host
+    codecs: list[str] = dataclasses.field(default_factory=lambda: ["PCMU", "PCMA", "opus"])  # preference order
+    ring_ms: int = 0                      # time between 180 Ringing and 200 OK
+    allowed_networks: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    flood_rate_per_s: float = 200.0       # datagrams per second per source, sustained
+    flood_burst: int = 400
+    max_datagram_bytes: int = 60000
+    retry_after_s: int = 30               # Retry-After on the 503 sent while draining
+    transfer_timeout_s: float = 30.0      # how long to wait for the REFER's final NOTIFY
+
+
+@dataclasses.dataclass
+class RtpConfig:
+    host: str = "127.0.0.1"               # bind address of RTP sockets
+    port_low: int = 20000
+    port_high: int = 30000
+
+
+@dataclasses.dataclass
+class RoutingConfig:
+    default_dialog: str = ""              # dialog for calls no rule matches ("" = the runtime decides)
+    by_callee: dict[str, str] = dataclasses.field(default_factory=dict)   # dialed user -> dialog
+
+
+@dataclasses.dataclass
+class ControlHttpConfig:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 0                         # 0 = any free port (logged)
 
 
 @dataclasses.dataclass
 class MediaGatewayConfig(ServiceConfig):
     grpc: GrpcServerConfig = dataclasses.field(default_factory=lambda: GrpcServerConfig(port=7001))
     metrics: MetricsConfig = dataclasses.field(default_factory=lambda: MetricsConfig(port=9101))
-    speech_gateway_address: str = "127.0.0.1:7002"
+    speech_gateway_address: str = "127.0.0.1:7002"   # comma-separated replicas: a broken stream moves on
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
+    rtp: RtpConfig = dataclasses.field(default_factory=RtpConfig)
+    routing: RoutingConfig = dataclasses.field(default_factory=RoutingConfig)
+    control_http: ControlHttpConfig = dataclasses.field(default_factory=ControlHttpConfig)
     webrtc: WebRtcConfig = dataclasses.field(default_factory=WebRtcConfig)

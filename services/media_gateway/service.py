@@ -1,55 +1,138 @@
-"""The media gateway's control API servicer and process wiring."""
+"""The media gateway process: SIP stack, calls, control API (gRPC + HTTP/JSON), drain."""
 
 from __future__ import annotations
 
-import grpc
+import asyncio
+import logging
+from typing import Any
 
+import grpc
 from dialtone.common.errors import InvalidArgument
-from dialtone.common.grpc_validation import abort_invalid, require_session_id
+from dialtone.common.grpc_validation import abort_invalid
+from dialtone.media_gateway import control
+from dialtone.media_gateway.calls import CallManager, MediaFactory
 from dialtone.media_gateway.config import MediaGatewayConfig
+from dialtone.media_gateway.control_http import ControlHttpServer
+from dialtone.media_gateway.sip_bridge import SippyBridge
+from dialtone.media_gateway.sip_guard import GuardConfig, SipGuard
+from dialtone.media_gateway.sip_stack import SipStack
+from dialtone.v1 import common_pb2
 from dialtone.v1 import media_gateway_pb2 as pb
 from dialtone.v1 import media_gateway_pb2_grpc as pb_grpc
 
+log = logging.getLogger(__name__)
+
 
 class MediaGatewayControlServicer(pb_grpc.MediaGatewayControlServicer):
-    def __init__(self, config: MediaGatewayConfig) -> None:
-        self._config = config
+    def __init__(self, app: MediaGatewayApp) -> None:
+        self._app = app
 
     async def ListCalls(self, request: pb.ListCallsRequest,
                         context: grpc.aio.ServicerContext) -> pb.ListCallsResponse:
-        return pb.ListCallsResponse()
+        summaries = []
+        for view in control.list_calls(self._app.calls):
+            summaries.append(pb.CallSummary(
+                session_id=view.session_id, call_id=view.call_id, state=view.state, codec=view.codec,
+                started_unix_ms=view.started_unix_ms, duration_ms=view.duration_ms,
+                call=common_pb2.CallInfo(caller=view.caller, callee=view.callee, dialog=view.dialog,
+                                         call_id=view.call_id, channel=common_pb2.CHANNEL_SIP,
+                                         direction=common_pb2.DIRECTION_OUTBOUND if view.direction == "outbound"
+                                         else common_pb2.DIRECTION_INBOUND)))
+        return pb.ListCallsResponse(calls=summaries)
 
     async def HangupCall(self, request: pb.HangupCallRequest,
                          context: grpc.aio.ServicerContext) -> pb.HangupCallResponse:
         try:
-            require_session_id(request.session_id, "HangupCallRequest")
+            found = control.hangup(self._app.calls, request.session_id)
         except InvalidArgument as exc:
             await abort_invalid(context, exc)
-        return pb.HangupCallResponse(found=False)
+            raise AssertionError("unreachable") from None
+        return pb.HangupCallResponse(found=found)
 
     async def Originate(self, request: pb.OriginateRequest,
                         context: grpc.aio.ServicerContext) -> pb.OriginateResponse:
-        if not request.to_uri.startswith(("sip:", "sips:")):
-            await abort_invalid(context, InvalidArgument(
-                f"OriginateRequest: to_uri must be a SIP URI (sip:user@host), got {request.to_uri[:80]!r}"))
-        await context.abort(grpc.StatusCode.UNAVAILABLE, "outbound calling is not available yet")
-        raise AssertionError("unreachable")
+        try:
+            result = await control.originate(
+                self._app.calls, self._app.draining, to_uri=request.to_uri, dialog=request.dialog,
+                caller_id=request.caller_id, headers=[(h.name, h.value) for h in request.headers])
+        except InvalidArgument as exc:
+            await abort_invalid(context, exc)
+            raise AssertionError("unreachable") from None
+        except control.Unavailable as exc:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
+            raise AssertionError("unreachable") from None
+        return pb.OriginateResponse(session_id=result.session_id, call_id=result.call_id)
+
+
+def _default_media_factory(config: MediaGatewayConfig) -> MediaFactory:
+    """The media half's ``MediaSession.open`` with our RTP port range."""
+    from dialtone.media_gateway.media.ports import PortAllocator
+    from dialtone.media_gateway.media.session import MediaSession
+
+    allocator = PortAllocator(config.rtp.port_low, config.rtp.port_high)
+
+    async def open_session(**kwargs: Any) -> Any:
+        return await MediaSession.open(port_allocator=allocator, **kwargs)  # type: ignore[attr-defined]
+
+    return open_session
 
 
 class MediaGatewayApp:
-    def __init__(self, config: MediaGatewayConfig) -> None:
+    def __init__(self, config: MediaGatewayConfig, media_factory: MediaFactory | None = None) -> None:
         self.config = config
-        self.servicer = MediaGatewayControlServicer(config)
+        self.servicer = MediaGatewayControlServicer(self)
+        self._media_factory = media_factory
+        self.calls: CallManager | None = None
+        self.stack: SipStack | None = None
+        self.http: ControlHttpServer | None = None
+        self.sip_port = 0
+        self.http_port = 0
+
+    @property
+    def draining(self) -> bool:
+        return self.stack is None or self.stack.draining
 
     def register(self, server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_MediaGatewayControlServicer_to_server(self.servicer, server)
         return [pb.DESCRIPTOR.services_by_name["MediaGatewayControl"].full_name]
 
     async def start(self) -> None:
-        return None
+        config = self.config
+        factory = self._media_factory or _default_media_factory(config)
+        self.calls = CallManager(config, factory)
+        guard = SipGuard(GuardConfig(
+            max_datagram_bytes=config.sip.max_datagram_bytes, allowed_networks=tuple(config.sip.allowed_networks),
+            flood_rate_per_s=config.sip.flood_rate_per_s, flood_burst=config.sip.flood_burst))
+        self.stack = SipStack(SippyBridge(asyncio.get_running_loop()), guard, config.sip.host, config.sip.port,
+                              self.calls, retry_after_s=config.sip.retry_after_s)
+        self.calls.stack = self.stack
+        self.sip_port = await self.stack.start()
+        log.info("SIP listening on udp %s:%d", config.sip.host, self.sip_port,
+                 extra={"event": "sip_listening", "sip_port": self.sip_port})
+        if config.control_http.enabled:
+            self.http = ControlHttpServer(lambda: self.calls, lambda: self.draining)
+            self.http_port = await self.http.start(config.control_http.host, config.control_http.port)
+            log.info("control HTTP on %s:%d", config.control_http.host, self.http_port,
+                     extra={"event": "control_http_listening", "http_port": self.http_port})
 
     async def drain(self) -> None:
-        return None
+        """New INVITEs get 503 + Retry-After; return once the calls in hand have ended."""
+        if self.stack is not None:
+            self.stack.draining = True
+        if self.calls is not None:
+            log.info("draining: %d calls in progress", len(self.calls.calls))
+            await self.calls.wait_idle()
 
     async def close(self) -> None:
-        return None
+        if self.calls is not None:
+            for call in list(self.calls.calls.values()):
+                call.hangup("shutdown")
+            try:
+                await asyncio.wait_for(self.calls.wait_idle(), 3.0)
+            except TimeoutError:
+                log.warning("calls still closing at shutdown")
+        if self.http is not None:
+            await self.http.close()
+        if self.stack is not None:
+            await asyncio.sleep(0.05)  # let the last BYEs leave the send queue
+            await self.stack.stop()

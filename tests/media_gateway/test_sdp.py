@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import pytest
-
 from dialtone.media_gateway.media_types import Direction
 from dialtone.media_gateway.sdp import (
-    SdpError, SdpNotAcceptable, accept_answer, build_answer, build_offer, negotiate_answer, parse_sdp,
+    SdpError,
+    SdpNotAcceptable,
+    accept_answer,
+    build_answer,
+    build_offer,
+    negotiate_answer,
+    parse_sdp,
 )
 
 PREFS = ("PCMU", "PCMA", "opus")

@@ -1,0 +1,435 @@
+"""Calls: one SIP leg + one media session + one speech stream, and the registry of them.
+
+Runs on the asyncio loop. A ``Call`` hears its leg (``LegListener``), negotiates SDP
+(``sdp``), opens the ``MediaSession`` (RTP, built by the media half), forwards frames, DTMF
+and playback reports up the ``SpeechLink`` and acts on what comes down (PlayAudio,
+StopPlayback, Transfer -> REFER, Hangup -> BYE). ``CallManager`` creates calls for INVITEs
+and for ``originate``, lists them, hangs them up, and waits for them while draining.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from dialtone.common.ids import new_session_id
+from dialtone.common.logging import session_context
+from dialtone.common.metrics import counter, gauge, histogram
+from dialtone.media_gateway import sdp
+from dialtone.media_gateway.config import MediaGatewayConfig
+from dialtone.media_gateway.media_types import Direction, DtmfDigit, DtmfMode, NegotiatedMedia, PlaybackReport
+from dialtone.media_gateway.sip_stack import InboundOffer, SipLeg, SipStack
+from dialtone.media_gateway.speech_link import SpeechLink
+from dialtone.v1 import common_pb2
+from dialtone.v1 import speech_gateway_pb2 as spb
+
+log = logging.getLogger(__name__)
+
+ACTIVE_CALLS = gauge("media_active_calls", "calls with a SIP dialog in progress")
+CALL_SETUPS = counter("media_call_setups_total", "call setups by final response code", ["direction", "code"])
+DTMF_DIGITS = counter("media_dtmf_total", "DTMF digits sent to the speech side, by mode", ["mode"])
+SETUP_SECONDS = histogram("media_call_setup_seconds", "INVITE received to 200 OK sent")
+TRANSFERS = counter("media_transfers_total", "blind transfers by outcome", ["outcome"])
+
+_DTMF_SOURCE = {DtmfMode.RFC4733: common_pb2.DTMF_SOURCE_RFC4733, DtmfMode.SIP_INFO: common_pb2.DTMF_SOURCE_SIP_INFO,
+                DtmfMode.INBAND: common_pb2.DTMF_SOURCE_INBAND, DtmfMode.WEBRTC: common_pb2.DTMF_SOURCE_WEBRTC}
+_INFO_SIGNAL = re.compile(r"^\s*signal\s*=\s*([0-9*#A-Da-d])\s*$", re.IGNORECASE | re.MULTILINE)
+_INFO_DURATION = re.compile(r"^\s*duration\s*=\s*(\d{1,6})\s*$", re.IGNORECASE | re.MULTILINE)
+_SIP_URI = re.compile(r"^sips?:(?:(?P<user>[^@;?]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^:;?]+)(?::(?P<port>\d{1,5}))?")
+
+
+class Media(Protocol):
+    """What a call needs from ``media.session.MediaSession``."""
+
+    local_port: int
+
+    def start(self, media: NegotiatedMedia) -> None: ...
+    def update(self, media: NegotiatedMedia) -> None: ...
+    def play(self, utterance_id: str, pcm: bytes, sample_rate: int, last: bool) -> None: ...
+    def stop_playback(self, utterance_id: str | None = None) -> None: ...
+    def stats(self) -> dict[str, float]: ...
+    async def close(self) -> None: ...
+
+
+MediaFactory = Callable[..., Awaitable[Media]]   # MediaSession.open(session_id=, bind_host=, on_frame=, ...)
+
+
+def parse_dtmf_info(content_type: str, body: str) -> tuple[str, int] | None:
+    """(digit, duration_ms) from an INFO body (application/dtmf-relay or application/dtmf), else None."""
+    content_type = content_type.lower()
+    if content_type == "application/dtmf-relay":
+        signal = _INFO_SIGNAL.search(body)
+        if signal is None:
+            return None
+        duration = _INFO_DURATION.search(body)
+        return signal.group(1).upper(), int(duration.group(1)) if duration else 100
+    if content_type == "application/dtmf":
+        digit = body.strip()
+        if len(digit) == 1 and digit.upper() in "0123456789*#ABCD":
+            return digit.upper(), 100
+    return None
+
+
+def parse_sip_uri(uri: str) -> tuple[str, str, int]:
+    """(user, host, port) of a sip: URI; ValueError with the reason otherwise."""
+    match = _SIP_URI.match(uri.strip())
+    if match is None:
+        raise ValueError(f"not a SIP URI (sip:user@host[:port]): {uri[:80]!r}")
+    port = int(match.group("port") or 5060)
+    if not 0 < port < 65536:
+        raise ValueError(f"SIP URI port out of range: {port}")
+    return match.group("user") or "", match.group("host").strip("[]"), port
+
+
+class Call:
+    """One call. All methods run on the asyncio loop."""
+
+    def __init__(self, manager: CallManager, leg: SipLeg, direction: int, caller: str, callee: str,
+                 headers: tuple[tuple[str, str], ...], dialog: str) -> None:
+        self.manager = manager
+        self.leg = leg
+        self.session_id = new_session_id()
+        self.direction = direction
+        self.caller, self.callee, self.headers, self.dialog = caller, callee, headers, dialog
+        self.state = "ringing"
+        self.started_monotonic = time.monotonic()
+        self.started_unix_ms = int(time.time() * 1000)
+        self.negotiated: NegotiatedMedia | None = None
+        self.media: Media | None = None
+        self.link: SpeechLink | None = None
+        self.end_reason = ""
+        self.ended = asyncio.Event()
+        self._remote_offer: sdp.SessionDescription | None = None
+        self._sdp_session = random.randint(1, 2**31)
+        self._sdp_version = 1
+        self._transfer_target: str | None = None
+        self._transfer_timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        leg.listener = self
+
+    # --- helpers -----------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        return int((time.monotonic() - self.started_monotonic) * 1000)
+
+    def call_info(self) -> common_pb2.CallInfo:
+        return common_pb2.CallInfo(
+            caller=self.caller, callee=self.callee, dialog=self.dialog, call_id=self.leg.call_id,
+            channel=common_pb2.CHANNEL_SIP, direction=self.direction,
+            headers=[common_pb2.SipHeader(name=name, value=value) for name, value in self.headers])
+
+    @property
+    def codec(self) -> str:
+        return self.negotiated.codec if self.negotiated else ""
+
+    async def _open_media(self) -> Media:
+        return await self.manager.media_factory(
+            session_id=self.session_id, bind_host=self.manager.config.rtp.host,
+            on_frame=self._on_frame, on_dtmf=self._on_dtmf, on_playback=self._on_playback)
+
+    def _local_host(self) -> str:
+        config = self.manager.config
+        return config.sip.advertised_host or config.rtp.host
+
+    def _answer_sdp(self, offer: sdp.SessionDescription, media: NegotiatedMedia) -> str:
+        assert self.media is not None
+        self._sdp_version += 1
+        return sdp.build_answer(offer, media, local_host=self._local_host(), local_port=self.media.local_port,
+                                session_id=self._sdp_session, version=self._sdp_version)
+
+    def _start_link(self) -> None:
+        addresses = [a.strip() for a in self.manager.config.speech_gateway_address.split(",") if a.strip()]
+        self.link = SpeechLink(addresses, self.session_id, self.call_info(), self._on_downlink)
+        self.link.start()
+
+    # --- inbound setup -----------------------------------------------------------------------
+    def start_inbound(self, offer: InboundOffer) -> None:
+        self._task = asyncio.create_task(self._setup_inbound(offer), name=f"call-setup-{self.session_id}")
+
+    async def _setup_inbound(self, offer: InboundOffer) -> None:
+        with session_context(self.session_id):
+            received = time.monotonic()
+            if offer.sdp is None:
+                self._fail_setup(488, "Not Acceptable Here", "INVITE without SDP offer (late offer) is not supported")
+                return
+            try:
+                parsed = sdp.parse_sdp(offer.sdp)
+                negotiated = sdp.negotiate_answer(parsed, self.manager.codecs)
+            except sdp.SdpError as exc:
+                reason = "Not Acceptable Here" if exc.sip_status == 488 else "Bad Request"
+                self._fail_setup(exc.sip_status, reason, str(exc))
+                return
+            try:
+                self.media = await self._open_media()
+            except Exception as exc:  # noqa: BLE001 - no media, no call: tell the caller why
+                log.exception("could not open media for call %s", self.leg.call_id)
+                self._fail_setup(503, "Service Unavailable", f"media: {exc}")
+                return
+            if self.ended.is_set():
+                await self._cleanup()
+                return
+            self._remote_offer = parsed
+            self.negotiated = negotiated
+            answer = self._answer_sdp(parsed, negotiated)
+            self._start_link()
+            self.leg.ring()
+            ring_s = self.manager.config.sip.ring_ms / 1000
+            if ring_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.ended.wait(), ring_s)
+            if self.ended.is_set():
+                return
+            self.leg.answer(answer)
+            CALL_SETUPS.labels("inbound", "200").inc()
+            SETUP_SECONDS.observe(time.monotonic() - received)
+            log.info("answered call %s with %s/%d", self.leg.call_id, negotiated.codec, negotiated.clock_rate)
+
+    def _fail_setup(self, status: int, reason: str, detail: str) -> None:
+        log.info("refused call %s: %d %s", self.leg.call_id, status, detail)
+        CALL_SETUPS.labels("outbound" if self.direction == common_pb2.DIRECTION_OUTBOUND else "inbound",
+                            str(status)).inc()
+        self.leg.reject(status, reason)
+        self._finish("rejected")
+
+    # --- outbound setup ----------------------------------------------------------------------
+    async def setup_outbound(self, host: str, port: int, user: str, caller_id: str,
+                             extra_headers: list[tuple[str, str]]) -> None:
+        self.media = await self._open_media()
+        offer = sdp.build_offer(self.manager.codecs, local_host=self._local_host(), local_port=self.media.local_port,
+                                session_id=self._sdp_session, version=self._sdp_version)
+        await self.manager.stack.originate_with(self.leg, host=host, port=port, user=user, caller_id=caller_id,
+                                                sdp=offer, extra_headers=extra_headers)
+
+    # --- LegListener -------------------------------------------------------------------------
+    def on_ringing(self, leg: SipLeg) -> None:
+        self.state = "ringing"
+
+    def on_connected(self, leg: SipLeg, body: str | None) -> None:
+        with session_context(self.session_id):
+            if self.direction == common_pb2.DIRECTION_OUTBOUND:
+                try:
+                    self.negotiated = sdp.accept_answer(sdp.parse_sdp(body or ""), self.manager.codecs)
+                except sdp.SdpError as exc:
+                    log.warning("outbound call %s: unusable SDP answer (%s); hanging up", leg.call_id, exc)
+                    self.hangup("bad_answer")
+                    return
+                CALL_SETUPS.labels("outbound", "200").inc()
+                self._start_link()
+            self.state = "active"
+            if self.media is not None and self.negotiated is not None:
+                self.media.start(self.negotiated)
+
+    def on_failed(self, leg: SipLeg, status: int, reason: str) -> None:
+        if self.direction == common_pb2.DIRECTION_OUTBOUND and self.state == "ringing":
+            CALL_SETUPS.labels("outbound", str(status)).inc()
+        self._finish(f"failed_{status}")
+
+    def on_ended(self, leg: SipLeg, reason: str) -> None:
+        if reason == "cancelled":
+            CALL_SETUPS.labels("inbound", "487").inc()
+        self._finish("caller_hangup" if reason == "remote_hangup" else reason)
+
+    def on_reoffer(self, leg: SipLeg, body: str | None) -> None:
+        with session_context(self.session_id):
+            try:
+                parsed = sdp.parse_sdp(body or "")
+                negotiated = sdp.negotiate_answer(parsed, self.manager.codecs)
+            except sdp.SdpError as exc:
+                log.info("re-INVITE refused: %s", exc)
+                leg.reject_reoffer(exc.sip_status, "Not Acceptable Here" if exc.sip_status == 488 else "Bad Request")
+                return
+            self._remote_offer = parsed
+            self.negotiated = negotiated
+            if self.media is not None:
+                self.media.update(negotiated)
+            self.state = "active" if negotiated.direction is Direction.SENDRECV else "held"
+            leg.answer_reoffer(self._answer_sdp(parsed, negotiated))
+            log.info("re-INVITE answered %s", negotiated.direction.value)
+
+    def on_info(self, leg: SipLeg, content_type: str, body: str) -> None:
+        parsed = parse_dtmf_info(content_type, body)
+        if parsed is not None:
+            self._on_dtmf(DtmfDigit(parsed[0], parsed[1], DtmfMode.SIP_INFO, self.now_ms()))
+
+    def on_transfer_outcome(self, leg: SipLeg, status: int, reason: str) -> None:
+        if self._transfer_target is None:
+            return
+        target, self._transfer_target = self._transfer_target, None
+        if self._transfer_timer is not None:
+            self._transfer_timer.cancel()
+        ok = 200 <= status < 300
+        TRANSFERS.labels("ok" if ok else "failed").inc()
+        if self.link is not None:
+            self.link.send(transfer_result=common_pb2.TransferResult(target_uri=target, sip_status=status, ok=ok,
+                                                                     reason=reason))
+        if ok:
+            self.hangup("transfer")
+
+    # --- media callbacks (asyncio thread) ----------------------------------------------------
+    def _on_frame(self, pcm: bytes, timestamp_ms: int) -> None:
+        if self.link is not None:
+            self.link.send_audio(pcm, timestamp_ms)
+
+    def _on_dtmf(self, digit: DtmfDigit) -> None:
+        DTMF_DIGITS.labels(digit.mode.value).inc()
+        if self.link is not None:
+            self.link.send(dtmf=common_pb2.Dtmf(digit=digit.digit, duration_ms=digit.duration_ms,
+                                                source=_DTMF_SOURCE[digit.mode], timestamp_ms=digit.timestamp_ms))
+
+    def _on_playback(self, report: PlaybackReport) -> None:
+        if self.link is None:
+            return
+        if not report.finished:
+            self.link.send(playback_started=common_pb2.PlaybackStarted(
+                utterance_id=report.utterance_id, timestamp_ms=report.timestamp_ms))
+        else:
+            self.link.send(playback_finished=common_pb2.PlaybackFinished(
+                utterance_id=report.utterance_id, played_ms=report.played_ms, total_ms=report.total_ms,
+                interrupted=report.interrupted, timestamp_ms=report.timestamp_ms))
+
+    # --- downlink ----------------------------------------------------------------------------
+    def _on_downlink(self, down: spb.MediaDownlink) -> None:
+        kind = down.WhichOneof("payload")
+        if kind == "play_audio" and self.media is not None:
+            play = down.play_audio
+            self.media.play(play.utterance_id, play.pcm, play.sample_rate or 16000, play.last)
+        elif kind == "stop_playback" and self.media is not None:
+            self.media.stop_playback(down.stop_playback.utterance_id or None)
+        elif kind == "transfer":
+            self.transfer(down.transfer.target_uri)
+        elif kind == "hangup":
+            self.hangup(down.hangup.reason or "dialog_hangup")
+
+    # --- verbs -------------------------------------------------------------------------------
+    def transfer(self, target_uri: str) -> None:
+        try:
+            parse_sip_uri(target_uri)
+        except ValueError as exc:
+            if self.link is not None:
+                self.link.send(transfer_result=common_pb2.TransferResult(
+                    target_uri=target_uri, sip_status=0, ok=False, reason=str(exc)))
+            return
+        self._transfer_target = target_uri
+        loop = asyncio.get_running_loop()
+        self._transfer_timer = loop.call_later(self.manager.config.sip.transfer_timeout_s,
+                                               self.on_transfer_outcome, self.leg, 408, "no NOTIFY in time")
+        self.leg.refer(target_uri)
+
+    def hangup(self, reason: str = "dialog_hangup") -> None:
+        if self.ended.is_set():
+            return
+        self.state = "ending"
+        self.leg.hangup()
+        self._finish(reason)
+
+    def _finish(self, reason: str) -> None:
+        if self.ended.is_set():
+            return
+        self.end_reason = reason
+        self.ended.set()
+        asyncio.get_running_loop().create_task(self._cleanup(), name=f"call-end-{self.session_id}")
+
+    async def _cleanup(self) -> None:
+        with session_context(self.session_id):
+            if self._transfer_timer is not None:
+                self._transfer_timer.cancel()
+            if self.media is not None:
+                media, self.media = self.media, None
+                try:
+                    await media.close()
+                except Exception:  # noqa: BLE001 - closing must go on with the link
+                    log.exception("closing media failed")
+            if self.link is not None:
+                await self.link.close(self.end_reason)
+            self.manager._remove(self)
+            log.info("call %s ended: %s", self.leg.call_id, self.end_reason)
+
+
+class CallManager:
+    """All calls of this process (see module docstring). Implements ``StackListener``."""
+
+    def __init__(self, config: MediaGatewayConfig, media_factory: MediaFactory) -> None:
+        self.config = config
+        self.media_factory = media_factory
+        self.codecs = tuple(config.sip.codecs)
+        self.stack: Any = None
+        self.calls: dict[str, Call] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def dialog_for(self, callee: str) -> str:
+        return self.config.routing.by_callee.get(callee, self.config.routing.default_dialog)
+
+    def on_invite(self, leg: SipLeg, offer: InboundOffer) -> None:
+        call = Call(self, leg, common_pb2.DIRECTION_INBOUND, offer.caller, offer.callee, offer.headers,
+                    self.dialog_for(offer.callee))
+        self._add(call)
+        call.start_inbound(offer)
+
+    async def originate(self, to_uri: str, dialog: str, caller_id: str,
+                        headers: list[tuple[str, str]]) -> Call:
+        user, host, port = parse_sip_uri(to_uri)
+        assert isinstance(self.stack, SipStack)
+        leg = self.stack.new_outbound_leg(host, port)
+        call = Call(self, leg, common_pb2.DIRECTION_OUTBOUND, f"sip:{caller_id or 'dialtone'}@{self.config.sip.host}",
+                    user, tuple(headers), dialog or self.dialog_for(user))
+        self._add(call)
+        try:
+            await call.setup_outbound(host, port, user, caller_id, headers)
+        except Exception:
+            call._finish("setup_failed")
+            raise
+        return call
+
+    def _add(self, call: Call) -> None:
+        self.calls[call.session_id] = call
+        ACTIVE_CALLS.set(len(self.calls))
+        self._idle.clear()
+
+    def _remove(self, call: Call) -> None:
+        self.calls.pop(call.session_id, None)
+        ACTIVE_CALLS.set(len(self.calls))
+        if not self.calls:
+            self._idle.set()
+
+    def hangup(self, session_id: str, reason: str = "operator_hangup") -> bool:
+        call = self.calls.get(session_id)
+        if call is None:
+            return False
+        call.hangup(reason)
+        return True
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+
+@dataclasses.dataclass(frozen=True)
+class CallView:
+    """What the control API shows of a call."""
+
+    session_id: str
+    call_id: str
+    caller: str
+    callee: str
+    dialog: str
+    direction: str
+    state: str
+    codec: str
+    started_unix_ms: int
+    duration_ms: int
+
+    @classmethod
+    def of(cls, call: Call) -> CallView:
+        return cls(call.session_id, call.leg.call_id, call.caller, call.callee, call.dialog,
+                   "outbound" if call.direction == common_pb2.DIRECTION_OUTBOUND else "inbound",
+                   call.state, call.codec, call.started_unix_ms, call.now_ms())
+
+
+_counter = itertools.count()

@@ -1,0 +1,125 @@
+"""The control API over HTTP/JSON for operators (curl): a small asyncio server on h11.
+
+    GET    /v1/calls                 -> {"calls": [...]}
+    POST   /v1/calls                 {"to_uri", "dialog", "caller_id", "headers": {name: value}}
+                                     -> 201 {"session_id", "call_id"}
+    DELETE /v1/calls/{session_id}    -> 200 {"found": true} | 404 {"found": false}
+
+h11 does the HTTP/1.1 framing (no web framework for three routes); one request per
+connection, bodies capped at 64 KiB. Errors are JSON ``{"error": "..."}`` with 400/404/503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import h11
+from dialtone.common.errors import InvalidArgument
+from dialtone.media_gateway import control
+from dialtone.media_gateway.calls import CallManager
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 64 * 1024
+READ_TIMEOUT_S = 10.0
+
+
+class ControlHttpServer:
+    def __init__(self, manager: Callable[[], CallManager | None], draining: Callable[[], bool]) -> None:
+        self._manager = manager
+        self._draining = draining
+        self._server: asyncio.base_events.Server | None = None
+        self.port = 0
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
+        try:
+            request, body = await asyncio.wait_for(self._read(conn, reader), READ_TIMEOUT_S)
+            status, payload = await self._route(request, body)
+        except (TimeoutError, h11.RemoteProtocolError, ConnectionError) as exc:
+            status, payload = 400, {"error": f"bad HTTP request: {exc}"}
+            conn = h11.Connection(h11.SERVER)
+            conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            conn.next_event()
+        except Exception:  # noqa: BLE001 - an operator request must not crash the gateway
+            log.exception("control HTTP request failed")
+            status, payload = 500, {"error": "internal error"}
+        data = json.dumps(payload).encode()
+        try:
+            writer.write(conn.send(h11.Response(status_code=status, headers=[
+                ("content-type", "application/json"), ("content-length", str(len(data))),
+                ("connection", "close")])))
+            writer.write(conn.send(h11.Data(data=data)))
+            writer.write(conn.send(h11.EndOfMessage()))
+            await writer.drain()
+        except (ConnectionError, h11.LocalProtocolError):
+            pass
+        finally:
+            writer.close()
+
+    async def _read(self, conn: h11.Connection, reader: asyncio.StreamReader) -> tuple[h11.Request, bytes]:
+        request: h11.Request | None = None
+        body = bytearray()
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                data = await reader.read(65536)
+                conn.receive_data(data)
+                continue
+            if isinstance(event, h11.Request):
+                request = event
+            elif isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    raise h11.RemoteProtocolError("body too large")
+            elif isinstance(event, h11.EndOfMessage) and request is not None:
+                return request, bytes(body)
+            elif isinstance(event, h11.ConnectionClosed):
+                raise ConnectionError("client closed the connection")
+
+    async def _route(self, request: h11.Request, body: bytes) -> tuple[int, dict[str, Any]]:
+        method = request.method.decode()
+        path = request.target.decode().split("?", 1)[0].rstrip("/")
+        manager = self._manager()
+        try:
+            if path == "/v1/calls" and method == "GET":
+                return 200, {"calls": [control.view_json(v) for v in control.list_calls(manager)]}
+            if path == "/v1/calls" and method == "POST":
+                try:
+                    data = json.loads(body or b"{}")
+                except json.JSONDecodeError as exc:
+                    raise InvalidArgument(f"body is not JSON: {exc}") from None
+                if not isinstance(data, dict):
+                    raise InvalidArgument("body must be a JSON object")
+                headers = data.get("headers") or {}
+                if not isinstance(headers, dict):
+                    raise InvalidArgument("headers must be an object of name: value")
+                result = await control.originate(
+                    manager, self._draining(), to_uri=str(data.get("to_uri", "")), dialog=str(data.get("dialog", "")),
+                    caller_id=str(data.get("caller_id", "")),
+                    headers=[(str(k), str(v)) for k, v in headers.items()])
+                return 201, {"session_id": result.session_id, "call_id": result.call_id}
+            if path.startswith("/v1/calls/") and method == "DELETE":
+                found = control.hangup(manager, path[len("/v1/calls/"):])
+                return (200 if found else 404), {"found": found}
+            return 404, {"error": f"no route {method} {path}"}
+        except InvalidArgument as exc:
+            return 400, {"error": str(exc)}
+        except control.Unavailable as exc:
+            return 503, {"error": str(exc)}

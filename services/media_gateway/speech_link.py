@@ -1,0 +1,126 @@
+"""One call's gRPC bidi stream to a speech gateway (``SpeechGateway.StreamCall``), kept alive.
+
+Up: ``CallStart`` first, then whatever the call queues (audio frames, DTMF, playback
+reports, transfer results, ``CallEnd``). Down: each ``MediaDownlink`` goes to ``on_downlink``.
+If the stream breaks while the call is up, the link reconnects -- to the next replica
+address when several are configured -- and opens with ``CallStart(resume=true)``; the call
+itself never notices beyond the frames lost meanwhile. The uplink queue is bounded: when the
+speech side stalls, audio frames are dropped (counted), control messages are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+import grpc
+from dialtone.common.metrics import counter
+from dialtone.v1 import common_pb2
+from dialtone.v1 import speech_gateway_pb2 as spb
+from dialtone.v1 import speech_gateway_pb2_grpc as spb_grpc
+
+log = logging.getLogger(__name__)
+
+STREAM_RECONNECTS = counter("media_speech_stream_reconnects_total", "speech streams reopened with resume=true")
+UPLINK_DROPPED = counter("media_speech_uplink_dropped_total", "uplink audio frames dropped: speech side too slow")
+
+MAX_QUEUED = 500            # 10 s of audio
+RECONNECT_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
+_CLOSE = object()
+
+
+class SpeechLink:
+    def __init__(self, addresses: list[str], session_id: str, call: common_pb2.CallInfo,
+                 on_downlink: Callable[[spb.MediaDownlink], None]) -> None:
+        if not addresses:
+            raise ValueError("SpeechLink needs at least one speech gateway address")
+        self._addresses = addresses
+        self._session_id = session_id
+        self._call = call
+        self._on_downlink = on_downlink
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        self._seq = 0
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+        self.connects = 0
+        self.connected = asyncio.Event()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"speech-link-{self._session_id}")
+
+    def _next(self, **payload: object) -> spb.MediaUplink:
+        self._seq += 1
+        return spb.MediaUplink(session_id=self._session_id, seq=self._seq, **payload)  # type: ignore[arg-type]
+
+    def send_audio(self, pcm: bytes, timestamp_ms: int) -> None:
+        if self._closing:
+            return
+        if self._queue.qsize() >= MAX_QUEUED:
+            UPLINK_DROPPED.inc()
+            return
+        self._queue.put_nowait(self._next(audio=spb.AudioFrame(pcm=pcm, timestamp_ms=timestamp_ms)))
+
+    def send(self, **payload: object) -> None:
+        """Queue a control message (dtmf=, playback_started=, playback_finished=, transfer_result=)."""
+        if self._closing:
+            return
+        self._queue.put_nowait(self._next(**payload))
+
+    async def close(self, reason: str, timeout: float = 2.0) -> None:
+        """Send CallEnd and let the stream finish (bounded by ``timeout``)."""
+        if self._closing:
+            return
+        self._queue.put_nowait(self._next(call_end=spb.CallEnd(reason=reason)))
+        self._closing = True
+        self._queue.put_nowait(_CLOSE)
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _uplink(self, resume: bool) -> AsyncIterator[spb.MediaUplink]:
+        self._seq += 1
+        yield spb.MediaUplink(session_id=self._session_id, seq=self._seq, call_start=spb.CallStart(
+            call=self._call, sample_rate=16000, playback_sample_rate=16000, resume=resume))
+        while True:
+            item = await self._queue.get()
+            if item is _CLOSE:
+                return
+            assert isinstance(item, spb.MediaUplink)
+            yield item
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            address = self._addresses[self.connects % len(self._addresses)]
+            resume = self.connects > 0
+            self.connects += 1
+            if resume:
+                STREAM_RECONNECTS.inc()
+            try:
+                async with grpc.aio.insecure_channel(address) as channel:
+                    stream = spb_grpc.SpeechGatewayStub(channel).StreamCall(self._uplink(resume))
+                    self.connected.set()
+                    async for down in stream:
+                        attempt = 0
+                        try:
+                            self._on_downlink(down)
+                        except Exception:  # noqa: BLE001 - one bad message must not end the stream
+                            log.exception("handling a downlink message failed")
+                if self._closing:
+                    return
+                log.warning("speech stream ended by the server; reconnecting")
+            except grpc.aio.AioRpcError as exc:
+                if self._closing:
+                    return
+                log.warning("speech stream to %s broke (%s); reconnecting", address, exc.code().name)
+            self.connected.clear()
+            delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
+            attempt += 1
+            await asyncio.sleep(delay)

@@ -1,0 +1,178 @@
+"""The gateway against a real sipp: each scenario asserts what the speech side received."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dialtone.common.audio import FRAME_BYTES, rms_dbfs
+from dialtone.media_gateway.media_types import Direction
+from dialtone.media_gateway.service import MediaGatewayApp
+from dialtone.v1 import common_pb2
+
+from tests.media_gateway.stand_in_media import StandInMedia
+from tests.media_gateway.support import (
+    RecordingSpeech,
+    gateway_config,
+    pcmu_pcap_from_g711a,
+    run_sipp,
+    start_gateway,
+    start_speech,
+    wait_until,
+)
+
+
+class Harness:
+    def __init__(self, app: MediaGatewayApp, speech: RecordingSpeech, tmp_path: Path) -> None:
+        self.app, self.speech, self.tmp_path = app, speech, tmp_path
+
+    async def sipp(self, scenario: str, **kwargs: Any) -> None:
+        result = await run_sipp(scenario, self.app.sip_port, self.tmp_path, **kwargs)
+        assert result.returncode == 0, f"sipp {scenario} failed:\n{result.errors}\n{result.stdout}\n{result.stderr}"
+
+    def only_stream(self) -> Any:
+        assert len(self.speech.streams) == 1, f"expected one speech stream, got {len(self.speech.streams)}"
+        return self.speech.streams[0]
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
+    server, speech, address = await start_speech()
+    overrides = getattr(request, "param", {})
+    config = gateway_config(address, **overrides)
+    config.routing.by_callee = {"bot": "order_status"}
+    app = await start_gateway(config)
+    StandInMedia.opened.clear()
+    try:
+        yield Harness(app, speech, tmp_path)
+    finally:
+        await app.close()
+        await server.stop(0)
+
+
+async def _call_ended(h: Harness) -> None:
+    await wait_until(lambda: bool(h.speech.streams) and bool(h.speech.streams[0].of("call_end")), 10, "CallEnd")
+
+
+async def test_basic_call_pcma_delivers_caller_audio(harness: Harness) -> None:
+    """PCMA from sipp's pcap arrives as 16 kHz 640-byte frames after a CallStart carrying the SIP facts."""
+    await harness.sipp("basic_pcma")
+    await _call_ended(harness)
+    stream = harness.only_stream()
+    start = stream.uplink[0].call_start
+    assert start.call.callee == "bot" and start.call.caller.startswith("sip:alice@127.0.0.1")
+    assert start.call.dialog == "order_status" and start.call.direction == common_pb2.DIRECTION_INBOUND
+    headers = {h.name: h.value for h in start.call.headers}
+    assert headers["X-Customer-Id"] == "4242" and headers["X-Campaign"] == "spring"
+    assert start.sample_rate == 16000 and not start.resume
+    frames = stream.of("audio")
+    assert len(frames) >= 300, f"only {len(frames)} frames for a 7 s pcap"
+    assert all(len(f.pcm) == FRAME_BYTES for f in frames)
+    assert max(rms_dbfs(f.pcm) for f in frames) > -30.0
+    assert stream.of("call_end")[0].reason == "caller_hangup"
+    media = StandInMedia.opened[0]
+    assert media.started[0].codec == "PCMA" and media.started[0].ptime_ms == 30 and media.closed
+    seqs = [m.seq for m in stream.uplink]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+async def test_basic_call_pcmu(harness: Harness) -> None:
+    """A PCMU call negotiates PT 0 and its audio reaches the speech side."""
+    pcmu_pcap_from_g711a(harness.tmp_path / "pcmu.pcap")
+    await harness.sipp("basic_pcmu")
+    await _call_ended(harness)
+    stream = harness.only_stream()
+    assert StandInMedia.opened[0].started[0].codec == "PCMU"
+    frames = stream.of("audio")
+    assert len(frames) >= 300
+    assert max(rms_dbfs(f.pcm) for f in frames) > -30.0
+
+
+@pytest.mark.parametrize("harness", [{"ring_ms": 5000}], indirect=True)
+async def test_cancel_while_ringing_gets_487(harness: Harness) -> None:
+    """CANCEL before the answer: sipp sees 200 + 487 (its scenario checks), media closes, no frames."""
+    await harness.sipp("cancel")
+    await wait_until(lambda: not harness.app.calls.calls, 5, "call removed")  # type: ignore[union-attr]
+    assert StandInMedia.opened and StandInMedia.opened[0].closed
+    assert not StandInMedia.opened[0].started
+    for stream in harness.speech.streams:
+        assert not stream.of("audio")
+        assert [e.reason for e in stream.of("call_end")] == ["cancelled"]
+
+
+async def test_hold_and_resume_answer_directions(harness: Harness) -> None:
+    """sendonly -> recvonly, inactive -> inactive, sendrecv -> sendrecv; MediaSession.update told each time."""
+    await harness.sipp("hold_resume")
+    await _call_ended(harness)
+    updates = StandInMedia.opened[0].updates
+    assert [u.direction for u in updates] == [Direction.RECVONLY, Direction.INACTIVE, Direction.SENDRECV]
+
+
+async def test_g729_only_offer_gets_488(harness: Harness) -> None:
+    """No common codec: 488, no media opened, no speech stream."""
+    await harness.sipp("g729_only")
+    assert not StandInMedia.opened
+    assert not harness.speech.streams
+    assert not harness.app.calls.calls  # type: ignore[union-attr]
+
+
+async def test_rfc4733_and_info_digits_arrive(harness: Harness) -> None:
+    """sipp's RFC 4733 pcaps for 1, # and 9, then an INFO Signal=5, arrive as four Dtmf events in order."""
+    await harness.sipp("dtmf")
+    await _call_ended(harness)
+    digits = harness.only_stream().of("dtmf")
+    assert [d.digit for d in digits] == ["1", "#", "9", "5"]
+    assert [d.source for d in digits] == [common_pb2.DTMF_SOURCE_RFC4733] * 3 + [common_pb2.DTMF_SOURCE_SIP_INFO]
+    assert digits[3].duration_ms == 160
+
+
+async def test_hangup_from_dialog_sends_bye(harness: Harness) -> None:
+    """A Hangup coming down the stream becomes a BYE (sipp waits for it) and a CallEnd(dialog_hangup)."""
+    import asyncio
+
+    sipp = asyncio.create_task(harness.sipp("hangup_by_gateway"))
+    await wait_until(lambda: bool(harness.speech.streams) and bool(harness.speech.streams[0].uplink), 10, "CallStart")
+    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "ACK")
+    harness.speech.streams[0].send(hangup=common_pb2.Hangup(reason="dialog_hangup"))
+    await sipp
+    await _call_ended(harness)
+    assert harness.only_stream().of("call_end")[0].reason == "dialog_hangup"
+
+
+async def test_options_gets_200(harness: Harness) -> None:
+    """OPTIONS (trunk keep-alive) is answered 200 with an Allow header listing INVITE..REFER."""
+    await harness.sipp("options")
+    assert not harness.speech.streams
+
+
+async def test_transfer_sends_refer_and_reports_notify_outcome(harness: Harness) -> None:
+    """Transfer -> REFER with Refer-To; the NOTIFY's 200 comes back as TransferResult(ok) and the call ends."""
+    import asyncio
+
+    sipp = asyncio.create_task(harness.sipp("refer"))
+    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "ACK")
+    harness.speech.streams[0].send(transfer=common_pb2.Transfer(target_uri="sip:agent@127.0.0.1:5099"))
+    await sipp
+    await _call_ended(harness)
+    stream = harness.only_stream()
+    results = stream.of("transfer_result")
+    assert len(results) == 1
+    assert (results[0].ok, results[0].sip_status, results[0].target_uri) == (True, 200, "sip:agent@127.0.0.1:5099")
+    assert stream.of("call_end")[0].reason == "transfer"
+
+
+async def test_failed_transfer_keeps_the_call(harness: Harness) -> None:
+    """NOTIFY with 486: TransferResult(ok=false, 486), no BYE from us; the caller hangs up later."""
+    import asyncio
+
+    sipp = asyncio.create_task(harness.sipp("refer_failed"))
+    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "ACK")
+    harness.speech.streams[0].send(transfer=common_pb2.Transfer(target_uri="sip:agent@127.0.0.1:5099"))
+    await sipp
+    await _call_ended(harness)
+    stream = harness.only_stream()
+    results = stream.of("transfer_result")
+    assert [(r.ok, r.sip_status) for r in results] == [(False, 486)]
+    assert stream.of("call_end")[0].reason == "caller_hangup"
