@@ -1,0 +1,279 @@
+"""MediaSession on loopback against peers we drive: a second MediaSession or a raw UDP socket."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+
+import numpy as np
+import pytest
+from aiortp.codecs import PcmaCodec, PcmuCodec
+from dialtone.common.audio import FRAME_BYTES
+from dialtone.media_gateway.media_types import Direction, DtmfMode
+from prometheus_client import REGISTRY
+
+from tests.media_gateway.media.helpers import (
+    dtmf_tone,
+    level_dbfs,
+    media,
+    read_pcap_rtp,
+    rtp,
+    sine,
+    wait_until,
+)
+
+PCMU_SILENCE = PcmuCodec().encode(bytes(320))
+CODECS = [("PCMU", 0), ("PCMA", 8), ("opus", 111)]
+
+
+@pytest.mark.parametrize(("codec", "pt"), CODECS)
+async def test_two_sessions_carry_a_tone_both_ways(open_session, codec: str, pt: int) -> None:
+    """A tone played on each side arrives on the other as 16 kHz 20 ms frames at the same level."""
+    a, rec_a = await open_session(name="a")
+    b, rec_b = await open_session(name="b")
+    a.start(media(codec, pt, b.local_port))
+    b.start(media(codec, pt, a.local_port))
+    a.play("hello", sine(440, 1000, 16000, dbfs=-12), 16000, last=True)
+    b.play("hi", sine(700, 1000, 16000, dbfs=-12), 16000, last=True)
+    await wait_until(lambda: len(rec_a.reports) == 2 and len(rec_b.reports) == 2)
+    await wait_until(lambda: len(rec_b.frames) >= 60 and len(rec_a.frames) >= 60)
+    for rec in (rec_a, rec_b):
+        assert all(len(frame) == FRAME_BYTES for frame, _ in rec.frames)
+        assert [ts for _, ts in rec.frames[:5]] == [0, 20, 40, 60, 80]
+        loud = [level_dbfs(frame) for frame, _ in rec.frames if level_dbfs(frame) > -20]
+        assert len(loud) >= 40
+        assert abs(float(np.median(loud)) + 12) < 2
+    assert [(r.utterance_id, r.finished, r.played_ms, r.total_ms, r.interrupted) for r in rec_a.reports] == [
+        ("hello", False, 20, 1000, False), ("hello", True, 1000, 1000, False)]
+
+
+async def test_pacing_sequence_and_timestamp_continuity(open_session, peer) -> None:
+    """Packets to a raw peer: consecutive sequence numbers, timestamps in 160 steps, one SSRC, marker on the
+    first only, and never ahead of real time (no burst)."""
+    session, _ = await open_session()
+    session.start(media("PCMU", 0, peer.port))
+    session.play("u", sine(300, 3000, 16000), 16000, last=True)
+    await wait_until(lambda: len(peer.received) >= 60)
+    got = peer.received[:60]
+    packets = [p for _, p in got]
+    assert {p.payload_type for p in packets} == {0} and len({p.ssrc for p in packets}) == 1
+    assert [p.marker for p in packets] == [1] + [0] * 59
+    assert all((b.sequence_number - a.sequence_number) % 65536 == 1 for a, b in itertools.pairwise(packets))
+    steps = [(b.timestamp - a.timestamp) % 2**32 for a, b in itertools.pairwise(packets)]
+    assert all(step % 160 == 0 and step >= 160 for step in steps)
+    assert all(len(p.payload) == 160 for p in packets)
+    t0, ts0 = got[0][0], packets[0].timestamp
+    for arrival, packet in got:
+        media_time = ((packet.timestamp - ts0) % 2**32) / 8000
+        assert arrival - t0 >= media_time - 0.1, "a packet arrived ahead of its media time: burst"
+
+
+async def test_symmetric_rtp_latches_to_the_real_source(open_session, peer) -> None:
+    """SDP says port X (nobody there); RTP comes from the peer's port: we answer there, others are ignored."""
+    from tests.media_gateway.media.helpers import RawPeer
+
+    decoy = await RawPeer.open()
+    intruder = await RawPeer.open()
+    try:
+        session, rec = await open_session()
+        session.start(media("PCMU", 0, decoy.port))
+        await wait_until(lambda: len(decoy.received) >= 2)
+        tone = PcmuCodec().encode(sine(500, 20, 8000))
+        for i in range(10):
+            peer.send(rtp(1000 + i, 160 * i, tone), session.local_port)
+            await asyncio.sleep(0.005)
+        await wait_until(lambda: len(peer.received) >= 5)
+        for i in range(5):
+            intruder.send(rtp(7000 + i, 99 * i, tone, ssrc=0x6666), session.local_port)
+        await wait_until(lambda: session.stats()["dropped_foreign_source"] == 5)
+        before = len(decoy.received)
+        await wait_until(lambda: len(peer.received) >= 15)
+        assert len(decoy.received) <= before + 1
+        assert intruder.received == []
+    finally:
+        decoy.close()
+        intruder.close()
+
+
+async def test_stop_playback_flushes_within_one_frame(open_session, peer) -> None:
+    """Barge-in: after stop_playback every packet sent is silence, and the report says how much played."""
+    session, rec = await open_session()
+    session.start(media("PCMU", 0, peer.port))
+    session.play("long", sine(400, 5000, 16000, dbfs=-10), 16000, last=True)
+    await wait_until(lambda: sum(p.payload != PCMU_SILENCE for _, p in peer.received) >= 10)
+    sent_before_stop = int(session.stats()["packets_out"])
+    session.stop_playback()
+    assert session.stats()["playback_queued_ms"] == 0
+    await wait_until(lambda: len(peer.received) >= sent_before_stop + 10)
+    after = [p for _, p in peer.received[sent_before_stop:]]
+    assert all(p.payload == PCMU_SILENCE for p in after)
+    audio_sent = sum(p.payload != PCMU_SILENCE for _, p in peer.received[:sent_before_stop])
+    final = rec.reports[-1]
+    assert (final.utterance_id, final.finished, final.interrupted, final.total_ms) == ("long", True, True, 5000)
+    assert final.played_ms == audio_sent * 20 < 5000
+    # audio still streaming in for the stopped utterance is dropped, not played
+    session.play("long", sine(400, 500, 16000), 16000, last=True)
+    assert session.stats()["playback_queued_ms"] == 0
+
+
+async def test_hold_stops_sending_and_resume_continues_the_stream(open_session, peer) -> None:
+    session, _ = await open_session()
+    session.start(media("PCMU", 0, peer.port))
+    await wait_until(lambda: len(peer.received) >= 5)
+    session.update(media("PCMU", 0, peer.port, direction=Direction.RECVONLY))
+    held_at = session.stats()["packets_out"]
+    hold_started = time.monotonic()
+    await asyncio.sleep(0.3)
+    assert session.stats()["packets_out"] == held_at
+    received_during_hold = len(peer.received)
+    assert received_during_hold == held_at
+    session.update(media("PCMU", 0, peer.port, direction=Direction.SENDRECV))
+    await wait_until(lambda: len(peer.received) >= received_during_hold + 3)
+    held_seconds = time.monotonic() - hold_started
+    last_before, first_after = peer.received[received_during_hold - 1][1], peer.received[received_during_hold][1]
+    assert first_after.marker == 1
+    assert (first_after.sequence_number - last_before.sequence_number) % 65536 == 1
+    gap = ((first_after.timestamp - last_before.timestamp) % 2**32) / 8000
+    assert gap >= 0.25 and gap <= held_seconds + 0.1
+
+
+async def test_codec_change_on_reinvite(open_session, peer) -> None:
+    session, _ = await open_session()
+    session.start(media("PCMU", 0, peer.port))
+    await wait_until(lambda: len(peer.received) >= 3)
+    with pytest.raises(ValueError, match="unsupported codec 'G729'"):
+        session.update(media("G729", 18, peer.port))
+    session.update(media("PCMA", 8, peer.port))
+    switched = len(peer.received)
+    await wait_until(lambda: len(peer.received) >= switched + 5)
+    assert {p.payload_type for _, p in peer.received[switched + 1:]} == {8}
+    seqs = [p.sequence_number for _, p in peer.received]
+    assert all((b - a) % 65536 == 1 for a, b in itertools.pairwise(seqs))
+
+
+async def test_rfc4733_digits_from_sipp_pcaps(open_session, peer) -> None:
+    """sipp's RFC 2833 pcaps for every key, replayed as one stream: each key once, in order."""
+    session, rec = await open_session()
+    session.start(media("PCMU", 0, peer.port, te=101))
+    names = [f"dtmf_2833_{d}.pcap" for d in range(10)] + ["dtmf_2833_star.pcap", "dtmf_2833_pound.pcap"]
+    seq, ts = 20000, 100000
+    for name in names:
+        for packet in read_pcap_rtp(name):
+            data = bytearray(packet.rtp)
+            original_seq = int.from_bytes(data[2:4], "big")
+            data[2:4] = ((seq + original_seq) % 65536).to_bytes(2, "big")
+            data[4:8] = ts.to_bytes(4, "big")
+            peer.send(bytes(data), session.local_port)
+            await asyncio.sleep(0.002)
+        seq += 50
+        ts += 8000
+    await wait_until(lambda: len(rec.digits) >= 12)
+    await asyncio.sleep(0.1)
+    assert "".join(d.digit for d in rec.digits) == "0123456789*#"
+    assert {d.mode for d in rec.digits} == {DtmfMode.RFC4733}
+    assert session.stats()["duplicates"] == 24   # sipp's 3 end packets share one sequence number
+
+
+async def test_sipp_g711a_pcap_audio_at_30ms_ptime(open_session, peer) -> None:
+    """The first 1.5 s of sipp's g711a.pcap (PCMA, 30 ms packets) become steady 20 ms frames of speech."""
+    session, rec = await open_session()
+    session.start(media("PCMA", 8, peer.port, te=None))
+    packets = [p for p in read_pcap_rtp("g711a.pcap") if p.at < 1.5]
+    start = time.monotonic()
+    for packet in packets:
+        await asyncio.sleep(max(0.0, start + packet.at - time.monotonic()))
+        peer.send(packet.rtp, session.local_port)
+    await asyncio.sleep(0.2)
+    stats = session.stats()
+    assert stats["packets_in"] == len(packets) and stats["ptime_changes"] == 1
+    assert len(rec.frames) >= 60
+    decoded = PcmaCodec().decode(b"".join(p.rtp[12:] for p in packets))
+    voiced = [level_dbfs(f) for f, _ in rec.frames]
+    assert max(voiced) > level_dbfs(decoded) - 10     # the speech is there at its level
+    assert rec.digits == []
+
+
+async def test_inband_dtmf_over_pcmu_without_telephone_event(open_session, peer) -> None:
+    session, rec = await open_session()
+    session.start(media("PCMU", 0, peer.port, te=None))
+    audio = bytes(1600) + dtmf_tone("5", 120) + bytes(4800)
+    codec = PcmuCodec()
+    start = time.monotonic()
+    for i in range(len(audio) // 320):
+        await asyncio.sleep(max(0.0, start + i * 0.02 - time.monotonic()))
+        peer.send(rtp(500 + i, 160 * i, codec.encode(audio[i * 320:(i + 1) * 320])), session.local_port)
+    await wait_until(lambda: len(rec.digits) == 1)
+    assert (rec.digits[0].digit, rec.digits[0].mode) == ("5", DtmfMode.INBAND)
+
+
+async def test_bad_datagrams_and_raising_callbacks_never_stop_the_session(open_session, peer) -> None:
+    frames: list[bytes] = []
+
+    def broken_on_frame(frame: bytes, ts: int) -> None:
+        frames.append(frame)
+        raise RuntimeError("consumer bug")
+
+    session, rec = await open_session(on_frame=broken_on_frame)
+    session.start(media("PCMU", 0, peer.port, te=101))
+    port = session.local_port
+    peer.send(b"\x00garbage", port)
+    peer.send(b"\x80", port)
+    peer.send(bytes([0x40]) + bytes(20), port)                    # RTP version 1
+    peer.send(rtp(1, 1, bytes(4000)), port)                       # oversized
+    peer.send(rtp(2, 160, bytes(160), pt=18), port)                # payload type not negotiated
+    peer.send(rtp(3, 320, b"\x05\x80", pt=101), port)              # telephone-event under 4 bytes
+    peer.send(rtp(4, 480, b"\x05\x80\x00", pt=101), port)
+    peer.send(bytes(20), port)                                   # zeros (version 0)
+    tone = PcmuCodec().encode(sine(500, 20, 8000))
+    for i in range(25):
+        peer.send(rtp(10 + i, 640 + 160 * i, tone), port)
+        await asyncio.sleep(0.01)
+    await wait_until(lambda: len(frames) >= 30)
+    stats = session.stats()
+    assert stats["dropped_malformed"] >= 3 and stats["dropped_oversized"] == 1
+    assert stats["dropped_payload_type"] == 1 and stats["bad_dtmf_events"] == 2
+    assert stats["callback_errors"] >= 30
+    assert any(level_dbfs(frame) > -20 for frame in frames)
+
+
+async def test_play_input_validation_and_resampling(open_session, peer) -> None:
+    session, rec = await open_session()
+    with pytest.raises(ValueError, match="sample_rate 1000"):
+        session.play("u", bytes(100), 1000, last=True)
+    with pytest.raises(ValueError, match="whole s16"):
+        session.play("u", bytes(101), 16000, last=True)
+    with pytest.raises(ValueError, match="utterance_id"):
+        session.play("", bytes(100), 16000, last=True)
+    session.play("tts", sine(300, 250, 22050), 22050, last=False)
+    session.play("tts", sine(300, 250, 22050), 22050, last=True)
+    session.start(media("PCMU", 0, peer.port))
+    await wait_until(lambda: any(r.finished for r in rec.reports))
+    assert rec.reports[-1].total_ms in (500, 520)
+
+
+async def test_close_releases_ports_and_updates_metrics(open_session, allocator, peer) -> None:
+    def sent() -> float:
+        return REGISTRY.get_sample_value("dialtone_rtp_packets_sent_total", {"codec": "PCMA"}) or 0.0
+
+    before = sent()
+    session, _ = await open_session()
+    session.start(media("PCMA", 8, peer.port))
+    await wait_until(lambda: len(peer.received) >= 5)
+    assert allocator.in_use == 1
+    await session.close()
+    await session.close()   # idempotent
+    assert allocator.in_use == 0
+    assert sent() - before == session.stats()["packets_out"] >= 5
+    with pytest.raises(RuntimeError, match="closed"):
+        session.play("u", bytes(640), 16000, last=True)
+
+
+async def test_ipv6_loopback_pair(open_session) -> None:
+    a, _ = await open_session(host="::1", name="a6")
+    b, rec_b = await open_session(host="::1", name="b6")
+    a.start(media("PCMU", 0, b.local_port, host="::1"))
+    b.start(media("PCMU", 0, a.local_port, host="::1"))
+    a.play("u", sine(440, 600, 16000), 16000, last=True)
+    await wait_until(lambda: sum(level_dbfs(f) > -20 for f, _ in rec_b.frames) >= 10)
+    assert b.stats()["packets_in"] >= 10
