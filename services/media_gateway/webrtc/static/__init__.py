@@ -1,0 +1,1 @@
+"""The softphone page (HTML/JS/CSS, no build step); a package only so that wheels carry these files."""
