@@ -7,7 +7,7 @@ import base64
 
 import yaml
 
-from tests.chart.chart import CHART, COMPONENTS, name, render
+from tests.chart.chart import CHART, COMPONENTS, ROOT, helm, name, render, template_args
 
 FULL = CHART / "ci" / "full-values.yaml"
 MINIMAL = CHART / "ci" / "minimal-values.yaml"
@@ -116,3 +116,16 @@ def test_images_follow_registry_repository_and_tag() -> None:
     assert rendered.container("speech-gateway")["image"] == \
         "registry.example.com/voice/speech-gateway-gpu:0.1.0-cuda"
     assert render([MINIMAL]).container("integration-gateway")["image"] == "dialtone/integration-gateway:0.1.0"
+
+
+def test_the_documented_install_puts_a_dialog_file_in_place() -> None:
+    """docs/kubernetes.md's install line (--set-file of a packaged dialog, Redis from an
+    existing Secret) renders the dialog's text unchanged into its ConfigMap."""
+    dialog = ROOT / "services" / "conversation_runtime" / "examples" / "order_status.yaml"
+    args = template_args([], ["externalRedis.existingSecret=dialtone-redis"])
+    args += ["--set-file", f"dialogs.files.order_status\\.yaml={dialog}"]
+    rendered = [d for d in yaml.safe_load_all(helm(*args)) if d]
+    maps = [d for d in rendered if d["kind"] == "ConfigMap" and "order_status.yaml" in d.get("data", {})]
+    assert len(maps) == 1
+    assert maps[0]["data"]["order_status.yaml"].rstrip("\n") == dialog.read_text().rstrip("\n")
+    assert "--set-file dialogs.files.order_status\\\\.yaml=" in (ROOT / "docs" / "kubernetes.md").read_text()
