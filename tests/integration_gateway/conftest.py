@@ -14,7 +14,7 @@ from dialtone.integration_gateway.config import (
     TimeoutsConfig,
 )
 from dialtone.integration_gateway.gateway import ActionCall, IntegrationGateway
-from dialtone.integration_gateway.store import MemoryStore
+from dialtone.integration_gateway.store import MemoryStore, StateStore
 
 from tests.integration_gateway.backend_server import Backend
 
@@ -60,7 +60,7 @@ async def make_gateway() -> AsyncIterator[GatewayFactory]:
     made: list[IntegrationGateway] = []
 
     def make(services: dict[str, BackendServiceConfig], config: IntegrationGatewayConfig | None = None,
-             store: MemoryStore | None = None) -> IntegrationGateway:
+             store: StateStore | None = None) -> IntegrationGateway:
         gateway = IntegrationGateway(config or IntegrationGatewayConfig(), services, store or MemoryStore())
         made.append(gateway)
         return gateway

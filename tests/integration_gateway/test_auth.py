@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +155,22 @@ async def test_untrusted_server_certificate_is_refused(mtls_backend: Backend, pk
     gateway = make_gateway({"svc": service(mtls_backend.url, tls=tls, retry=RetryConfig(max_attempts=1))})
     outcome = await gateway.invoke(call())
     assert outcome.error_kind == "connect_error" and "CERTIFICATE_VERIFY_FAILED" in outcome.error_message
+
+
+async def test_http2_calls_share_one_connection(pki: dict[str, str], make_gateway: GatewayFactory) -> None:
+    """With http2: true, concurrent calls go over HTTP/2 (ALPN h2), multiplexed on one connection."""
+    from tests.integration_gateway.h2_server import H2Echo, start_h2_server
+
+    server, port = await start_h2_server(pki["server"])
+    svc = service(f"https://127.0.0.1:{port}", http2=True, tls=TlsConfig(ca_bundle=pki["ca"]))
+    gateway = make_gateway({"svc": svc})
+    try:
+        results = await asyncio.gather(*(gateway.invoke(call(payload={"item_id": str(n)})) for n in range(5)))
+        assert all(r.ok for r in results)
+        assert {json.loads(r.body_json)["path"] for r in results} == {f"/items/{n}" for n in range(5)}
+        assert {json.loads(r.body_json)["http_version"] for r in results} == {"2"}
+        assert H2Echo.connections == 1 and len(H2Echo.requests) == 5
+    finally:
+        await gateway.close()  # before wait_closed, which waits for open connections on newer Pythons
+        server.close()
+        await server.wait_closed()

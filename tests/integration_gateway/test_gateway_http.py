@@ -203,3 +203,18 @@ async def test_payload_cannot_leave_the_configured_host(backend: Backend, make_g
     assert missing.error_kind == "invalid_request" and "item_id" in missing.error_message
     dots = await gateway.invoke(call(payload={"item_id": ".."}))
     assert dots.error_kind == "invalid_request"
+
+
+async def test_unreachable_shared_store_is_a_result_not_an_exception(backend: Backend,
+                                                                     make_gateway: GatewayFactory) -> None:
+    """With the Redis store down, Invoke answers connect_error naming the store, and raises nothing."""
+    from dialtone.integration_gateway.store_redis import RedisStore
+
+    store = RedisStore(f"redis://127.0.0.1:{_closed_port()}/0", "x:")
+    try:
+        gateway = make_gateway({"svc": service(backend.url)}, store=store)
+        outcome = await gateway.invoke(call())
+        assert not outcome.ok and outcome.error_kind == "connect_error" and "redis store" in outcome.error_message
+        assert backend.seen() == []
+    finally:
+        await store.close()
