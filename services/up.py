@@ -1,7 +1,9 @@
-"""`dialtone up`: the four services as four processes on one machine.
+"""`dialtone up`: the four services as four processes on one machine, plus the example backend.
 
 Starts each service with the same entry point its container runs, wires their
-addresses together, waits until all four report SERVING, prints where to call,
+addresses together, starts the example HTTP backend the example dialogs call (a fifth
+supervised child) and points the integration gateway at the packaged example services
+file, waits until all four report SERVING and the backend answers, prints where to call,
 restarts a child that dies, and on Ctrl-C/SIGTERM stops them all (SIGTERM, then
 SIGKILL after the grace period) so no process is left behind.
 """
@@ -18,12 +20,19 @@ import subprocess
 import sys
 import time
 
+from dialtone.common.config import ConfigError, load_config
 from dialtone.common.logging import setup_logging
 from dialtone.common.server import wait_serving
+from dialtone.integration_gateway.config import EXAMPLE_SERVICES_FILE
+from dialtone.media_gateway.config import MediaGatewayConfig
 
 log = logging.getLogger("dialtone.up")
 
 SERVICES = ("integration-gateway", "conversation-runtime", "speech-gateway", "media-gateway")
+EXAMPLE_DIALOGS = ("order_status", "appointment_booking", "dtmf_menu")   # conversation_runtime/examples
+EXAMPLE_BACKEND = "example-backend"
+EXAMPLE_BACKEND_OFFSET = 80        # its HTTP port is BASE+80
+EXAMPLE_BACKEND_URL_ENV = "DIALTONE_EXAMPLE_BACKEND_URL"   # base_url_env of the packaged services file
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 
 
@@ -44,6 +53,14 @@ class Layout:
     def address(self, service: str) -> str:
         return f"{self.host}:{self.grpc_port(service)}"
 
+    @property
+    def example_backend_port(self) -> int:
+        return self.base_port + EXAMPLE_BACKEND_OFFSET
+
+    @property
+    def example_backend_url(self) -> str:
+        return f"http://{self.host}:{self.example_backend_port}"
+
     def env(self, service: str, extra_env: dict[str, str]) -> dict[str, str]:
         prefix = "DIALTONE_" + service.upper().replace("-", "_") + "__"
         env = dict(os.environ)
@@ -57,11 +74,17 @@ class Layout:
                               "SIP__PORT": str(self.sip_port)},
             "speech-gateway": {"RUNTIME_ADDRESS": self.address("conversation-runtime")},
             "conversation-runtime": {"INTEGRATION_ADDRESS": self.address("integration-gateway")},
-            "integration-gateway": {},
+            # the packaged example services file; its base URL comes from EXAMPLE_BACKEND_URL_ENV
+            "integration-gateway": {"SERVICES_FILE": str(EXAMPLE_SERVICES_FILE)},
         }[service]
         for key, value in wiring.items():
             env.setdefault(prefix + key, value)
+        env.setdefault(EXAMPLE_BACKEND_URL_ENV, self.example_backend_url)
         return env
+
+    def example_backend_argv(self) -> list[str]:
+        return [sys.executable, "-m", "dialtone", EXAMPLE_BACKEND, "--host", self.host,
+                "--port", str(self.example_backend_port)]
 
 
 class Child:
@@ -98,6 +121,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder with <service>.yaml files (optional; embedded defaults otherwise)")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds to let services drain on stop")
     parser.add_argument("--ready-timeout", type=float, default=60.0)
+    parser.add_argument("--no-example-backend", action="store_true",
+                        help="do not start the example HTTP backend (BASE+80) of the example dialogs")
     parser.set_defaults(func=_run)
 
 
@@ -117,11 +142,57 @@ def _run(args: argparse.Namespace) -> int:
     for service in SERVICES:
         prefix = "DIALTONE_" + service.upper().replace("-", "_") + "__"
         extra[prefix + "SHUTDOWN_GRACE_S"] = str(args.grace)
+    media_argv = _argv("media-gateway", args.config_dir)
+    if "--config" not in media_argv:
+        # out of the box, dialing a packaged example's name reaches that example
+        extra["DIALTONE_MEDIA_GATEWAY__ROUTING__BY_CALLEE"] = "{" + ", ".join(
+            f"{name}: {name}" for name in EXAMPLE_DIALOGS) + "}"
     children = [Child(s, _argv(s, args.config_dir), layout.env(s, extra)) for s in SERVICES]
-    return asyncio.run(_supervise(children, layout, args))
+    if not args.no_example_backend:
+        children.insert(0, Child(EXAMPLE_BACKEND, layout.example_backend_argv(), dict(os.environ)))
+    try:
+        webrtc_url = _webrtc_page_url(args.config_dir, layout)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return 2
+    return asyncio.run(_supervise(children, layout, args, webrtc_url))
 
 
-async def _supervise(children: list[Child], layout: Layout, args: argparse.Namespace) -> int:
+def _webrtc_page_url(config_dir: str | None, layout: Layout) -> str:
+    """The browser page's URL when the media gateway's ``webrtc`` section is enabled, else ""."""
+    argv = _argv("media-gateway", config_dir)
+    path = argv[argv.index("--config") + 1] if "--config" in argv else None
+    config = load_config(MediaGatewayConfig, path, service="media-gateway",
+                         environ=layout.env("media-gateway", {}))
+    if not config.webrtc.enabled:
+        return ""
+    return f"http://{config.webrtc.host}:{config.webrtc.port}/"
+
+
+async def _ready(child: Child, layout: Layout, timeout: float) -> bool:
+    if child.service == EXAMPLE_BACKEND:
+        return await _http_ready(layout.host, layout.example_backend_port, timeout)
+    return await wait_serving(layout.address(child.service), timeout)
+
+
+async def _http_ready(host: str, port: int, timeout: float) -> bool:
+    """True once GET /health answers 200 (bounded by ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 1.0)
+            writer.write(f"GET /health HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+            status = await asyncio.wait_for(reader.readline(), 1.0)
+            writer.close()
+            if b" 200 " in status:
+                return True
+        except (OSError, TimeoutError):
+            pass
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def _supervise(children: list[Child], layout: Layout, args: argparse.Namespace, webrtc_url: str) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -129,15 +200,14 @@ async def _supervise(children: list[Child], layout: Layout, args: argparse.Names
     try:
         for child in children:
             child.start()
-        ready = await asyncio.gather(*(wait_serving(layout.address(c.service), args.ready_timeout)
-                                       for c in children))
+        ready = await asyncio.gather(*(_ready(c, layout, args.ready_timeout) for c in children))
         if stop.is_set():
             return 0
         if not all(ready):
             missing = [c.service for c, ok in zip(children, ready, strict=True) if not ok]
             log.error("not SERVING after %.0f s: %s", args.ready_timeout, ", ".join(missing))
             return 1
-        _print_banner(layout)
+        _print_banner(layout, webrtc_url, any(c.service == EXAMPLE_BACKEND for c in children))
         while not stop.is_set():
             for child in children:
                 code = child.poll()
@@ -177,12 +247,16 @@ def _stop_all(children: list[Child], grace: float) -> None:
             child.process.wait()
 
 
-def _print_banner(layout: Layout) -> None:
+def _print_banner(layout: Layout, webrtc_url: str, example_backend: bool) -> None:
+    sip = f"sip:order_status@{layout.host}:{layout.sip_port}"
     lines = [
         "",
         "dialtone is up.",
-        f"  Call it:   sip:order_status@{layout.host}:{layout.sip_port}   (dialtone call, or any softphone)",
+        f"  Call it:   {sip}   (any softphone, or: dialtone call {sip} --say \"one two three four five\")",
+        f"  Dialogs:   {', '.join(EXAMPLE_DIALOGS)} (dial sip:<dialog>@{layout.host}:{layout.sip_port})",
+        *([f"  Browser:   {webrtc_url}"] if webrtc_url else []),
         "  Services:  " + ", ".join(f"{s} {layout.address(s)}" for s in SERVICES[::-1]),
+        *([f"  Backend:   {layout.example_backend_url} (example backend)"] if example_backend else []),
         "  Metrics:   " + ", ".join(f"http://{layout.host}:{layout.metrics_port(s)}/metrics"
                                     for s in SERVICES[::-1]),
         "  Architecture: docs in ARCHITECTURE.md (shared/); stop with Ctrl-C.",
