@@ -91,6 +91,8 @@ CHART_RULES = [
     (["externalRedis.url=redis://r:6379/0", "integrationGateway.credentials.create=true"],
      "integrationGateway.credentials.create needs credentials.values"),
     (["externalRedis.url=redis://r:6379/0", "dialogs.files.bad\\ name\\.txt=x"], "is not a dialog file name"),
+    (["externalRedis.url=redis://r:6379/0", "mediaGateway.webrtc.enabled=true"],
+     "mediaGateway.webrtc.enabled needs webrtc.accessKeySecret"),
 ]
 
 

@@ -170,6 +170,7 @@ def test_references_to_configmaps_and_secrets_resolve(values: Path) -> None:
     existing.add(given.get("integrationGateway", {}).get("existingServicesConfigMap", ""))
     existing.add(given.get("integrationGateway", {}).get("credentials", {}).get("existingSecret", ""))
     existing.add(given.get("externalRedis", {}).get("existingSecret", ""))
+    existing.add(given.get("mediaGateway", {}).get("webrtc", {}).get("accessKeySecret", ""))
     existing.discard("")
     for workload in workloads(rendered):
         spec = workload["spec"]["template"]["spec"]

@@ -156,3 +156,18 @@ def test_a_wrong_key_in_a_config_block_is_refused_by_the_loader(tmp_path: Path) 
     rendered = render(minimal, ["mediaGateway.config.sip.advertised_adress=203.0.113.9"])
     with pytest.raises(ConfigError, match="advertised_adress"):
         load(rendered, "media-gateway", tmp_path)
+
+
+def test_softphone_listens_where_its_service_port_points(tmp_path: Path) -> None:
+    """With webrtc on, the softphone binds the port the Service exposes and takes its access
+    key from the named Secret; with it off, the section keeps the service's defaults."""
+    rendered = render([p for p in CI_VALUES if p.stem == "full-values"])
+    config = load(rendered, "media-gateway", tmp_path)
+    service = rendered.get("Service", name("media-gateway"))
+    webrtc = next(p for p in service["spec"]["ports"] if p["name"] == "webrtc")
+    ports = {p["name"]: p["containerPort"] for p in rendered.container("media-gateway")["ports"]}
+    assert config.webrtc.enabled and config.webrtc.host == "0.0.0.0"
+    assert config.webrtc.port == ports["webrtc"] == webrtc["port"]
+    assert config.webrtc.access_key == EXISTING_SECRET_VALUE
+    minimal = load(render([p for p in CI_VALUES if p.stem == "minimal-values"]), "media-gateway", tmp_path)
+    assert not minimal.webrtc.enabled

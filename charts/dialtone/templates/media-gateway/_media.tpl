@@ -13,6 +13,9 @@
 {{- if lt (int $c.rtp.portHigh) (add (int $c.rtp.portLow) 2) -}}
 {{- fail (printf "mediaGateway.rtp: [portLow, portHigh) = [%v, %v) holds no RTP/RTCP port pair" $c.rtp.portLow $c.rtp.portHigh) -}}
 {{- end -}}
+{{- if and $c.webrtc.enabled (not $c.webrtc.accessKeySecret) -}}
+{{- fail "mediaGateway.webrtc.enabled needs webrtc.accessKeySecret: a Secret with the softphone's access key" -}}
+{{- end -}}
 {{- if and $c.hostNetwork $c.publicService.enabled -}}
 {{- fail "mediaGateway: use hostNetwork or publicService, not both" -}}
 {{- end -}}
