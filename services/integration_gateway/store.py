@@ -8,11 +8,14 @@ WATCH/MULTI (``RedisStore``, shared by every replica of a cluster). The cores in
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 class Delete:
@@ -39,9 +42,11 @@ class StateStore(Protocol):
 class MemoryStore:
     """State of one process. Atomic because updates are synchronous on the event loop."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, max_entries: int = 200_000) -> None:
         self._values: dict[str, tuple[dict, float]] = {}
         self._clock = clock
+        self._max_entries = max_entries
+        self._next_purge = 0.0
 
     def _current(self, key: str) -> dict | None:
         entry = self._values.get(key)
@@ -58,17 +63,27 @@ class MemoryStore:
             self._values.pop(key, None)
         elif new is not None:
             self._values[key] = (new, self._clock() + ttl_s)
-        if len(self._values) > 100_000:
-            self._purge()
+        if len(self._values) > self._max_entries:
+            self._bound()
         return result
 
     async def get(self, key: str) -> dict | None:
         return self._current(key)
 
-    def _purge(self) -> None:
+    def _bound(self) -> None:
+        """Drop expired entries (at most once a second: it is a full scan), then, if still too many,
+        the oldest idempotency records: a bounded memory beats replaying a day-old key."""
         now = self._clock()
-        for key in [k for k, (_, expires) in self._values.items() if expires <= now]:
-            del self._values[key]
+        if now >= self._next_purge:
+            self._next_purge = now + 1.0
+            for key in [k for k, (_, expires) in self._values.items() if expires <= now]:
+                del self._values[key]
+        excess = len(self._values) - self._max_entries
+        if excess > 0:
+            oldest = [k for k in self._values if k.startswith("idem:")][: excess + self._max_entries // 10]
+            for key in oldest:
+                del self._values[key]
+            log.warning("memory store full: dropped %d oldest idempotency records", len(oldest))
 
     async def close(self) -> None:
         self._values.clear()
