@@ -38,12 +38,16 @@ class MediaGatewayControlServicer(pb_grpc.MediaGatewayControlServicer):
                                          call_id=view.call_id, channel=common_pb2.CHANNEL_SIP,
                                          direction=common_pb2.DIRECTION_OUTBOUND if view.direction == "outbound"
                                          else common_pb2.DIRECTION_INBOUND)))
+        if self._app.webrtc is not None:
+            summaries += [call.summary() for call in list(self._app.webrtc.calls.values())]
         return pb.ListCallsResponse(calls=summaries)
 
     async def HangupCall(self, request: pb.HangupCallRequest,
                          context: grpc.aio.ServicerContext) -> pb.HangupCallResponse:
         try:
             found = control.hangup(self._app.calls, request.session_id)
+            if not found and self._app.webrtc is not None:
+                found = self._app.webrtc.hangup(request.session_id)
         except InvalidArgument as exc:
             await abort_invalid(context, exc)
             raise AssertionError("unreachable") from None
@@ -85,8 +89,10 @@ class MediaGatewayApp:
         self.calls: CallManager | None = None
         self.stack: SipStack | None = None
         self.http: ControlHttpServer | None = None
+        self.webrtc: Any = None  # webrtc.http_server.WebRtcServer when webrtc.enabled (imports aiortc, aiohttp)
         self.sip_port = 0
         self.http_port = 0
+        self.webrtc_port = 0
 
     @property
     def draining(self) -> bool:
@@ -114,14 +120,23 @@ class MediaGatewayApp:
             self.http_port = await self.http.start(config.control_http.host, config.control_http.port)
             log.info("control HTTP on %s:%d", config.control_http.host, self.http_port,
                      extra={"event": "control_http_listening", "http_port": self.http_port})
+        if config.webrtc.enabled:
+            from dialtone.media_gateway.webrtc.wiring import start_softphone
+
+            self.webrtc = await start_softphone(config)
+            self.webrtc_port = self.webrtc.port
 
     async def drain(self) -> None:
         """New INVITEs get 503 + Retry-After; return once the calls in hand have ended."""
         if self.stack is not None:
             self.stack.draining = True
+        if self.webrtc is not None:
+            self.webrtc.draining = True  # new browser offers get 503
         if self.calls is not None:
             log.info("draining: %d calls in progress", len(self.calls.calls))
             await self.calls.wait_idle()
+        if self.webrtc is not None:
+            await self.webrtc.wait_idle()
 
     async def close(self) -> None:
         if self.calls is not None:
@@ -133,6 +148,8 @@ class MediaGatewayApp:
                 log.warning("calls still closing at shutdown")
         if self.http is not None:
             await self.http.close()
+        if self.webrtc is not None:
+            await self.webrtc.close()
         if self.stack is not None:
             await asyncio.sleep(0.05)  # let the last BYEs leave the send queue
             await self.stack.stop()

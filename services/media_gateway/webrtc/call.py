@@ -23,6 +23,7 @@ from dialtone.media_gateway.webrtc.config import IceServerConfig
 from dialtone.media_gateway.webrtc.leg import WebRtcLeg
 from dialtone.media_gateway.webrtc.live import LiveChannel
 from dialtone.v1 import common_pb2
+from dialtone.v1 import media_gateway_pb2 as mpb
 from dialtone.v1 import speech_gateway_pb2 as spb
 
 log = logging.getLogger(__name__)
@@ -74,6 +75,13 @@ class WebRtcCall:
         return common_pb2.CallInfo(caller="webrtc", callee=self.dialog, dialog=self.dialog, call_id=self.session_id,
                                    channel=common_pb2.CHANNEL_WEBRTC, direction=common_pb2.DIRECTION_INBOUND,
                                    headers=headers)
+
+    def summary(self) -> mpb.CallSummary:
+        """What the control API's ListCalls shows of this call."""
+        state = {"connecting": "ringing", "connected": "active", "ended": "ending"}.get(self.state, self.state)
+        return mpb.CallSummary(session_id=self.session_id, call_id=self.session_id, call=self.call_info(),
+                               state=state, codec=self.leg.codec or "", started_unix_ms=self.started_unix_ms,
+                               duration_ms=self.leg.now_ms())
 
     async def start(self, offer_sdp: object) -> str:
         """Answer the offer and open the speech stream; ``BadOffer`` propagates with nothing left open."""

@@ -9,7 +9,7 @@
     GET  /healthz                   "ok"
 
 Errors are JSON ``{"error": "..."}``: 400 bad offer/request, 401 wrong access key, 404 unknown
-session, 413 body too large, 503 too many calls. With ``webrtc.access_key`` set, the page and the
+session, 413 body too large, 503 too many calls or draining. With ``webrtc.access_key`` set, the page and the
 API want it as ``?key=`` or the ``X-Dialtone-Key`` header. aiohttp is used (not h11 as the control
 API is) because this server streams events and serves files: that is a web framework's job.
 """
@@ -55,6 +55,9 @@ class WebRtcServer:
         self.calls: dict[str, WebRtcCall] = {}
         self._link_factory = link_factory
         self._runner: web.AppRunner | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.draining = False
         self.port = 0
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -88,6 +91,10 @@ class WebRtcServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    async def wait_idle(self) -> None:
+        """Return once no browser call is in progress (used while draining)."""
+        await self._idle.wait()
 
     def hangup(self, session_id: str, reason: str = "operator_hangup") -> bool:
         call = self.calls.get(session_id)
@@ -141,6 +148,8 @@ class WebRtcServer:
         dialog = body.get("dialog", "")
         if not isinstance(dialog, str) or not _DIALOG_NAME.match(dialog):
             raise BadRequest("'dialog' must be a dialog name (letters, digits, _ . -; at most 64)")
+        if self.draining:
+            return _error(503, "the media gateway is draining: try another replica")
         if len(self.calls) >= MAX_CALLS:
             return _error(503, f"too many browser calls in progress ({MAX_CALLS})")
         session_id = new_session_id()
@@ -149,6 +158,7 @@ class WebRtcServer:
                           user_agent=request.headers.get("User-Agent", ""), on_ended=self._forget)
         answer = await call.start(body.get("sdp"))  # BadOffer -> 400 by _errors; nothing registered
         self.calls[session_id] = call
+        self._idle.clear()
         return web.json_response({"sdp": answer, "type": "answer", "session_id": session_id})
 
     async def _hangup(self, request: web.Request) -> web.StreamResponse:
@@ -197,6 +207,8 @@ class WebRtcServer:
 
     def _forget(self, call: WebRtcCall) -> None:
         self.calls.pop(call.session_id, None)
+        if not self.calls:
+            self._idle.set()
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
