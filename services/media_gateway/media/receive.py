@@ -14,12 +14,13 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 
-from aiortp.packet import RtpPacket
+from aiortp.packet import RtcpReceiverInfo, RtpPacket
 from aiortp.playout import AdaptivePlayout
 from aiortp.stats import StreamStatistics
 from dialtone.media_gateway.media.codecs import ToSixteenK, is_g711, make_codec
 from dialtone.media_gateway.media.inband_dtmf import InbandDtmfDetector
 from dialtone.media_gateway.media.rfc4733 import Rfc4733Receiver
+from dialtone.media_gateway.media.rtcp import receiver_block
 from dialtone.media_gateway.media_types import DtmfDigit, NegotiatedMedia
 
 MAX_PLAYOUT_DELAY_MS = 200
@@ -120,6 +121,12 @@ class ReceiveStream:
         if self._rfc4733 is not None:
             digits.extend(self._rfc4733.poll(now_ms))
         return self._to16k.convert(pcm), digits
+
+    def receiver_report(self) -> RtcpReceiverInfo | None:
+        """The RTCP report block for this stream, or None before the first packet."""
+        if self._ssrc is None or self._stats is None or self._stats.max_seq is None:
+            return None
+        return receiver_block(self._ssrc, self._stats)
 
     def stats(self) -> dict[str, float]:
         playout = self._playout.stats()

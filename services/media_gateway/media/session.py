@@ -11,7 +11,9 @@ never raised into the loop.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from dialtone.media_gateway.media.pacing import PacingClock
 from dialtone.media_gateway.media.playback import PlaybackQueue
 from dialtone.media_gateway.media.ports import PortAllocator
 from dialtone.media_gateway.media.receive import ReceiveStream
+from dialtone.media_gateway.media.rtcp import build_bye, build_report
 from dialtone.media_gateway.media_types import DtmfDigit, NegotiatedMedia, PlaybackReport
 
 logger = logging.getLogger(__name__)
@@ -63,6 +66,7 @@ class MediaSession:
     """One call's RTP: decoded caller audio -> 16 kHz 20 ms frames; 16 kHz PCM to play -> paced RTP."""
 
     local_port: int
+    rtcp_interval_s: float = 5.0     # RFC 3550's minimum; randomised 0.5..1.5x per report
 
     def __init__(self, *, session_id: str, loop: asyncio.AbstractEventLoop, port: int,
                  port_allocator: PortAllocator, on_frame: Callable[[bytes, int], None],
@@ -86,6 +90,10 @@ class MediaSession:
         self._silence_payload: bytes | None = None
         self._remote: tuple[str, int] | None = None
         self._latched: tuple[str, int] | None = None
+        self._rtcp_latched: tuple[str, int] | None = None
+        self._next_rtcp = 0.0
+        self._rtcp_in = 0
+        self._rtcp_out = 0
         self._last_from_latched = 0.0
         self._playback = PlaybackQueue()
         self._play_resampler: tuple[str, StreamResampler] | None = None
@@ -94,6 +102,7 @@ class MediaSession:
         self._recv_clock: PacingClock | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._rtp_timestamp = random32()
+        self._ssrc = 0
         self._ts_increment = 0
         self._marker_next = True
         self._frames_delivered = 0
@@ -140,6 +149,7 @@ class MediaSession:
         await self._loop.create_datagram_endpoint(lambda: rtcp, sock=rtcp_sock)
         self._rtcp = rtcp
         self._sender = RtpSender(transport=rtp, payload_type=0, enable_history=False)
+        self._ssrc = self._sender.ssrc
 
     def start(self, media: NegotiatedMedia) -> None:
         """Begin sending/receiving the negotiated stream; ValueError for a codec we cannot run."""
@@ -151,6 +161,7 @@ class MediaSession:
         self._apply(media)
         now = self._loop.time()
         self._started_at = now
+        self._next_rtcp = now + self.rtcp_interval_s * random.uniform(0.5, 1.5)  # noqa: S311 - RFC 3550 spread
         self._send_clock = PacingClock(now, SEND_PTIME_MS / 1000.0)
         assert self._receive is not None
         self._recv_clock = PacingClock(now, self._receive.ptime_s)
@@ -180,6 +191,11 @@ class MediaSession:
     def _apply(self, media: NegotiatedMedia, previous: NegotiatedMedia | None = None) -> None:
         if not 0 <= media.remote_port <= 65535:
             raise ValueError(f"remote RTP port {media.remote_port} is out of range")
+        try:
+            remote_ip = ipaddress.ip_address(media.remote_host)
+        except ValueError:
+            raise ValueError(f"remote_host must be an IP address (resolve names in signalling), "
+                             f"got {media.remote_host[:80]!r}") from None
         stream_changed = previous is None or (previous.codec, previous.payload_type, previous.clock_rate,
                                               previous.ptime_ms, previous.telephone_event_pt) != (
             media.codec, media.payload_type, media.clock_rate, media.ptime_ms, media.telephone_event_pt)
@@ -195,8 +211,11 @@ class MediaSession:
             self._ts_increment = media.clock_rate * SEND_PTIME_MS // 1000
         if previous is None or (previous.remote_host, previous.remote_port) != (media.remote_host,
                                                                                  media.remote_port):
-            self._remote = (media.remote_host, media.remote_port) if media.remote_port else None
+            # Port 0 or c=0.0.0.0 (RFC 2543 hold): nowhere to send until the peer's RTP shows up
+            self._remote = None if not media.remote_port or remote_ip.is_unspecified else (
+                media.remote_host, media.remote_port)
             self._latched = None   # latch again onto whoever sends first from the new offer
+            self._rtcp_latched = None
         self._media = media
 
     async def close(self) -> None:
@@ -206,6 +225,8 @@ class MediaSession:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._media is not None:
+            self._send_rtcp(build_bye(self._ssrc))
         for transport in (self._rtp, self._rtcp):
             if transport is not None:
                 transport.close()
@@ -265,6 +286,9 @@ class MediaSession:
             now = self._loop.time()
             self._receive_tick(now)
             self._send_tick(now)
+            if now >= self._next_rtcp:
+                self._next_rtcp = now + self.rtcp_interval_s * random.uniform(0.5, 1.5)  # noqa: S311
+                self._send_rtcp_report()
             self._ticks += 1
             if self._ticks % METRICS_EVERY_TICKS == 0:
                 self._flush_metrics()
@@ -354,8 +378,34 @@ class MediaSession:
             self._deliver_digit(digit)
 
     def _on_rtcp_datagram(self, data: bytes, addr: Any) -> None:
-        # RTCP is accepted and ignored: stats come from the RTP stream itself.
-        return
+        # The peer's reports are not used (our stats come from the RTP we receive); its address is:
+        # RTCP goes back where RTCP comes from (symmetric, also for rtcp-mux on the RTP port).
+        if self._media is None or self._closed or len(data) > MAX_DATAGRAM or len(data) < 8 \
+                or not 192 <= data[1] <= 208 or data[0] >> 6 != 2:
+            self._dropped["malformed"] += 1
+            return
+        self._rtcp_in += 1
+        self._rtcp_latched = (addr[0], addr[1])
+
+    def _rtcp_target(self) -> tuple[str, int] | None:
+        if self._rtcp_latched is not None:
+            return self._rtcp_latched
+        rtp_target = self._latched or self._remote
+        return None if rtp_target is None else (rtp_target[0], rtp_target[1] + 1)
+
+    def _send_rtcp_report(self) -> None:
+        assert self._sender is not None and self._receive is not None
+        report = build_report(ssrc=self._ssrc, cname=f"dialtone-{self.local_port}",
+                              packets_sent=self._sender.packets_sent, octets_sent=self._sender.octets_sent,
+                              rtp_timestamp=self._rtp_timestamp, block=self._receive.receiver_report())
+        self._send_rtcp(report)
+
+    def _send_rtcp(self, data: bytes) -> None:
+        target = self._rtcp_target()
+        if target is None or self._rtcp is None:
+            return
+        self._rtcp.send(data, target)
+        self._rtcp_out += 1
 
     def _on_socket_error(self, exc: Exception) -> None:
         self._socket_errors += 1
@@ -395,6 +445,8 @@ class MediaSession:
             "dtmf_digits": float(self._dtmf_count),
             "callback_errors": float(self._callback_errors),
             "socket_errors": float(self._socket_errors),
+            "rtcp_in": float(self._rtcp_in),
+            "rtcp_out": float(self._rtcp_out),
             "playback_queued_ms": float(self._playback.queued_frames * FRAME_MS),
         })
         for reason, count in self._dropped.items():

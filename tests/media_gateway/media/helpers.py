@@ -91,6 +91,7 @@ class RawPeer(asyncio.DatagramProtocol):
 
     def __init__(self) -> None:
         self.received: list[tuple[float, RtpPacket]] = []
+        self.rtcp: list[bytes] = []
         self.transport: asyncio.DatagramTransport | None = None
         self.arrived = asyncio.Event()
 
@@ -110,7 +111,8 @@ class RawPeer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) >= 2 and 192 <= data[1] <= 208:
-            return  # RTCP
+            self.rtcp.append(data)
+            return
         self.received.append((time.monotonic(), RtpPacket.parse(data)))
         self.arrived.set()
 

@@ -277,3 +277,38 @@ async def test_ipv6_loopback_pair(open_session) -> None:
     a.play("u", sine(440, 600, 16000), 16000, last=True)
     await wait_until(lambda: sum(level_dbfs(f) > -20 for f, _ in rec_b.frames) >= 10)
     assert b.stats()["packets_in"] >= 10
+
+
+async def test_rtcp_reports_go_where_the_peers_rtcp_comes_from_and_bye_at_close(open_session, peer) -> None:
+    from aiortp.packet import RtcpByePacket, RtcpPacket, RtcpSrPacket
+    from dialtone.media_gateway.media.rtcp import build_report
+
+    session, _ = await open_session()
+    session.rtcp_interval_s = 0.05
+    session.start(media("PCMU", 0, peer.port))
+    tone = PcmuCodec().encode(sine(500, 20, 8000))
+    peer.send(build_report(ssrc=0x1234, cname="peer", packets_sent=0, octets_sent=0, rtp_timestamp=0, block=None),
+              session.local_port + 1)
+    for i in range(10):
+        peer.send(rtp(100 + i, 160 * i, tone), session.local_port)
+        await asyncio.sleep(0.01)
+    await wait_until(lambda: any(isinstance(RtcpPacket.parse(d)[0], RtcpSrPacket)
+                                 and RtcpPacket.parse(d)[0].reports for d in peer.rtcp))
+    sr = next(RtcpPacket.parse(d)[0] for d in peer.rtcp if RtcpPacket.parse(d)[0].reports)
+    our_ssrc = peer.received[0][1].ssrc
+    assert sr.ssrc == our_ssrc and sr.sender_info.packet_count > 0
+    assert sr.reports[0].ssrc == 0x1234 and sr.reports[0].highest_sequence >= 100
+    assert session.stats()["rtcp_in"] == 1
+    await session.close()
+    await wait_until(lambda: isinstance(RtcpPacket.parse(peer.rtcp[-1])[0], RtcpByePacket))
+
+
+async def test_remote_must_be_an_ip_and_unspecified_means_wait_for_the_peer(open_session, peer) -> None:
+    session, _ = await open_session()
+    with pytest.raises(ValueError, match="must be an IP address"):
+        session.start(media("PCMU", 0, 4000, host="pbx.example.com"))
+    session.start(media("PCMU", 0, 4000, host="0.0.0.0"))
+    await asyncio.sleep(0.1)
+    assert session.stats()["packets_out"] == 0
+    peer.send(rtp(1, 0, PCMU_SILENCE), session.local_port)
+    await wait_until(lambda: len(peer.received) >= 3)
