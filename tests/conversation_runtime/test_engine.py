@@ -172,3 +172,11 @@ def test_actions_after_gives_only_what_the_client_missed() -> None:
     session, actions = engine.start(order_status(), "s1", CALL, 0.0)
     assert [a.seq for a in engine.actions_after(session, 1)] == [2, 3]
     assert engine.actions_after(session, 3) == []
+
+
+def test_variables_only_set_start_as_null() -> None:
+    """A variable that is only ever `set` exists from the start, as null."""
+    dialog = order_status()
+    assert dialog.variables["status"] is None and dialog.variables["attempts"] == 0
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    assert session.variables["eta"] is None

@@ -174,6 +174,8 @@ class _Loader:
                            f"initial state '{initial}' does not exist; states: {', '.join(sorted(states))}")
         if name is None or initial is None or not states:
             return None
+        # Variables only ever set (not declared) start as null, so conditions can test them.
+        variables = {**{v: None for v in sorted(self.variables)}, **variables}
         dialog = m.Dialog(name=name, initial=initial, variables=variables, states=states, handlers=handlers,
                           version=hashlib.sha256(text.encode()).hexdigest()[:16], source=self.file,
                           max_duration=max_duration, dead_air=dead_air)
