@@ -18,6 +18,7 @@ from dialtone.v1 import common_pb2
 from playwright.async_api import Browser, Page, async_playwright
 
 from tests.helpers import REPO
+from tests.webrtc.conftest import make_server
 from tests.webrtc.peers import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
@@ -136,3 +137,17 @@ async def test_browser_sees_a_refused_offer(browser: Browser, softphone, standin
     }""")
     assert status == 400 and "no audio m-line" in body["error"]
     assert server.calls == {} and standin[0].starts == []
+
+
+async def test_page_with_access_key_passes_it_to_the_api(browser: Browser, standin):
+    """Opened as /?key=..., the page's own API calls carry the key (the dialog list loads); a wrong key shows 401."""
+    server = make_server(standin[1], access_key="s3cret")
+    port = await server.start()
+    try:
+        page = await browser.new_page()
+        await page.goto(f"http://127.0.0.1:{port}/?key=s3cret")
+        await page.wait_for_selector("#dialogs option[value='support']", state="attached")
+        denied = await page.goto(f"http://127.0.0.1:{port}/?key=wrong")
+        assert denied is not None and denied.status == 401
+    finally:
+        await server.close()
