@@ -121,6 +121,9 @@ class BackendClient:
             except httpx.TransportError as exc:
                 return HttpReply(AttemptOutcome(AttemptKind.CONNECT_ERROR),
                                  error=f"{type(exc).__name__}: {exc}"[:300])
+            except httpx.DecodingError as exc:  # the backend sent a body its Content-Encoding cannot decode
+                return HttpReply(AttemptOutcome(AttemptKind.RESPONSE, 502),
+                                 error=f"undecodable response body: {exc}"[:300])
             if reply.status_code == 401 and self.oauth2 is not None and auth_round == 0:
                 self.oauth2.invalidate(token)
                 continue

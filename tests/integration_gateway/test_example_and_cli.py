@@ -93,6 +93,12 @@ def test_cli_calls_the_example_through_a_gateway(start_service, example_url: str
     code, _, err = backend_call(gateway.address, "orders", "get_status", "--payload", "not json")
     assert code == 2 and "INVALID_ARGUMENT" in err and "not valid JSON" in err
 
+    metrics = httpx.get(f"http://127.0.0.1:{gateway.metrics_port}/metrics").text
+    assert 'dialtone_backend_requests_total{outcome="ok",service="orders"} 1.0' in metrics
+    assert 'dialtone_backend_requests_total{outcome="http_error",service="orders"} 1.0' in metrics
+    assert 'dialtone_backend_breaker_state{service="appointments"} 0.0' in metrics
+    assert 'dialtone_backend_request_seconds_count{outcome="ok",service="appointments"} 1.0' in metrics
+
     events = [e for e in gateway.log_events() if e.get("event") == "backend_call"]
     assert {(e["backend_service"], e["outcome"]) for e in events} >= {("orders", "ok"), ("appointments", "ok"),
                                                                       ("orders", "http_error")}

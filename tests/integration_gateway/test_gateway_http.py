@@ -218,3 +218,12 @@ async def test_unreachable_shared_store_is_a_result_not_an_exception(backend: Ba
         assert backend.seen() == []
     finally:
         await store.close()
+
+
+async def test_undecodable_body_is_an_http_error(backend: Backend, make_gateway: GatewayFactory) -> None:
+    """A body that its Content-Encoding cannot decode is a 502-like http_error, never an exception."""
+    backend.script("/items/42", [Reply(200, {"x": 1}, {"Content-Encoding": "gzip"})] * 3)
+    gateway = make_gateway({"svc": service(backend.url)})
+    outcome = await gateway.invoke(call())
+    assert outcome.error_kind == "http_error" and outcome.http_status == 502
+    assert "undecodable" in outcome.error_message and outcome.attempts == 3
