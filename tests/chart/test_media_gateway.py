@@ -124,3 +124,11 @@ def test_cpu_is_the_default_autoscaling_metric() -> None:
     for hpa in rendered.of_kind("HorizontalPodAutoscaler"):
         assert [m["resource"]["name"] for m in hpa["spec"]["metrics"]] == ["cpu"]
     assert len(rendered.of_kind("HorizontalPodAutoscaler")) == 4
+
+
+def test_media_gateways_scale_down_slowly_by_default() -> None:
+    """Draining takes minutes, so the default HPA removes at most one gateway per 5 minutes."""
+    rendered = render([MINIMAL])
+    behavior = rendered.get("HorizontalPodAutoscaler", name(MEDIA))["spec"]["behavior"]["scaleDown"]
+    assert behavior["stabilizationWindowSeconds"] >= 300
+    assert behavior["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
