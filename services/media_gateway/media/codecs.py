@@ -60,6 +60,26 @@ def make_codec(codec_name: str, ptime_ms: int = SEND_PTIME_MS) -> Codec:
     raise ValueError(f"unsupported codec {codec_name!r} (expected one of {', '.join(SUPPORTED_CODECS)})")
 
 
+_OPUS_FRAME_MS = (10.0, 20.0, 40.0, 60.0) * 3 + (10.0, 20.0) * 2 + (2.5, 5.0, 10.0, 20.0) * 4
+
+
+def opus_packet_ms(payload: bytes) -> float | None:
+    """Duration of an Opus packet from its TOC byte (RFC 6716 §3.1); None when it cannot be read."""
+    if not payload:
+        return None
+    toc = payload[0]
+    code = toc & 0x03
+    if code == 0:
+        frames = 1
+    elif code in (1, 2):
+        frames = 2
+    elif len(payload) >= 2:
+        frames = payload[1] & 0x3F
+    else:
+        return None
+    return _OPUS_FRAME_MS[toc >> 3] * frames
+
+
 class _SampleFifo:
     """s16 samples between a resampler (variable chunk sizes) and fixed-size frames."""
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from aiortp.packet import RtcpReceiverInfo, RtpPacket
 from aiortp.playout import AdaptivePlayout
 from aiortp.stats import StreamStatistics
-from dialtone.media_gateway.media.codecs import ToSixteenK, is_g711, make_codec
+from dialtone.media_gateway.media.codecs import ToSixteenK, is_g711, make_codec, opus_packet_ms
 from dialtone.media_gateway.media.inband_dtmf import InbandDtmfDetector
 from dialtone.media_gateway.media.rfc4733 import Rfc4733Receiver
 from dialtone.media_gateway.media.rtcp import receiver_block
@@ -25,8 +25,9 @@ from dialtone.media_gateway.media_types import DtmfDigit, NegotiatedMedia
 
 MAX_PLAYOUT_DELAY_MS = 200
 _DUPLICATE_WINDOW = 64
-# G.711 packet sizes we follow when a peer ignores the negotiated ptime (10..60 ms at 8 kHz)
-_G711_FRAME_SIZES = frozenset(range(80, 481, 80))
+# Packet durations we follow when a peer ignores the negotiated ptime
+_G711_FRAME_SIZES = frozenset(range(80, 481, 80))          # 10..60 ms at 8 kHz
+_OPUS_PTIMES = frozenset((10, 20, 40, 60))
 
 
 class ReceiveStream:
@@ -89,13 +90,21 @@ class ReceiveStream:
                 self.bad_events += 1
                 return []
         payload = packet.payload
-        if self._g711 and len(payload) != self._codec.samples_per_frame and len(payload) in _G711_FRAME_SIZES:
+        ptime = self._packet_ptime(payload)
+        if ptime is not None and ptime != self._ptime_ms:
             self.ptime_changes += 1
             self._earlier_late += self._playout.late_dropped
             self._earlier_concealed += self._playout.concealed_frames
-            self._build_playout(len(payload) // 8)
+            self._build_playout(ptime)
         self._playout.put(packet.timestamp, payload)
         return []
+
+    def _packet_ptime(self, payload: bytes) -> int | None:
+        """The packet's duration in ms when it is one we can follow, else None (keep the current one)."""
+        if self._g711:
+            return len(payload) // 8 if len(payload) in _G711_FRAME_SIZES else None
+        duration = opus_packet_ms(payload)
+        return int(duration) if duration is not None and duration in _OPUS_PTIMES else None
 
     def _new_source(self, ssrc: int) -> None:
         if self._ssrc is not None:

@@ -179,9 +179,6 @@ class MediaSession:
             return
         previous = self._media
         self._apply(media, previous)
-        if self._recv_clock is not None and self._receive is not None \
-                and self._receive.ptime_s != self._recv_clock.interval:
-            self._recv_clock = PacingClock(self._loop.time(), self._receive.ptime_s)
         if previous.direction.we_send != media.direction.we_send:
             self._marker_next = True
         logger.info("media updated: %s pt %d to %s:%d %s", media.codec, media.payload_type,
@@ -300,6 +297,9 @@ class MediaSession:
 
     def _receive_tick(self, now: float) -> None:
         assert self._recv_clock is not None and self._receive is not None
+        if self._receive.ptime_s != self._recv_clock.interval:
+            # The peer's packets are longer/shorter than negotiated: play out at their pace
+            self._recv_clock = PacingClock(now, self._receive.ptime_s)
         due = self._recv_clock.take(now)
         now_ms = self._now_ms(now)
         for _ in range(min(due.ticks, MAX_RECEIVE_CATCHUP)):

@@ -191,3 +191,30 @@ def test_inband_detection_is_off_when_telephone_event_was_negotiated() -> None:
     stream, clock = fresh(te=101)
     _, digits = run(stream, clock, steady(tone_packets(0.5, pcm=pcm)), 40)
     assert digits == []
+
+
+def test_opus_peer_sending_40ms_packets_is_followed() -> None:
+    """Opus packets are self-describing: 40 ms packets (TOC) re-frame the playout, audio stays continuous."""
+    from dialtone.media_gateway.media.codecs import make_codec, opus_packet_ms
+
+    encoder = make_codec("opus", 40)
+    audio = sine(400, 1000, 48000, dbfs=-12)
+    samples = 1920
+    packets = [RtpPacket(payload_type=111, sequence_number=i, timestamp=i * samples, ssrc=1,
+                         payload=encoder.encode(audio[i * samples * 2:(i + 1) * samples * 2]))
+               for i in range(len(audio) // (samples * 2))]
+    assert opus_packet_ms(packets[0].payload) == 40.0
+    stream, clock = fresh(codec="opus", pt=111)
+    frames, _ = run(stream, clock, [(i * 0.040, p) for i, p in enumerate(packets)], 25, tick_s=0.040)
+    assert stream.ptime_s == 0.040 and stream.stats()["ptime_changes"] == 1
+    assert len(frames) == 50
+    assert all(level_dbfs(f) > -16 for f in frames[6:-3])
+
+
+def test_opus_toc_durations() -> None:
+    from dialtone.media_gateway.media.codecs import opus_packet_ms
+
+    assert opus_packet_ms(bytes([(1 << 3) | 0])) == 20.0        # SILK NB 20 ms, one frame
+    assert opus_packet_ms(bytes([(31 << 3) | 1])) == 40.0       # CELT FB 20 ms, two frames
+    assert opus_packet_ms(bytes([(16 << 3) | 3, 4])) == 10.0    # CELT 2.5 ms x 4
+    assert opus_packet_ms(bytes([3])) is None and opus_packet_ms(b"") is None

@@ -187,6 +187,8 @@ async def test_sipp_g711a_pcap_audio_at_30ms_ptime(open_session, peer) -> None:
     await asyncio.sleep(0.2)
     stats = session.stats()
     assert stats["packets_in"] == len(packets) and stats["ptime_changes"] == 1
+    # played out at the peer's 30 ms pace (at 20 ms ticks half the packets would be late and concealed)
+    assert stats["late_packets"] <= 2 and stats["concealed_frames"] <= 10
     assert len(rec.frames) >= 60
     decoded = PcmaCodec().decode(b"".join(p.rtp[12:] for p in packets))
     voiced = [level_dbfs(f) for f, _ in rec.frames]
