@@ -32,7 +32,7 @@ def service(base_url: str, **overrides: object) -> BackendServiceConfig:
         base_url=base_url,
         timeouts=TimeoutsConfig(connect_s=1.0, read_s=2.0, total_s=3.0),
         retry=RetryConfig(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.05, max_retry_after_s=2.0),
-        breaker=BreakerConfig(failure_threshold=3, reset_timeout_s=0.5),
+        breaker=BreakerConfig(failure_threshold=3, reset_timeout_s=1.0),
         methods={
             "get_item": MethodConfig(verb="GET", path="/items/{item_id}", query=["fields"]),
             "create": MethodConfig(verb="POST", path="/items"),

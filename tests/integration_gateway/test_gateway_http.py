@@ -62,7 +62,7 @@ async def test_slow_backend_times_out_within_the_deadline(backend: Backend,
     outcome = await gateway.invoke(call(timeout_ms=400))
     elapsed = time.monotonic() - started
     assert not outcome.ok and outcome.error_kind == "timeout"
-    assert elapsed < 2.0  # far below the backend's 3 s delay: the deadline cut it
+    assert elapsed < 2.5  # below the backend's 3 s delay: the deadline cut it, not the answer
 
 
 async def test_read_timeout_is_retried(backend: Backend, make_gateway: GatewayFactory) -> None:
@@ -113,7 +113,7 @@ async def test_breaker_opens_after_refused_connections_and_recovers(make_gateway
 
     backend = Backend(port=port).start()  # the backend comes back on the same port
     try:
-        await asyncio.sleep(0.6)  # past reset_timeout_s = 0.5
+        await asyncio.sleep(1.1)  # past reset_timeout_s = 1.0
         trial = await gateway.invoke(call())
         assert trial.ok and trial.attempts == 1
         after = await gateway.invoke(call())
@@ -128,7 +128,7 @@ async def test_failed_trial_reopens(make_gateway: GatewayFactory) -> None:
     gateway = make_gateway({"svc": service(f"http://127.0.0.1:{port}", retry=RetryConfig(max_attempts=1))})
     for _ in range(3):
         await gateway.invoke(call())
-    await asyncio.sleep(0.6)
+    await asyncio.sleep(1.1)  # past reset_timeout_s = 1.0
     trial = await gateway.invoke(call())
     assert trial.error_kind == "connect_error"
     assert (await gateway.invoke(call())).error_kind == "breaker_open"
