@@ -134,16 +134,23 @@ class _MediaBuilder:
         self.connection: str | None = None
         self.direction: Direction | None = None
         self.ptime: int | None = None
+        self.unreadable: set[int] = set()
 
     def attribute(self, name: str, value: str) -> None:
         if name == "rtpmap":
             pt_text, _, enc = value.partition(" ")
             pt = _parse_int(pt_text, "rtpmap payload type", 0, 127)
             parts = enc.strip().split("/")
-            if len(parts) < 2 or not parts[0]:
-                raise SdpError(f"SDP: a=rtpmap must be 'PT name/rate[/channels]', got {value[:80]!r}")
-            rate = _parse_int(parts[1], "rtpmap clock rate", 1, 1_000_000)
-            channels = _parse_int(parts[2], "rtpmap channels", 1, 8) if len(parts) > 2 and parts[2] else 1
+            try:
+                if len(parts) < 2 or not parts[0]:
+                    raise SdpError(f"SDP: a=rtpmap must be 'PT name/rate[/channels]', got {value[:80]!r}")
+                rate = _parse_int(parts[1], "rtpmap clock rate", 1, 1_000_000)
+                channels = _parse_int(parts[2], "rtpmap channels", 1, 8) if len(parts) > 2 and parts[2] else 1
+            except SdpError:
+                # A format we cannot read is a format we do not use (real offers carry 'a=rtpmap:31 LPC').
+                self.rtpmap.pop(pt, None)
+                self.unreadable.add(pt)
+                return
             self.rtpmap[pt] = (parts[0], rate, channels)
         elif name == "fmtp":
             pt_text, _, params = value.partition(" ")
@@ -157,6 +164,8 @@ class _MediaBuilder:
     def build(self, session_connection: str | None, session_direction: Direction) -> MediaDescription:
         formats = []
         for pt in self.pts:
+            if pt in self.unreadable:
+                continue
             if pt in self.rtpmap:
                 enc, rate, channels = self.rtpmap[pt]
             elif pt in _STATIC_PTS:

@@ -1,14 +1,12 @@
-"""What the gateway checks in a SIP datagram before sippy parses it. Sans-I/O.
+"""What the gateway does with a SIP datagram before sippy sees it. Sans-I/O.
 
 sippy is a solid RFC 3261 stack but it trusts its input: it cuts datagrams at 8 KiB,
 ``int()`` raises on a 5,000-digit CSeq, and RFC 4475 shows about 20 messages it answers
 wrongly or not at all. ``SipGuard.inspect`` looks at the raw bytes first and returns one
-``Verdict``: PASS to sippy, REPLY with a response we formed from the request's own
-headers (400 with the reason, 505, 416, ...), or DROP (counted by reason). It also enforces
-the trunk ACL (allowed source networks) and a per-source token bucket against floods.
-
-This is not a SIP parser: it splits the header block into (name, value) lines, which is
-all the checks below need, and leaves transactions and dialogs to sippy.
+``Verdict``: PASS (with the request re-written plainly, see ``sip_syntax``), REPLY with a
+stateless response formed from the request's own headers (400 with the reason, 505, 416,
+420, 415, 406, 405, 501), or DROP (counted by reason). It also enforces the trunk ACL
+(allowed source networks) and a per-source token bucket against floods.
 """
 
 from __future__ import annotations
@@ -22,9 +20,29 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from dialtone.common.metrics import counter
+from dialtone.media_gateway.sip_syntax import (
+    RESPONSE_LINE,
+    Message,
+    SipSyntaxError,
+    canonical_name,
+    canonical_request,
+    read_request,
+    split_message,
+)
 
 GUARD_ACTIONS = counter("media_sip_guard_total", "SIP datagrams the guard did not pass to the stack, by reason",
                         ["action", "reason"])
+
+ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY"
+_STACK_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE",
+                            "PRACK"})
+_NOT_OURS = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE"})   # we are not a registrar/presence server
+_SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+_SCHEMES = ("sip", "sips", "tel")
+_SDP_ACCEPTS = ("application/sdp", "application/*", "*/*")
+_REASONS = {400: "Bad Request", 405: "Method Not Allowed", 406: "Not Acceptable", 415: "Unsupported Media Type",
+            416: "Unsupported URI Scheme", 420: "Bad Extension", 501: "Not Implemented",
+            505: "Version Not Supported"}
 
 
 class Verdict(enum.Enum):
@@ -33,17 +51,10 @@ class Verdict(enum.Enum):
     DROP = "drop"
 
 
-# Compact header forms (RFC 3261 §7.3.3) -> full lower-case names.
-_COMPACT = {"i": "call-id", "m": "contact", "e": "content-encoding", "l": "content-length",
-            "c": "content-type", "f": "from", "s": "subject", "k": "supported", "t": "to", "v": "via"}
-_TOKEN = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
-_REQUEST_LINE = re.compile(r"^([^ ]+) ([^ ]+) SIP/(\d+)\.(\d+)$")
-_STATUS_LINE = re.compile(r"^SIP/2\.0 (\d{3}) ")
-_KNOWN_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE",
-                            "PRACK", "SUBSCRIBE", "MESSAGE", "REGISTER", "PUBLISH"})
-_NUMERIC_HEADERS = {"content-length": 2**31, "max-forwards": 255, "expires": 2**32}
-_REQUIRED = ("via", "from", "to", "call-id", "cseq")
-_SUPPORTED_SCHEMES = ("sip", "sips", "tel")
+class GuardedMessage(str):
+    """The canonical text handed to sippy, carrying the datagram as received (for headers as sent)."""
+
+    raw: bytes = b""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,68 +67,22 @@ class GuardConfig:
 
 
 class _Bucket:
-    __slots__ = ("tokens", "stamp")
+    __slots__ = ("stamp", "tokens")
 
     def __init__(self, tokens: float, stamp: float) -> None:
         self.tokens = tokens
         self.stamp = stamp
 
 
-@dataclasses.dataclass
-class ParsedHead:
-    """The start line and header lines of a message, unfolded, names as sent."""
-
-    start_line: str
-    headers: list[tuple[str, str]]
-    body: bytes
-
-    def get(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if _canonical(key) == name]
-
-
-def _canonical(name: str) -> str:
-    lowered = name.strip().lower()
-    return _COMPACT.get(lowered, lowered)
-
-
-class MalformedError(ValueError):
-    """The message cannot be read; ``status`` is what to answer (None: no response can be formed)."""
-
-    def __init__(self, message: str, status: int | None = 400) -> None:
-        super().__init__(message)
+class _Refuse(Exception):
+    def __init__(self, status: int, detail: str, extra: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(detail)
         self.status = status
-
-
-def split_message(data: bytes) -> ParsedHead:
-    """Split raw bytes into start line, unfolded header lines and body. Raises MalformedError."""
-    head_end = data.find(b"\r\n\r\n")
-    sep = 4
-    if head_end < 0:
-        head_end = data.find(b"\n\n")
-        sep = 2
-    if head_end < 0:
-        raise MalformedError("no empty line after the headers", status=None)
-    try:
-        head = data[:head_end].decode("utf-8")
-    except UnicodeDecodeError:
-        raise MalformedError("header block is not UTF-8", status=None) from None
-    lines = head.replace("\r\n", "\n").split("\n")
-    start_line = lines[0].strip()
-    headers: list[tuple[str, str]] = []
-    for line in lines[1:]:
-        if line[:1] in (" ", "\t") and headers:  # folded continuation (RFC 3261 §7.3.1)
-            name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip()}")
-            continue
-        name, colon, value = line.partition(":")
-        if not colon or not name.strip() or not _TOKEN.match(name.strip()):
-            raise MalformedError(f"header line is not 'Name: value': {line[:60]!r}")
-        headers.append((name.strip(), value.strip()))
-    return ParsedHead(start_line, headers, data[head_end + sep:])
+        self.extra = extra or []
 
 
 class SipGuard:
-    """Stateful only in the flood buckets; safe to call from one receive thread."""
+    """Stateful only in the flood buckets; called from the one receive thread."""
 
     def __init__(self, config: GuardConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._config = config
@@ -149,111 +114,95 @@ class SipGuard:
         bucket.tokens -= 1.0
         return True
 
-    def inspect(self, data: bytes, source: str, transport: str = "udp") -> tuple[Verdict, bytes | None]:
-        """Decide what happens to one datagram from ``source``; REPLY comes with the bytes to send."""
-        verdict, reply, reason = self._inspect(data, source, transport)
+    def inspect(self, data: bytes, source: str) -> tuple[Verdict, bytes | str | None]:
+        """One datagram from ``source``: (PASS, text for sippy) | (REPLY, response bytes) | (DROP, None)."""
+        verdict, payload, reason = self._inspect(data, source)
         if verdict is not Verdict.PASS:
             GUARD_ACTIONS.labels(verdict.value, reason).inc()
-        return verdict, reply
+        return verdict, payload
 
-    def _inspect(self, data: bytes, source: str, transport: str) -> tuple[Verdict, bytes | None, str]:
+    def _inspect(self, data: bytes, source: str) -> tuple[Verdict, bytes | str | None, str]:
         if not self.allowed(source):
             return Verdict.DROP, None, "acl"
         if not self._within_rate(source, self._clock()):
             return Verdict.DROP, None, "flood"
         if len(data) > self._config.max_datagram_bytes:
             return Verdict.DROP, None, "oversized"
-        if len(data.strip()) == 0:
+        if len(data) < 16 or not data.strip():
             return Verdict.DROP, None, "keepalive"
         try:
             message = split_message(data)
-        except MalformedError:
+        except SipSyntaxError:
             return Verdict.DROP, None, "unreadable"
-        if _STATUS_LINE.match(message.start_line):
-            return Verdict.PASS, None, ""
+        if message.is_response:
+            if RESPONSE_LINE.match(message.start_line):
+                return Verdict.PASS, data, ""
+            return Verdict.DROP, None, "bad_response"
         try:
-            problem = check_request(message, len(data))
-        except MalformedError as exc:
+            text = self._check_request(message)
+        except SipSyntaxError as exc:
             if exc.status is None:
                 return Verdict.DROP, None, "unanswerable"
-            return self._reply(message, exc.status, str(exc), transport)
-        if problem is not None:
-            status, reason, extra = problem
-            return self._reply(message, status, reason, transport, extra)
-        return Verdict.PASS, None, ""
+            return self._reply(message, exc.status, str(exc))
+        except _Refuse as refuse:
+            return self._reply(message, refuse.status, str(refuse), refuse.extra)
+        guarded = GuardedMessage(text)
+        guarded.raw = data
+        return Verdict.PASS, guarded, ""
 
-    def _reply(self, message: ParsedHead, status: int, reason: str, transport: str,
-               extra: Iterable[tuple[str, str]] = ()) -> tuple[Verdict, bytes | None, str]:
-        method = message.start_line.split(" ", 1)[0]
-        if method == "ACK":
-            return Verdict.DROP, None, "bad_ack"  # never answer an ACK
-        response = build_response(message, status, reason, extra)
+    def _check_request(self, message: Message) -> str:
+        request = read_request(message)
+        method = request.method
+        if method in _NOT_OURS:
+            raise _Refuse(405, f"{method} is not served here", [("Allow", ALLOW)])
+        if method not in _STACK_METHODS:
+            raise _Refuse(501, "unknown method", [("Allow", ALLOW)])
+        scheme = request.uri.split(":", 1)[0].lower() if ":" in request.uri else ""
+        if scheme not in _SCHEMES:
+            raise _Refuse(416, f"URI scheme {scheme[:20]!r} is not supported")
+        if method not in ("ACK", "CANCEL"):
+            unsupported = [tag.strip() for value in message.get("require") for tag in value.split(",")
+                           if tag.strip() and tag.strip().lower() not in _SUPPORTED_EXTENSIONS]
+            if unsupported:
+                raise _Refuse(420, "extension not supported", [("Unsupported", ", ".join(unsupported))])
+        if method == "INVITE":
+            content_type = (message.get("content-type") or [""])[0].split(";", 1)[0].strip().lower()
+            if request.body and content_type != "application/sdp":
+                raise _Refuse(415, "INVITE body must be application/sdp", [("Accept", "application/sdp")])
+            accepts = [a.split(";", 1)[0].strip().lower() for value in message.get("accept")
+                       for a in value.split(",") if a.strip()]
+            if accepts and not any(a in _SDP_ACCEPTS for a in accepts):
+                raise _Refuse(406, "we answer with application/sdp only", [("Accept", "application/sdp")])
+        return canonical_request(request)
+
+    def _reply(self, message: Message, status: int, detail: str,
+               extra: Iterable[tuple[str, str]] = ()) -> tuple[Verdict, bytes | str | None, str]:
+        if message.method == "ACK":
+            return Verdict.DROP, None, "bad_ack"  # an ACK is never answered
+        response = build_response(message, status, detail, extra)
         if response is None:
             return Verdict.DROP, None, "unanswerable"
         return Verdict.REPLY, response, str(status)
 
 
-_REASONS = {400: "Bad Request", 416: "Unsupported URI Scheme", 420: "Bad Extension", 483: "Too Many Hops",
-            505: "Version Not Supported", 501: "Not Implemented", 513: "Message Too Large"}
-
-
-def build_response(message: ParsedHead, status: int, detail: str,
+def build_response(message: Message, status: int, detail: str,
                    extra: Iterable[tuple[str, str]] = ()) -> bytes | None:
-    """A stateless response copying Via/From/To/Call-ID/CSeq as received; None if they are missing."""
-    copied: dict[str, list[str]] = {name: message.get(name) for name in _REQUIRED}
-    if any(len(copied[name]) == 0 for name in _REQUIRED) or len(copied["call-id"]) > 1:
-        return None
-    if len(copied["cseq"]) > 1 or len(copied["from"]) > 1 or len(copied["to"]) > 1:
+    """A stateless response: Vias, and the first From/To/Call-ID/CSeq as received. None without a Via."""
+    vias = [value for name, value in message.headers if canonical_name(name) == "via"]
+    if not vias:
         return None
     reason = _REASONS.get(status, "Bad Request")
-    # The reason phrase carries our diagnosis (RFC 3261 allows any text); keep it one short line.
+    # The reason phrase carries our diagnosis (RFC 3261 allows any text); one printable line.
     safe_detail = re.sub(r"[^\x20-\x7e]", "?", detail)[:100]
     lines = [f"SIP/2.0 {status} {reason} ({safe_detail})"]
-    lines += [f"Via: {via}" for via in copied["via"]]
-    to = copied["to"][0]
-    if ";tag=" not in to.lower():
-        to = f"{to};tag=dtguard"
-    lines += [f"From: {copied['from'][0]}", f"To: {to}", f"Call-ID: {copied['call-id'][0]}",
-              f"CSeq: {copied['cseq'][0]}"]
+    lines += [f"Via: {via}" for via in vias]
+    for name, label in (("from", "From"), ("to", "To"), ("call-id", "Call-ID"), ("cseq", "CSeq")):
+        values = message.get(name)
+        if values:
+            value = values[0]
+            if name == "to" and ";tag=" not in value.replace(" ", "").lower():
+                value = f"{value};tag=dtguard"
+            lines.append(f"{label}: {value}")
     lines += [f"{name}: {value}" for name, value in extra]
     lines += ["Server: dialtone", "Content-Length: 0", "", ""]
     return "\r\n".join(lines).encode("utf-8", errors="replace")
-
-
-def check_request(message: ParsedHead, size: int) -> tuple[int, str, list[tuple[str, str]]] | None:
-    """The checks sippy gets wrong. Returns (status, reason, extra headers) to answer, or None to pass."""
-    match = _REQUEST_LINE.match(message.start_line)
-    if match is None:
-        raise MalformedError(f"request line is not 'METHOD URI SIP/2.0': {message.start_line[:60]!r}")
-    method, uri, major, minor = match.groups()
-    if not _TOKEN.match(method):
-        raise MalformedError("method is not a token")
-    for name in _REQUIRED:
-        if not message.get(name):
-            raise MalformedError(f"missing {name} header")
-    if (major, minor) != ("2", "0"):
-        return 505, "only SIP/2.0 is supported", []
-    cseq = message.get("cseq")
-    if len(cseq) != 1:
-        raise MalformedError("more than one CSeq header")
-    cseq_parts = cseq[0].split()
-    if len(cseq_parts) != 2 or not cseq_parts[0].isdigit() or len(cseq_parts[0]) > 10 \
-            or int(cseq_parts[0]) >= 2**31:
-        raise MalformedError("CSeq number must be a 32-bit number")
-    if cseq_parts[1] != method:
-        raise MalformedError("CSeq method does not match the request line")
-    for name, limit in _NUMERIC_HEADERS.items():
-        for value in message.get(name):
-            digits = value.split(";", 1)[0].strip()
-            if not digits.isdigit() or len(digits) > 10 or int(digits) > limit:
-                raise MalformedError(f"{name} must be a number up to {limit}")
-    lengths = message.get("content-length")
-    if len(lengths) > 1:
-        raise MalformedError("more than one Content-Length header")
-    if lengths and int(lengths[0].split(";", 1)[0]) > len(message.body):
-        raise MalformedError("Content-Length is larger than the body")
-    scheme = uri.split(":", 1)[0].lower() if ":" in uri else ""
-    if scheme not in _SUPPORTED_SCHEMES:
-        if method in _KNOWN_METHODS:
-            return 416, f"URI scheme {scheme[:20]!r} is not supported", []
-    return None

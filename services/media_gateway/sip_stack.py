@@ -15,7 +15,8 @@ import logging
 from typing import Any, Protocol
 
 from dialtone.media_gateway.sip_bridge import SippyBridge
-from dialtone.media_gateway.sip_guard import MalformedError, SipGuard, split_message
+from dialtone.media_gateway.sip_guard import ALLOW, SipGuard
+from dialtone.media_gateway.sip_syntax import SipSyntaxError, split_message
 from dialtone.media_gateway.sip_transport import GuardedUdpServer
 from sippy.CCEvents import (
     CCEventConnect,
@@ -40,8 +41,6 @@ from sippy.UA import UA
 from sippy.Udp_server import Udp_server_opts
 
 log = logging.getLogger(__name__)
-
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +86,7 @@ class _GatewayTM(SipTransactionManager):  # type: ignore[misc]
     def handleIncoming(self, data_in: bytes, ra: Any, server: Any, rtime: Any) -> None:  # noqa: N802
         # sippy lower-cases and re-capitalises header names; keep the raw bytes of the message
         # being dispatched so a new call can report its headers exactly as sent.
-        self.current_datagram = data_in
+        self.current_datagram = data_in if isinstance(data_in, bytes) else getattr(data_in, "raw", b"")
         try:
             super().handleIncoming(data_in, ra, server, rtime)
         finally:
@@ -254,7 +253,7 @@ def _headers_of(req: Any, raw: bytes) -> tuple[tuple[str, str], ...]:
     if raw:
         try:
             return tuple((name, value) for name, value in split_message(raw).headers)
-        except MalformedError:
+        except SipSyntaxError:
             pass
     headers = []
     for header in req.headers:

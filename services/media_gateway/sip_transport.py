@@ -54,18 +54,18 @@ class GuardedUdpServer(Udp_server):
             if not data and address is None:
                 return
             try:
-                verdict, reply = self.guard.inspect(data, address[0], "udp")
+                verdict, payload = self.guard.inspect(data, address[0])
             except Exception:  # noqa: BLE001 - a guard bug must not kill the receive thread
                 log.exception("SIP guard raised; datagram dropped")
                 continue
-            if verdict is Verdict.REPLY and reply is not None:
-                self._send_raw(reply, address)
+            if verdict is Verdict.REPLY and isinstance(payload, bytes):
+                self._send_raw(payload, address)
                 continue
-            if verdict is not Verdict.PASS:
+            if verdict is not Verdict.PASS or payload is None:
                 continue
             if self.uopts.family == socket.AF_INET6:
                 address = (f"[{address[0]}]", address[1])
-            ED2.callFromThread(self.handle_read, data, Remote_address(address, self.transport), MonoTime())
+            ED2.callFromThread(self.handle_read, payload, Remote_address(address, self.transport), MonoTime())
 
     def _send_raw(self, data: bytes, address: tuple[str, int]) -> None:
         try:

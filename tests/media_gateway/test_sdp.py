@@ -78,7 +78,9 @@ REJECT_TABLE = [
     ("no connection", offer("m=audio 6000 RTP/AVP 0", c="s=x"), 400, "has no c= line"),
     ("hostname in c=", offer("m=audio 6000 RTP/AVP 0", c="c=IN IP4 pc33.example.com"), 488, "literal IP"),
     ("huge port", offer("m=audio 99999999999999999999999 RTP/AVP 0"), 400, "m= port must be a number"),
-    ("bad rtpmap", offer("m=audio 6000 RTP/AVP 96", "a=rtpmap:96 opus"), 400, "a=rtpmap must be"),
+    ("unreadable rtpmap is unusable", offer("m=audio 6000 RTP/AVP 96", "a=rtpmap:96 opus"), 488,
+     "no common codec"),
+    ("unreadable rtpmap for a static pt", offer("m=audio 6000 RTP/AVP 0", "a=rtpmap:0 LPC"), 488, "no common codec"),
     ("bad line", offer("m=audio 6000 RTP/AVP 0", "garbage"), 400, "not 'x=value'"),
     ("oversized", "v=0\r\n" + "a=x\r\n" * 5000, 400, "over the"),
 ]
