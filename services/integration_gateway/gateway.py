@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -165,14 +166,19 @@ class IntegrationGateway:
         owner = self._owner_prefix + uuid.uuid4().hex[:12]
         store_cfg = self._config.store
         idem_key = "idem:" + call.key
+        fingerprint = _fingerprint(call)
 
         # 1. Idempotency: call, wait for the replica that is calling, or replay its result.
         while True:
             decision = await self._store.transact(
-                idem_key, lambda rec: idempotency.claim(rec, self._wall(), owner, store_cfg.pending_ttl_s),
+                idem_key, lambda rec: idempotency.claim(rec, self._wall(), owner, store_cfg.pending_ttl_s,
+                                                        fingerprint),
                 store_cfg.pending_ttl_s)
             if decision.action is idempotency.ClaimAction.REPLAY:
                 return ActionOutcome.from_record(call.key, decision.result or {})
+            if decision.action is idempotency.ClaimAction.CONFLICT:
+                return _failure(call, "invalid_request", "this idempotency key was already used for a different "
+                                "service, method or payload")
             if decision.action is idempotency.ClaimAction.CALL:
                 break
             if self._clock() + WAIT_POLL_S >= deadline:
@@ -186,7 +192,7 @@ class IntegrationGateway:
             return outcome
         finally:
             if definitive and outcome is not None:
-                record = idempotency.complete(outcome.record())
+                record = idempotency.complete(outcome.record(), fingerprint)
                 await self._store.transact(idem_key, lambda rec: (record, None), store_cfg.idempotency_ttl_s)
             else:
                 # Transient failures (and cancellation) free the key so that a retry calls again.
@@ -287,6 +293,11 @@ class IntegrationGateway:
                        "error": redact_json_text(outcome.error_message, fields),
                        "request": redact_json_text(json.dumps(call.payload), fields),
                        "response": redact_json_text(outcome.body_json, fields)})
+
+
+def _fingerprint(call: ActionCall) -> str:
+    canonical = json.dumps([call.service, call.method, call.payload], sort_keys=True, separators=(",", ":"))
+    return hashlib.blake2b(canonical.encode(), digest_size=12).hexdigest()
 
 
 def _recorded(data: dict | None, now: float, healthy: bool, policy: breaker.BreakerPolicy) -> tuple[dict, str]:

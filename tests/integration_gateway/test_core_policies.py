@@ -123,3 +123,15 @@ class TestIdempotency:
         record, _ = idempotency.claim(None, 0.0, "a", 60.0)
         assert idempotency.owned_by(record, "a") and not idempotency.owned_by(record, "b")
         assert not idempotency.owned_by(idempotency.complete({}), "a")
+
+
+class TestIdempotencyFingerprint:
+    def test_same_key_other_request_is_a_conflict(self) -> None:
+        """A key reused for a different request neither replays nor waits: it is a conflict."""
+        record, _ = idempotency.claim(None, 0.0, "a", 60.0, "fp1")
+        _, waiting = idempotency.claim(record, 1.0, "b", 60.0, "fp2")
+        assert waiting.action is ClaimAction.CONFLICT
+        _, done = idempotency.claim(idempotency.complete({"ok": True}, "fp1"), 1.0, "b", 60.0, "fp2")
+        assert done.action is ClaimAction.CONFLICT
+        _, same = idempotency.claim(idempotency.complete({"ok": True}, "fp1"), 1.0, "b", 60.0, "fp1")
+        assert same.action is ClaimAction.REPLAY

@@ -227,3 +227,12 @@ async def test_undecodable_body_is_an_http_error(backend: Backend, make_gateway:
     outcome = await gateway.invoke(call())
     assert outcome.error_kind == "http_error" and outcome.http_status == 502
     assert "undecodable" in outcome.error_message and outcome.attempts == 3
+
+
+async def test_key_reused_for_another_request_is_refused(backend: Backend, make_gateway: GatewayFactory) -> None:
+    """A recorded key sent with another payload is invalid_request, and the backend is not called again."""
+    gateway = make_gateway({"svc": service(backend.url)})
+    assert (await gateway.invoke(call(payload={"item_id": "1"}, key="s1:88:0"))).ok
+    other = await gateway.invoke(call(payload={"item_id": "2"}, key="s1:88:0"))
+    assert other.error_kind == "invalid_request" and "already used" in other.error_message
+    assert [r.path for r in backend.seen()] == ["/items/1"]
