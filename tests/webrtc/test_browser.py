@@ -46,11 +46,24 @@ async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
             "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync",
             "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required"])
+            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required",
+            "--allow-loopback-in-peer-connection"])
         try:
             yield browser
         finally:
             await browser.close()
+
+
+async def selected_pair(page: Page) -> tuple[str, str]:
+    """(local, remote) address of the ICE candidate pair the browser uses."""
+    local, remote = await page.evaluate("""async () => {
+        const stats = [...(await window.softphone.pc.getStats()).values()];
+        const transport = stats.find(s => s.type === "transport");
+        const pair = stats.find(s => s.id === transport.selectedCandidatePairId);
+        const address = (id) => { const c = stats.find(s => s.id === id); return c.address || c.ip; };
+        return [address(pair.localCandidateId), address(pair.remoteCandidateId)];
+    }""")
+    return local, remote
 
 
 async def inbound_audio(page: Page) -> dict | None:
@@ -80,6 +93,9 @@ async def test_browser_call_end_to_end(browser: Browser, softphone, standin):
     assert await page.evaluate(
         "window.softphone.pc.getStats().then(r => [...r.values()].some(s => s.type === 'transport' "
         "&& s.dtlsState === 'connected'))")
+    # The gateway offers only 127.0.0.1 (webrtc.ice_host_addresses), so media stays on this machine;
+    # Chromium picks its own local socket (it may be the interface address, talking to 127.0.0.1).
+    assert (await selected_pair(page))[1] == "127.0.0.1"
 
     # The greeting reaches the browser: RTP packets in, and a non-silent level in getStats.
     levels = []

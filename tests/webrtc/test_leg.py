@@ -42,6 +42,9 @@ async def test_answer_uses_opus_and_dtls(call):
     assert leg.codec == "opus"
     assert "a=fingerprint:sha-256" in peer.pc.remoteDescription.sdp
     assert leg.connection_state == "connected"
+    candidates = [line.split()[4] for line in peer.pc.remoteDescription.sdp.splitlines()
+                  if line.startswith("a=candidate:")]
+    assert candidates and set(candidates) == {"127.0.0.1"}  # webrtc.ice_host_addresses, set by conftest
 
 
 async def test_caller_audio_arrives_as_16k_20ms_frames(call):

@@ -19,7 +19,7 @@ PREFIX = "DIALTONE_MEDIA_GATEWAY__"
 def gateway_env(speech_address: str, webrtc_port: int, **extra: str) -> dict[str, str]:
     return {PREFIX + "WEBRTC__ENABLED": "true", PREFIX + "WEBRTC__PORT": str(webrtc_port),
             PREFIX + "SPEECH_GATEWAY_ADDRESS": speech_address, PREFIX + "SIP__PORT": "0",
-            PREFIX + "LOG__FORMAT": "json", **extra}
+            PREFIX + "WEBRTC__ICE_HOST_ADDRESSES": '["127.0.0.1"]', PREFIX + "LOG__FORMAT": "json", **extra}
 
 
 async def test_browser_call_is_listed_and_hung_up_by_the_control_api(start_service, standin):

@@ -23,6 +23,9 @@ class WebRtcConfig:
     access_key: str = ""
     # Empty: host candidates only, which is enough on loopback and a LAN.
     ice_servers: list[IceServerConfig] = dataclasses.field(default_factory=list)
+    # Addresses offered as ICE host candidates (process-wide); empty: every interface but 127.0.0.1
+    # (aioice's choice). ["127.0.0.1"] keeps a one-machine setup on loopback.
+    ice_host_addresses: list[str] = dataclasses.field(default_factory=list)
     # Names offered by the page's dialog picker (free text is allowed too; empty = the runtime routes).
     dialogs: list[str] = dataclasses.field(default_factory=list)
     # Seconds a call may wait for ICE + DTLS before it is given up.

@@ -30,6 +30,7 @@ from dialtone.media_gateway.webrtc.call import LinkFactory, WebRtcCall
 from dialtone.media_gateway.webrtc.config import WebRtcConfig
 from dialtone.media_gateway.webrtc.core.access import check_access_config, key_allows
 from dialtone.media_gateway.webrtc.errors import BadRequest, Unauthorized, UnknownSession, WebRtcError
+from dialtone.media_gateway.webrtc.ice import use_host_addresses
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def _error(status: int, message: str) -> web.Response:
 class WebRtcServer:
     def __init__(self, config: WebRtcConfig, link_factory: LinkFactory) -> None:
         check_access_config(config.host, config.access_key)
+        use_host_addresses(config.ice_host_addresses)
         self.config = config
         self.calls: dict[str, WebRtcCall] = {}
         self._link_factory = link_factory
