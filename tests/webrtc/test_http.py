@@ -192,3 +192,21 @@ async def test_server_close_hangs_up_calls(standin):
     await peer.close()
     await wait_until(lambda: servicer.call_ends == ["shutdown"], what="CallEnd(shutdown)")
     assert server.calls == {}
+
+
+async def test_browser_that_never_connects_is_given_up(standin):
+    """A peer that takes the answer but never completes ICE ends with CallEnd(connect_timeout)."""
+    servicer, address = standin
+    server = make_server(address, connect_timeout_s=1.0)
+    port = await server.start()
+    peer = BrowserLikePeer()
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20.0) as client:
+            answer = (await client.post("/api/offer", json={"sdp": await peer.offer()})).json()
+            await peer.close()  # gone before ICE could start
+            events = await asyncio.wait_for(read_events(client, answer["session_id"], until="ended"), 10.0)
+        assert events[-1]["reason"] == "connect_timeout"
+        await wait_until(lambda: servicer.call_ends == ["connect_timeout"], what="CallEnd(connect_timeout)")
+        assert server.calls == {}
+    finally:
+        await server.close()

@@ -90,8 +90,12 @@ class WebRtcCall:
             answer = await self.leg.accept(offer_sdp)
             self._publish("timing", name="answer_ms", ms=self.leg.now_ms() - received)
             self._publish("state", state="connecting", codec=self.leg.codec)
-            self._link = self._link_factory(self.session_id, self.call_info(), self._on_downlink)
-            self._link.start()
+            try:
+                self._link = self._link_factory(self.session_id, self.call_info(), self._on_downlink)
+                self._link.start()
+            except BaseException:
+                await self.leg.close()  # no browser call without its speech stream
+                raise
             ACTIVE_WEBRTC_CALLS.inc()
             self._watcher = asyncio.create_task(self._watch(), name=f"webrtc-call-{self.session_id}")
             log.info("webrtc call started (dialog %r)", self.dialog)

@@ -145,6 +145,9 @@ class WebRtcLeg:
             OFFERS.labels("refused").inc()
             await self.close()
             raise BadOffer(f"offer: could not be answered ({type(exc).__name__}: {exc})") from exc
+        except BaseException:
+            await self.close()  # no half-open peer connection, whatever went wrong (sockets, cancellation)
+            raise
         OFFERS.labels("answered").inc()
         self.codec = answered_codec(pc.localDescription.sdp) or summary.codecs[0]
         with session_context(self.session_id):
