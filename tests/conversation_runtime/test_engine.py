@@ -180,3 +180,14 @@ def test_variables_only_set_start_as_null() -> None:
     assert dialog.variables["status"] is None and dialog.variables["attempts"] == 0
     session, _ = engine.start(dialog, "s1", CALL, 0.0)
     assert session.variables["eta"] is None
+
+
+def test_core_imports_no_io_library() -> None:
+    """The core is sans-I/O: importing it pulls in no asyncio, grpc, redis or sqlite3."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import dialtone.conversation_runtime.core.engine, dialtone.conversation_runtime.core.loader;"
+            "print(sorted(m for m in ('asyncio', 'grpc', 'redis', 'sqlite3', 'socket') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"
