@@ -401,7 +401,7 @@ class CallManager:
 
     def hangup(self, session_id: str, reason: str = "operator_hangup") -> bool:
         call = self.calls.get(session_id)
-        if call is None:
+        if call is None or call.ended.is_set():
             return False
         call.hangup(reason)
         return True

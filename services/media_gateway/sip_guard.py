@@ -26,6 +26,7 @@ from dialtone.media_gateway.sip_syntax import (
     SipSyntaxError,
     canonical_name,
     canonical_request,
+    canonical_response,
     read_request,
     split_message,
 )
@@ -136,7 +137,7 @@ class SipGuard:
             return Verdict.DROP, None, "unreadable"
         if message.is_response:
             if RESPONSE_LINE.match(message.start_line):
-                return Verdict.PASS, data, ""
+                return Verdict.PASS, canonical_response(data), ""
             return Verdict.DROP, None, "bad_response"
         try:
             text = self._check_request(message)

@@ -31,6 +31,7 @@ from sippy.CCEvents import (
 from sippy.MsgBody import MsgBody
 from sippy.SipAddress import SipAddress
 from sippy.SipConf import MyPort, SipConf
+from sippy.SipGenericHF import SipGenericHF
 from sippy.SipHeader import SipHeader
 from sippy.SipLogger import SipLogger
 from sippy.SipReferredBy import SipReferredBy
@@ -110,6 +111,24 @@ class _GatewayUA(UA):  # type: ignore[misc]
         if method in ("UPDATE", "PRACK", "MESSAGE", "SUBSCRIBE") and self.isConnected():
             return (req.genResponse(501, "Not Implemented"), None, None)
         return super().recvRequest(req, sip_t)
+
+
+class _ExactHeader(SipGenericHF):  # type: ignore[misc]
+    """An extra header written with the caller's spelling (sippy would write 'X-campaign')."""
+
+    def __init__(self, body: str, name: str | None = None) -> None:
+        super().__init__(body, name)
+        self.exact_name = name or ""
+
+    def getCopy(self) -> _ExactHeader:  # noqa: N802 - sippy's name
+        return _ExactHeader(self.body, self.exact_name)
+
+    def getCanName(self, name: str, compact: bool = False) -> str:  # noqa: N802 - sippy's name
+        return self.exact_name or str(name).capitalize()
+
+
+def exact_header(name: str, value: str) -> Any:
+    return SipHeader(name=name, body=_ExactHeader(value, name))
 
 
 _leg_ids = itertools.count(1)
@@ -319,7 +338,7 @@ class SipStack:
         if method == "INVITE":
             if self.draining:
                 resp = req.genResponse(503, "Service Unavailable")
-                resp.appendHeader(SipHeader(name="retry-after", bodys=str(self._retry_after_s)))
+                resp.appendHeader(exact_header("Retry-After", str(self._retry_after_s)))
                 return (resp, None, None)
             return self._new_inbound(req, sip_t)
         if method == "OPTIONS":
@@ -386,7 +405,7 @@ class SipStack:
         self._legs[leg.leg_id] = leg
         event = CCEventTry((None, caller_id or "dialtone", user, MsgBody(sdp), None, caller_id or "dialtone"))
         if extra_headers:
-            event.extra_headers = tuple(SipHeader(name=name, bodys=value) for name, value in extra_headers)
+            event.extra_headers = tuple(exact_header(name, value) for name, value in extra_headers)
         leg.ua.recvEvent(event)
         leg.call_id = str(leg.ua.cId)
 

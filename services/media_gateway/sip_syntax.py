@@ -60,6 +60,24 @@ class Message:
         return self.start_line.split(" ", 1)[0]
 
 
+_TRANSPORT_PARAM = re.compile(r";transport=([A-Za-z]+)", re.IGNORECASE)
+_TRANSPORT_PARAM_BYTES = re.compile(rb";transport=([A-Za-z]+)", re.IGNORECASE)
+
+
+def lower_transport_params(head: str) -> str:
+    """URI ``transport=`` values are case-insensitive, sippy only knows 'udp': write them lower-case."""
+    return _TRANSPORT_PARAM.sub(lambda m: m.group(0).lower(), head)
+
+
+def canonical_response(data: bytes) -> bytes:
+    """A response passes as received except for the URI transport parameter case (see above)."""
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0:
+        return data
+    head = _TRANSPORT_PARAM_BYTES.sub(lambda m: m.group(0).lower(), data[:head_end])
+    return head + data[head_end:]
+
+
 def canonical_name(name: str) -> str:
     lowered = name.strip().lower()
     return COMPACT.get(lowered, lowered)
@@ -312,4 +330,4 @@ def canonical_request(request: Request) -> str:
     except UnicodeDecodeError:
         body = request.body.decode("latin-1")  # one char per octet keeps Content-Length true
     lines.append(f"Content-Length: {len(body)}")  # sippy counts characters of the decoded text
-    return "\r\n".join(lines) + "\r\n\r\n" + body
+    return lower_transport_params("\r\n".join(lines)) + "\r\n\r\n" + body

@@ -127,15 +127,18 @@ class SippResult:
     errors: str
 
 
-async def run_sipp(scenario: str, gateway_port: int, tmp_path: Path, *, calls: int = 1, timeout: float = 40.0,
-                   extra: list[str] | None = None) -> SippResult:
-    """Run sipp (real binary) with one of our scenarios against the gateway; never blocks the loop."""
+async def run_sipp(scenario: str, gateway_port: int | None, tmp_path: Path, *, calls: int = 1, timeout: float = 40.0,
+                   extra: list[str] | None = None, listen_port: int | None = None) -> SippResult:
+    """Run sipp (real binary) with one of our scenarios against the gateway; never blocks the loop.
+
+    ``gateway_port`` None with ``listen_port``: sipp is the UAS, waiting on that port."""
     binary = shutil.which("sipp")
     if binary is None:
         raise AssertionError("sipp is not installed (Debian package sip-tester; scripts/system-deps.sh test)")
     error_file = tmp_path / f"{scenario}_errors.log"
-    args = [binary, f"127.0.0.1:{gateway_port}", "-sf", str(SCENARIOS / f"{scenario}.xml"), "-m", str(calls),
-            "-i", "127.0.0.1", "-p", str(free_udp_port()), "-mp", str(free_udp_port(even=True)),
+    target = [f"127.0.0.1:{gateway_port}"] if gateway_port is not None else []
+    args = [binary, *target, "-sf", str(SCENARIOS / f"{scenario}.xml"), "-m", str(calls),
+            "-i", "127.0.0.1", "-p", str(listen_port or free_udp_port()), "-mp", str(free_udp_port(even=True)),
             "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-nd", "-trace_err",
             "-error_file", str(error_file), "-key", "pcaps", str(PCAPS), "-key", "tmp", str(tmp_path),
             *(extra or [])]

@@ -61,7 +61,8 @@ async def open_collector() -> tuple[Collector, int]:
     return protocol, transport.get_extra_info("sockname")[1]
 
 
-async def exchange(gateway_port: int, message: bytes, wait_s: float = 0.6, rewrite: bool = True) -> list[int]:
+async def exchange(gateway_port: int, message: bytes, wait_s: float = 0.6, rewrite: bool = True,
+                   sink: list[bytes] | None = None) -> list[int]:
     """Send one datagram from a fresh socket; return the status codes of what came back within ``wait_s``."""
     collector, port = await open_collector()
     assert collector.transport is not None
@@ -69,6 +70,8 @@ async def exchange(gateway_port: int, message: bytes, wait_s: float = 0.6, rewri
         data = point_top_via_at(message, "127.0.0.1", port) if rewrite else message
         collector.transport.sendto(data, ("127.0.0.1", gateway_port))
         await asyncio.sleep(wait_s)
+        if sink is not None:
+            sink.extend(collector.received)
         return collector.status_codes()
     finally:
         collector.transport.close()

@@ -1,0 +1,188 @@
+"""Control API (gRPC, HTTP/JSON, CLI), drain, trunk ACL: against real sipp and a real gRPC server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from dialtone.common.server import create_server
+from dialtone.media_gateway.service import MediaGatewayApp
+from dialtone.v1 import common_pb2
+from dialtone.v1 import media_gateway_pb2 as pb
+from dialtone.v1 import media_gateway_pb2_grpc as pb_grpc
+
+from tests.media_gateway.stand_in_media import StandInMedia
+from tests.media_gateway.support import (
+    RecordingSpeech,
+    free_udp_port,
+    gateway_config,
+    run_sipp,
+    start_gateway,
+    start_speech,
+    wait_until,
+)
+from tests.media_gateway.torture import exchange
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Control:
+    def __init__(self, app: MediaGatewayApp, speech: RecordingSpeech, grpc_address: str) -> None:
+        self.app, self.speech, self.grpc_address = app, speech, grpc_address
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.app.http_port}"
+
+
+@pytest.fixture
+async def control() -> AsyncIterator[Control]:
+    speech_server, speech, address = await start_speech()
+    app = await start_gateway(gateway_config(address))
+    running, port = create_server(app.config, app)
+    await running.server.start()
+    StandInMedia.opened.clear()
+    try:
+        yield Control(app, speech, f"127.0.0.1:{port}")
+    finally:
+        await app.close()
+        await running.server.stop(0)
+        await speech_server.stop(0)
+
+
+async def _cli(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "dialtone", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=REPO, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_originate_list_hangup_over_grpc(control: Control, tmp_path: Path) -> None:
+    """Originate places a UAC call (sipp answers), ListCalls shows it active, HangupCall sends BYE."""
+    sipp_port = free_udp_port()
+    sipp = asyncio.create_task(run_sipp("uas_answer", None, tmp_path, listen_port=sipp_port))
+    await asyncio.sleep(0.3)
+    async with grpc.aio.insecure_channel(control.grpc_address) as channel:
+        stub = pb_grpc.MediaGatewayControlStub(channel)
+        reply = await stub.Originate(pb.OriginateRequest(
+            to_uri=f"sip:bob@127.0.0.1:{sipp_port}", dialog="survey", caller_id="+15550001",
+            headers=[common_pb2.SipHeader(name="X-Campaign", value="q4")]), timeout=10)
+        assert reply.session_id and reply.call_id
+
+        async def state() -> str:
+            calls = (await stub.ListCalls(pb.ListCallsRequest(), timeout=5)).calls
+            return calls[0].state if calls else ""
+
+        for _ in range(200):
+            if await state() == "active":
+                break
+            await asyncio.sleep(0.05)
+        listed = (await stub.ListCalls(pb.ListCallsRequest(), timeout=5)).calls
+        assert [(c.session_id, c.state, c.codec, c.call.dialog) for c in listed] == [
+            (reply.session_id, "active", "PCMU", "survey")]
+        assert (await stub.HangupCall(pb.HangupCallRequest(session_id=reply.session_id), timeout=5)).found
+        assert not (await stub.HangupCall(pb.HangupCallRequest(session_id=reply.session_id), timeout=5)).found
+    result = await sipp
+    assert result.returncode == 0, result.errors + result.stdout
+    await wait_until(lambda: bool(control.speech.streams) and bool(control.speech.streams[0].of("call_end")), 10,
+                     "CallEnd")
+    start = control.speech.streams[0].uplink[0].call_start
+    assert start.call.direction == common_pb2.DIRECTION_OUTBOUND and start.call.dialog == "survey"
+    assert control.speech.streams[0].of("call_end")[0].reason == "operator_hangup"
+
+
+async def test_grpc_refuses_bad_requests(control: Control) -> None:
+    """Bad control requests get INVALID_ARGUMENT with a message naming the problem."""
+    async with grpc.aio.insecure_channel(control.grpc_address) as channel:
+        stub = pb_grpc.MediaGatewayControlStub(channel)
+        cases = [
+            (stub.Originate(pb.OriginateRequest(to_uri="tel:+15551234"), timeout=5), "SIP URI"),
+            (stub.Originate(pb.OriginateRequest(to_uri="sip:a@h", caller_id="evil\r\nX: y"), timeout=5), "caller_id"),
+            (stub.Originate(pb.OriginateRequest(to_uri="sip:a@h", headers=[
+                common_pb2.SipHeader(name="X-A", value="1\r\nVia: x")]), timeout=5), "one line"),
+            (stub.HangupCall(pb.HangupCallRequest(), timeout=5), "session_id is required"),
+            (stub.HangupCall(pb.HangupCallRequest(session_id="bad id!"), timeout=5), "invalid"),
+        ]
+        for call, fragment in cases:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await call
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert fragment in err.value.details()
+
+
+async def test_http_json_control(control: Control, tmp_path: Path) -> None:
+    """The same API over HTTP/JSON: POST originates, GET lists, DELETE hangs up; errors are JSON 400/404."""
+    sipp_port = free_udp_port()
+    sipp = asyncio.create_task(run_sipp("uas_answer", None, tmp_path, listen_port=sipp_port))
+    await asyncio.sleep(0.3)
+    async with httpx.AsyncClient(base_url=control.http, timeout=10) as client:
+        bad = await client.post("/v1/calls", json={"to_uri": "mailto:x@y"})
+        assert bad.status_code == 400 and "SIP URI" in bad.json()["error"]
+        assert (await client.post("/v1/calls", content=b"{not json")).status_code == 400
+        assert (await client.delete("/v1/calls/nope")).status_code == 404
+        assert (await client.get("/v1/nothing")).status_code == 404
+        created = await client.post("/v1/calls", json={"to_uri": f"sip:bob@127.0.0.1:{sipp_port}",
+                                                       "dialog": "survey", "headers": {"X-Campaign": "q4"}})
+        assert created.status_code == 201, created.text
+        session_id = created.json()["session_id"]
+        await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "answer")
+        listed = (await client.get("/v1/calls")).json()["calls"]
+        assert [(c["session_id"], c["state"], c["direction"]) for c in listed] == [(session_id, "active", "outbound")]
+        gone = await client.delete(f"/v1/calls/{session_id}")
+        assert gone.status_code == 200 and gone.json() == {"found": True}
+    result = await sipp
+    assert result.returncode == 0, result.errors + result.stdout
+
+
+async def test_cli_lists_and_reports_errors(control: Control, tmp_path: Path) -> None:
+    """`dialtone calls list --json` prints the active call; a bad originate exits 2 with the reason."""
+    sipp = asyncio.create_task(run_sipp("hangup_by_gateway", control.app.sip_port, tmp_path))
+    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "answer")
+    code, out, err = await _cli("calls", "--address", control.grpc_address, "--json", "list")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 1 and rows[0]["callee"] == "bot" and rows[0]["state"] == "active"
+    code, out, err = await _cli("calls", "--address", control.grpc_address, "hangup", rows[0]["session_id"])
+    assert code == 0 and "hung up" in out
+    assert (await sipp).returncode == 0
+    code, out, err = await _cli("calls", "--address", control.grpc_address, "originate", "tel:123", "--dialog", "d")
+    assert code == 2 and "INVALID_ARGUMENT" in err and "SIP URI" in err
+
+
+async def test_drain_refuses_new_invites_and_waits_for_calls(control: Control, tmp_path: Path) -> None:
+    """While draining, a new INVITE gets 503 with Retry-After; drain returns once the active call ended."""
+    sipp = asyncio.create_task(run_sipp("hangup_by_gateway", control.app.sip_port, tmp_path))
+    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "answer")
+    drain = asyncio.create_task(control.app.drain())
+    await asyncio.sleep(0.1)
+    assert not drain.done()
+    from tests.media_gateway.test_torture import _invite  # a well-formed INVITE
+
+    received: list[bytes] = []
+    codes = await exchange(control.app.sip_port, _invite(), 0.5, sink=received)
+    assert 503 in codes, codes
+    assert any(b"Retry-After: 30" in data or b"Retry-after: 30" in data for data in received)
+    control.speech.streams[0].send(hangup=common_pb2.Hangup(reason="dialog_hangup"))
+    await asyncio.wait_for(drain, 10)
+    assert (await sipp).returncode == 0
+
+
+async def test_acl_drops_sources_outside_the_trunk_networks(tmp_path: Path) -> None:
+    """With allowed_networks 10.0.0.0/8 an OPTIONS from 127.0.0.1 gets no answer at all."""
+    server, _speech, address = await start_speech()
+    app = await start_gateway(gateway_config(address, allowed_networks=["10.0.0.0/8"]))
+    try:
+        result = await run_sipp("options", app.sip_port, tmp_path, timeout=2)
+        assert result.returncode != 0
+        assert "200" not in result.errors
+    finally:
+        await app.close()
+        await server.stop(0)
