@@ -24,3 +24,36 @@ CALL_LOSS = metrics.histogram("rtp_call_loss_ratio", "Fraction of RTP packets lo
 DTMF_DIGITS = metrics.counter("rtp_dtmf_digits_total", "DTMF digits detected in media", ["mode"])
 
 DROP_REASONS = ("malformed", "oversized", "foreign_source", "payload_type", "not_started")
+
+
+_COUNTED = (("packets_in", PACKETS_RECEIVED), ("packets_out", PACKETS_SENT), ("packets_lost", PACKETS_LOST),
+            ("late_frames", LATE_FRAMES))
+
+
+class SessionMetrics:
+    """Adds one session's counters to Prometheus as deltas since the last flush."""
+
+    def __init__(self) -> None:
+        self._flushed: dict[str, float] = {}
+
+    def _delta(self, stats: dict[str, float], key: str) -> float:
+        last = self._flushed.get(key, 0.0)
+        if stats[key] < last:
+            last = 0.0   # a new stream after a codec change counts from zero
+        delta = stats[key] - last
+        if delta > 0:
+            self._flushed[key] = stats[key]
+        return delta
+
+    def flush(self, codec: str, stats: dict[str, float], final: bool = False) -> None:
+        for key, counter in _COUNTED:
+            delta = self._delta(stats, key)
+            if delta > 0:
+                counter.labels(codec=codec).inc(delta)
+        for reason in DROP_REASONS:
+            delta = self._delta(stats, f"dropped_{reason}")
+            if delta > 0:
+                DROPPED.labels(reason=reason).inc(delta)
+        if final and stats["packets_in"]:
+            CALL_JITTER.labels(codec=codec).observe(stats["jitter_ms"] / 1000.0)
+            CALL_LOSS.labels(codec=codec).observe(stats["packets_lost"] / (stats["packets_in"] + stats["packets_lost"]))

@@ -154,4 +154,5 @@ class ReceiveStream:
             "playout_delay_ms": float(playout["playout_delay_ms"]),
             "bad_dtmf_events": float(self.bad_events),
             "ptime_changes": float(self.ptime_changes),
+            "receive_ptime_ms": float(self._ptime_ms),
         }

@@ -15,22 +15,21 @@ import ipaddress
 import logging
 import random
 import socket
-import time
 from collections.abc import Callable
 from typing import Any
 
 from aiortp.packet import RtpPacket
 from aiortp.sender import RtpSender
-from aiortp.transport import RtpTransport
-from aiortp.utils import random32
 from dialtone.common.audio import FRAME_MS, SAMPLE_RATE, StreamResampler
 from dialtone.media_gateway.media import metrics
-from dialtone.media_gateway.media.codecs import SEND_PTIME_MS, ToCodecRate, make_codec
+from dialtone.media_gateway.media.codecs import SEND_PTIME_MS
 from dialtone.media_gateway.media.pacing import PacingClock
 from dialtone.media_gateway.media.playback import PlaybackQueue
 from dialtone.media_gateway.media.ports import PortAllocator
 from dialtone.media_gateway.media.receive import ReceiveStream
 from dialtone.media_gateway.media.rtcp import build_bye, build_report
+from dialtone.media_gateway.media.send import SendStream
+from dialtone.media_gateway.media.udp import GuardedTransport, RateLimitedLog
 from dialtone.media_gateway.media_types import DtmfDigit, NegotiatedMedia, PlaybackReport
 
 logger = logging.getLogger(__name__)
@@ -42,24 +41,6 @@ LATE_AFTER_S = SEND_PTIME_MS / 2000.0
 METRICS_EVERY_TICKS = 50     # flush counters to Prometheus once a second
 LOG_EVERY_S = 10.0
 LATENESS_SAMPLES = 3000      # last minute of send-tick lateness, for benchmarks
-
-
-class _Transport(RtpTransport):
-    """aiortp's transport (STUN answers, RTP/RTCP split) without a warning per ICMP error."""
-
-    def __init__(self, on_rtp: Callable[[bytes, Any], None], on_rtcp: Callable[[bytes, Any], None],
-                 on_error: Callable[[Exception], None]) -> None:
-        super().__init__(on_rtp=on_rtp, on_rtcp=on_rtcp)
-        self._on_error = on_error
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            super().datagram_received(data, addr)
-        except Exception as exc:   # wrap the library's dispatch (its STUN path can raise on odd input)
-            self._on_error(exc)
-
-    def error_received(self, exc: Exception) -> None:
-        self._on_error(exc)
 
 
 class MediaSession:
@@ -79,15 +60,12 @@ class MediaSession:
         self._on_frame = on_frame
         self._on_dtmf = on_dtmf
         self._on_playback = on_playback
-        self._rtp: _Transport | None = None
-        self._rtcp: _Transport | None = None
+        self._rtp: GuardedTransport | None = None
+        self._rtcp: GuardedTransport | None = None
         self._sender: RtpSender | None = None
         self._media: NegotiatedMedia | None = None
         self._receive: ReceiveStream | None = None
-        self._to_codec: ToCodecRate | None = None
-        self._encode: Callable[[bytes], bytes] | None = None
-        self._silence_pcm = b""
-        self._silence_payload: bytes | None = None
+        self._send: SendStream | None = None
         self._remote: tuple[str, int] | None = None
         self._latched: tuple[str, int] | None = None
         self._rtcp_latched: tuple[str, int] | None = None
@@ -101,10 +79,7 @@ class MediaSession:
         self._send_clock: PacingClock | None = None
         self._recv_clock: PacingClock | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._rtp_timestamp = random32()
         self._ssrc = 0
-        self._ts_increment = 0
-        self._marker_next = True
         self._frames_delivered = 0
         self._closed = False
         # counters
@@ -115,8 +90,8 @@ class MediaSession:
         self._callback_errors = 0
         self._socket_errors = 0
         self._dtmf_count = 0
-        self._flushed: dict[str, float] = {}
-        self._last_log: dict[str, float] = {}
+        self._metrics = metrics.SessionMetrics()
+        self._log = RateLimitedLog(logger, LOG_EVERY_S)
         self._lateness = [0.0] * LATENESS_SAMPLES
         self._lateness_n = 0
 
@@ -142,10 +117,10 @@ class MediaSession:
         return session
 
     async def _bind(self, rtp_sock: socket.socket, rtcp_sock: socket.socket) -> None:
-        rtp = _Transport(self._on_rtp_datagram, self._on_rtcp_datagram, self._on_socket_error)
+        rtp = GuardedTransport(self._on_rtp_datagram, self._on_rtcp_datagram, self._on_socket_error)
         await self._loop.create_datagram_endpoint(lambda: rtp, sock=rtp_sock)
         self._rtp = rtp
-        rtcp = _Transport(self._on_rtcp_datagram, self._on_rtcp_datagram, self._on_socket_error)
+        rtcp = GuardedTransport(self._on_rtcp_datagram, self._on_rtcp_datagram, self._on_socket_error)
         await self._loop.create_datagram_endpoint(lambda: rtcp, sock=rtcp_sock)
         self._rtcp = rtcp
         self._sender = RtpSender(transport=rtp, payload_type=0, enable_history=False)
@@ -179,8 +154,8 @@ class MediaSession:
             return
         previous = self._media
         self._apply(media, previous)
-        if previous.direction.we_send != media.direction.we_send:
-            self._marker_next = True
+        if previous.direction.we_send != media.direction.we_send and self._send is not None:
+            self._send.talkspurt()
         logger.info("media updated: %s pt %d to %s:%d %s", media.codec, media.payload_type,
                     media.remote_host, media.remote_port, media.direction.value,
                     extra={"session_id": self.session_id})
@@ -197,15 +172,11 @@ class MediaSession:
                                               previous.ptime_ms, previous.telephone_event_pt) != (
             media.codec, media.payload_type, media.clock_rate, media.ptime_ms, media.telephone_event_pt)
         if stream_changed:
-            encoder = make_codec(media.codec, SEND_PTIME_MS)      # raises ValueError first: nothing changed
-            receive = ReceiveStream(media, now=self._loop.time)
-            self._receive = receive
-            self._encode = encoder.encode
-            self._to_codec = ToCodecRate(encoder)
-            self._silence_pcm = bytes(encoder.samples_per_frame * 2)
-            # G.711 silence encodes to a constant; Opus keeps encoder state, so it is encoded per tick
-            self._silence_payload = encoder.encode(self._silence_pcm) if encoder.sample_rate == 8000 else None
-            self._ts_increment = media.clock_rate * SEND_PTIME_MS // 1000
+            old = self._send
+            # Both raise ValueError before anything changes for a codec we cannot run
+            send = SendStream(media, old.rtp_timestamp if old and old.clock_rate == media.clock_rate else None)
+            self._receive = ReceiveStream(media, now=self._loop.time)
+            self._send = send
         if previous is None or (previous.remote_host, previous.remote_port) != (media.remote_host,
                                                                                  media.remote_port):
             # Port 0 or c=0.0.0.0 (RFC 2543 hold): nowhere to send until the peer's RTP shows up
@@ -311,30 +282,22 @@ class MediaSession:
                 self._deliver_digit(digit)
 
     def _send_tick(self, now: float) -> None:
-        assert self._send_clock is not None and self._media is not None
+        assert self._send_clock is not None and self._media is not None and self._send is not None
         due = self._send_clock.take(now)
         if not due.ticks:
             return
         self._lateness[self._lateness_n % LATENESS_SAMPLES] = due.lateness
         self._lateness_n += 1
         self._late_frames += due.ticks - 1 + (1 if due.lateness > LATE_AFTER_S else 0)
-        timestamp = self._rtp_timestamp
-        # RTP time follows the wall clock even when ticks were missed: the receiver conceals the gap
-        self._rtp_timestamp = (timestamp + self._ts_increment * due.ticks) & 0xFFFFFFFF
+        timestamp = self._send.advance(due.ticks)
         target = self._latched or self._remote
         if not self._media.direction.we_send or target is None:
             return   # on hold: nothing goes out and queued playback waits
         frame, reports = self._playback.next_frame(self._now_ms(now))
-        assert self._encode is not None and self._to_codec is not None and self._sender is not None
-        if frame is not None:
-            payload = self._encode(self._to_codec.convert(frame))
-        elif self._silence_payload is not None:
-            payload = self._silence_payload
-        else:
-            payload = self._encode(self._silence_pcm)
-        self._sender.send_raw(self._media.payload_type, payload, timestamp,
-                              marker=1 if self._marker_next else 0, addr=target)
-        self._marker_next = False
+        payload = self._send.encode(frame)
+        assert self._sender is not None
+        self._sender.send_raw(self._send.payload_type, payload, timestamp, marker=self._send.take_marker(),
+                              addr=target)
         self._packets_out += 1
         for report in reports:
             self._call(self._on_playback, report)
@@ -397,7 +360,8 @@ class MediaSession:
         assert self._sender is not None and self._receive is not None
         report = build_report(ssrc=self._ssrc, cname=f"dialtone-{self.local_port}",
                               packets_sent=self._sender.packets_sent, octets_sent=self._sender.octets_sent,
-                              rtp_timestamp=self._rtp_timestamp, block=self._receive.receiver_report())
+                              rtp_timestamp=self._send.rtp_timestamp if self._send else 0,
+                              block=self._receive.receiver_report())
         self._send_rtcp(report)
 
     def _send_rtcp(self, data: bytes) -> None:
@@ -427,10 +391,7 @@ class MediaSession:
                               exc_info=True)
 
     def _log_limited(self, key: str, msg: str, *args: Any, exc_info: bool = False) -> None:
-        now = time.monotonic()
-        if now - self._last_log.get(key, -LOG_EVERY_S) >= LOG_EVERY_S:
-            self._last_log[key] = now
-            logger.warning(msg, *args, exc_info=exc_info, extra={"session_id": self.session_id})
+        self._log.warning(key, msg, *args, exc_info=exc_info, extra={"session_id": self.session_id})
 
     def stats(self) -> dict[str, float]:
         """packets_in/out, packets_lost, jitter_ms, late_frames (send), late_packets (receive), drops."""
@@ -460,23 +421,5 @@ class MediaSession:
         return [self._lateness[i % LATENESS_SAMPLES] for i in range(start, self._lateness_n)]
 
     def _flush_metrics(self, final: bool = False) -> None:
-        if self._media is None:
-            return
-        codec = self._media.codec
-        stats = self.stats()
-        for key, counter in (("packets_in", metrics.PACKETS_RECEIVED), ("packets_out", metrics.PACKETS_SENT),
-                             ("packets_lost", metrics.PACKETS_LOST), ("late_frames", metrics.LATE_FRAMES)):
-            delta = stats[key] - self._flushed.get(key, 0.0)
-            if delta > 0:
-                counter.labels(codec=codec).inc(delta)
-                self._flushed[key] = stats[key]
-        for reason in metrics.DROP_REASONS:
-            key = f"dropped_{reason}"
-            delta = stats[key] - self._flushed.get(key, 0.0)
-            if delta > 0:
-                metrics.DROPPED.labels(reason=reason).inc(delta)
-                self._flushed[key] = stats[key]
-        if final and stats["packets_in"]:
-            metrics.CALL_JITTER.labels(codec=codec).observe(stats["jitter_ms"] / 1000.0)
-            expected = stats["packets_in"] + stats["packets_lost"]
-            metrics.CALL_LOSS.labels(codec=codec).observe(stats["packets_lost"] / expected)
+        if self._media is not None:
+            self._metrics.flush(self._media.codec, self.stats(), final)

@@ -187,8 +187,10 @@ async def test_sipp_g711a_pcap_audio_at_30ms_ptime(open_session, peer) -> None:
     await asyncio.sleep(0.2)
     stats = session.stats()
     assert stats["packets_in"] == len(packets) and stats["ptime_changes"] == 1
-    # played out at the peer's 30 ms pace (at 20 ms ticks half the packets would be late and concealed)
-    assert stats["late_packets"] <= 2 and stats["concealed_frames"] <= 10
+    # played out at the peer's 30 ms pace (at 20 ms ticks a third of the packets came out late and half
+    # of the ticks were concealment); the bounds leave room for a loaded CI machine
+    assert stats["receive_ptime_ms"] == 30
+    assert stats["late_packets"] <= 8 and stats["concealed_frames"] <= 16
     assert len(rec.frames) >= 60
     decoded = PcmaCodec().decode(b"".join(p.rtp[12:] for p in packets))
     voiced = [level_dbfs(f) for f, _ in rec.frames]

@@ -1,0 +1,44 @@
+"""The UDP edge of a media session: aiortp's transport with every callback guarded, and quiet logs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortp.transport import RtpTransport
+
+
+class GuardedTransport(RtpTransport):
+    """aiortp's transport (STUN answers, RTP/RTCP split) without a warning per ICMP error."""
+
+    def __init__(self, on_rtp: Callable[[bytes, Any], None], on_rtcp: Callable[[bytes, Any], None],
+                 on_error: Callable[[Exception], None]) -> None:
+        super().__init__(on_rtp=on_rtp, on_rtcp=on_rtcp)
+        self._on_error = on_error
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            super().datagram_received(data, addr)
+        except Exception as exc:   # wrap the library's dispatch (its STUN path can raise on odd input)
+            self._on_error(exc)
+
+    def error_received(self, exc: Exception) -> None:
+        self._on_error(exc)
+
+
+class RateLimitedLog:
+    """At most one warning per key every ``every_s`` seconds: bad input must not flood the log."""
+
+    def __init__(self, logger: logging.Logger, every_s: float) -> None:
+        self._logger = logger
+        self._every_s = every_s
+        self._last: dict[str, float] = {}
+
+    def warning(self, key: str, msg: str, *args: Any, exc_info: bool = False, extra: dict[str, Any] | None = None,
+                ) -> None:
+        now = time.monotonic()
+        if now - self._last.get(key, -self._every_s) >= self._every_s:
+            self._last[key] = now
+            self._logger.warning(msg, *args, exc_info=exc_info, extra=extra)
