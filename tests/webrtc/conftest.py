@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from dialtone.media_gateway.webrtc.config import WebRtcConfig
 from dialtone.media_gateway.webrtc.http_server import WebRtcServer
 from dialtone.media_gateway.webrtc.ice import use_host_addresses
 from dialtone.media_gateway.webrtc.wiring import speech_link_factory
+from playwright.async_api import Browser, async_playwright
 
+from tests.helpers import REPO
 from tests.webrtc.standin import StandInSpeechGateway, start_standin
 
 
@@ -41,3 +46,42 @@ async def softphone(standin) -> AsyncIterator[tuple[WebRtcServer, str]]:
     port = await server.start()
     yield server, f"http://127.0.0.1:{port}"
     await server.close()
+
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "artifacts"
+
+
+def spoken_wav(directory: Path, text: str) -> Path:
+    """espeak-ng's voice of ``text``, as 16-bit 48 kHz mono (what Chromium's fake capture wants), padded."""
+    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
+    if espeak is None or sox is None:
+        pytest.fail("espeak-ng and sox are needed (Debian packages; scripts/system-deps.sh test)")
+    raw, wav = directory / "spoken_raw.wav", directory / "spoken_48k.wav"
+    subprocess.run([espeak, "-w", str(raw), text], check=True, timeout=30)
+    subprocess.run([sox, str(raw), "-r", "48000", "-c", "1", "-b", "16", str(wav), "pad", "0.5", "1.0"],
+                   check=True, timeout=30)
+    return wav
+
+
+@pytest.fixture
+def spoken() -> str:
+    """What the browser's microphone says (a test module may override this fixture)."""
+    return "My order number is 4 5 6 7."
+
+
+@pytest.fixture
+async def browser(tmp_path: Path, spoken: str) -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, driven by Playwright (nothing downloads a browser); mic = ``spoken``."""
+    wav = spoken_wav(tmp_path, spoken)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required",
+            "--allow-loopback-in-peer-connection"])
+        try:
+            yield browser
+        finally:
+            await browser.close()

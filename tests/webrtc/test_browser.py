@@ -1,57 +1,19 @@
 """A real headless Chromium (Debian's, driven by Playwright) calls through the softphone page.
 
-The browser's microphone is a WAV of a spoken order number (espeak-ng, made at test time,
-16-bit 48 kHz as Chromium's fake capture wants); the speech side is the recording stand-in.
+The browser's microphone is a WAV of a spoken order number (espeak-ng, made at test time by
+the ``browser`` fixture in conftest); the speech side is the recording stand-in.
 The screenshot lands in artifacts/webrtc-call.png.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
-from collections.abc import AsyncIterator
-from pathlib import Path
 
-import pytest
 from dialtone.v1 import common_pb2
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
-from tests.helpers import REPO
-from tests.webrtc.conftest import make_server
+from tests.webrtc.conftest import ARTIFACTS, make_server
 from tests.webrtc.peers import wait_until
-
-CHROMIUM = "/usr/bin/chromium"
-SPOKEN = "My order number is 4 5 6 7."
-ARTIFACTS = REPO / "artifacts"
-
-
-def spoken_wav(directory: Path) -> Path:
-    """espeak-ng's voice of the order number, converted to 16-bit 48 kHz mono (with a second of lead-in)."""
-    espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
-    if espeak is None or sox is None:
-        pytest.fail("espeak-ng and sox are needed (Debian packages; scripts/system-deps.sh test)")
-    raw, wav = directory / "spoken_raw.wav", directory / "spoken_48k.wav"
-    subprocess.run([espeak, "-w", str(raw), SPOKEN], check=True, timeout=30)
-    subprocess.run([sox, str(raw), "-r", "48000", "-c", "1", "-b", "16", str(wav), "pad", "0.5", "1.0"],
-                   check=True, timeout=30)
-    return wav
-
-
-@pytest.fixture
-async def browser(tmp_path: Path) -> AsyncIterator[Browser]:
-    wav = spoken_wav(tmp_path)
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-            f"--use-file-for-fake-audio-capture={wav}", "--autoplay-policy=no-user-gesture-required",
-            "--allow-loopback-in-peer-connection"])
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 async def selected_pair(page: Page) -> tuple[str, str]:
