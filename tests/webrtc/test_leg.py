@@ -121,3 +121,25 @@ async def test_bad_offer_opens_nothing(sdp, message):
     with pytest.raises(BadOffer, match=message):
         await leg.accept(sdp)
     assert leg._pc is None
+
+
+async def test_failing_owner_callback_does_not_stop_media():
+    """An exception in on_frame is logged; frames keep flowing and playback still works."""
+    seen = []
+
+    def on_frame(pcm: bytes, ts: int) -> None:
+        seen.append(ts)
+        raise RuntimeError("owner bug")
+
+    recorder = Recorder()
+    leg = WebRtcLeg("leg-test", on_frame=on_frame, on_dtmf=recorder.dtmf.append,
+                    on_playback=recorder.reports.append, on_state=recorder.states.append)
+    peer = BrowserLikePeer()
+    try:
+        await peer.accept(await leg.accept(await peer.offer()))
+        await wait_until(lambda: len(seen) >= 20, what="20 frames despite the failing callback")
+        leg.play("u", tone_pcm(440, 100), 16000, last=True)
+        await wait_until(lambda: any(r.finished for r in recorder.reports), what="playback finished")
+    finally:
+        await peer.close()
+        await leg.close()

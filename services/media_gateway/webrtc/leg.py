@@ -62,6 +62,15 @@ def ice_configuration(servers: Sequence[IceServerConfig]) -> RTCConfiguration:
         for s in servers if s.urls])
 
 
+def _call_owner(callback: Callable[..., None], *args: object) -> None:
+    """Run one of the owner's callbacks from inside aiortc (its track loop, its event emitter):
+    a failing callback is logged, and must not stop the media flowing."""
+    try:
+        callback(*args)
+    except Exception:  # noqa: BLE001 - one bad callback must not end the call's media
+        log.exception("webrtc leg callback %s failed", getattr(callback, "__qualname__", callback))
+
+
 def answered_codec(answer_sdp: str) -> str | None:
     """The first audio codec of our answer: the one both sides send."""
     for media in SessionDescription.parse(answer_sdp).media:
@@ -230,7 +239,7 @@ class WebRtcLeg:
         pcm = self._inbound_resampler.process(np.ascontiguousarray(mono, dtype="<i2").tobytes())
         for chunk, timestamp_ms in self._chunker.push(pcm, self.now_ms()):
             self.frames_received += 1
-            self._on_frame(chunk, timestamp_ms)
+            _call_owner(self._on_frame, chunk, timestamp_ms)
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != DTMF_CHANNEL_LABEL:
@@ -246,7 +255,7 @@ class WebRtcLeg:
                 BAD_KEY_MESSAGES.inc()
                 log.debug("bad keypad message: %s", exc)
                 return
-            self._on_dtmf(DtmfDigit(press.digit, press.duration_ms, DtmfMode.WEBRTC, self.now_ms()))
+            _call_owner(self._on_dtmf, DtmfDigit(press.digit, press.duration_ms, DtmfMode.WEBRTC, self.now_ms()))
 
     def _on_connection_state(self) -> None:
         pc = self._pc
@@ -259,11 +268,11 @@ class WebRtcLeg:
 
     def _deliver_reports(self, reports: list[PlaybackReport]) -> None:
         for report in reports:
-            self._on_playback(report)
+            _call_owner(self._on_playback, report)
 
     def _emit_state(self, state: str) -> None:
         if self._on_state is not None:
-            self._on_state(state)
+            _call_owner(self._on_state, state)
 
     async def _close_pc(self, pc: RTCPeerConnection) -> None:
         try:
