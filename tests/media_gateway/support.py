@@ -15,11 +15,12 @@ from typing import Any
 import grpc
 import numpy as np
 from dialtone.media_gateway.config import MediaGatewayConfig
+from dialtone.media_gateway.media.ports import PortAllocator
 from dialtone.media_gateway.service import MediaGatewayApp
 from dialtone.v1 import speech_gateway_pb2 as spb
 from dialtone.v1 import speech_gateway_pb2_grpc as spb_grpc
 
-from tests.media_gateway.stand_in_media import ALAW, StandInMedia
+from tests.media_gateway.media_spy import MediaSpy
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PCAPS = Path("/usr/share/sip-tester")
@@ -105,7 +106,9 @@ def gateway_config(speech_address: str, **sip: Any) -> MediaGatewayConfig:
 
 
 async def start_gateway(config: MediaGatewayConfig) -> MediaGatewayApp:
-    app = MediaGatewayApp(config, media_factory=StandInMedia.open)
+    """The gateway in-process with the real MediaSession (behind a recording spy)."""
+    allocator = PortAllocator(config.rtp.port_low, config.rtp.port_high)
+    app = MediaGatewayApp(config, media_factory=MediaSpy.factory(allocator))
     await app.start()
     return app
 
@@ -164,6 +167,16 @@ def free_udp_port(even: bool = False) -> int:
         if not even or port % 2 == 0:
             return port
     raise AssertionError("no free UDP port")
+
+
+def _alaw_table() -> np.ndarray:
+    a = np.arange(256, dtype=np.int32) ^ 0x55
+    sign, exponent, mantissa = a & 0x80, (a >> 4) & 7, a & 0x0F
+    sample = np.where(exponent == 0, (mantissa << 4) + 8, ((mantissa << 4) + 0x108) << np.maximum(exponent - 1, 0))
+    return np.where(sign != 0, sample, -sample).astype(np.int16)
+
+
+ALAW = _alaw_table()
 
 
 def _ulaw_encode(samples: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from dialtone.v1 import common_pb2
 from dialtone.v1 import media_gateway_pb2 as pb
 from dialtone.v1 import media_gateway_pb2_grpc as pb_grpc
 
-from tests.media_gateway.stand_in_media import StandInMedia
+from tests.media_gateway.media_spy import MediaSpy
 from tests.media_gateway.support import (
     RecordingSpeech,
     free_udp_port,
@@ -48,7 +48,7 @@ async def control() -> AsyncIterator[Control]:
     app = await start_gateway(gateway_config(address))
     running, port = create_server(app.config, app)
     await running.server.start()
-    StandInMedia.opened.clear()
+    MediaSpy.opened.clear()
     try:
         yield Control(app, speech, f"127.0.0.1:{port}")
     finally:
@@ -133,7 +133,7 @@ async def test_http_json_control(control: Control, tmp_path: Path) -> None:
                                                        "dialog": "survey", "headers": {"X-Campaign": "q4"}})
         assert created.status_code == 201, created.text
         session_id = created.json()["session_id"]
-        await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "answer")
+        await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "answer")
         listed = (await client.get("/v1/calls")).json()["calls"]
         assert [(c["session_id"], c["state"], c["direction"]) for c in listed] == [(session_id, "active", "outbound")]
         gone = await client.delete(f"/v1/calls/{session_id}")
@@ -145,7 +145,7 @@ async def test_http_json_control(control: Control, tmp_path: Path) -> None:
 async def test_cli_lists_and_reports_errors(control: Control, tmp_path: Path) -> None:
     """`dialtone calls list --json` prints the active call; a bad originate exits 2 with the reason."""
     sipp = asyncio.create_task(run_sipp("hangup_by_gateway", control.app.sip_port, tmp_path))
-    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "answer")
+    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "answer")
     code, out, err = await _cli("calls", "--address", control.grpc_address, "--json", "list")
     assert code == 0, err
     rows = json.loads(out)
@@ -160,7 +160,7 @@ async def test_cli_lists_and_reports_errors(control: Control, tmp_path: Path) ->
 async def test_drain_refuses_new_invites_and_waits_for_calls(control: Control, tmp_path: Path) -> None:
     """While draining, a new INVITE gets 503 with Retry-After; drain returns once the active call ended."""
     sipp = asyncio.create_task(run_sipp("hangup_by_gateway", control.app.sip_port, tmp_path))
-    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "answer")
+    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "answer")
     drain = asyncio.create_task(control.app.drain())
     await asyncio.sleep(0.1)
     assert not drain.done()

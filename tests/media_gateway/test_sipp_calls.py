@@ -11,8 +11,9 @@ from dialtone.common.audio import FRAME_BYTES, rms_dbfs
 from dialtone.media_gateway.media_types import Direction
 from dialtone.media_gateway.service import MediaGatewayApp
 from dialtone.v1 import common_pb2
+from dialtone.v1 import speech_gateway_pb2 as spb
 
-from tests.media_gateway.stand_in_media import StandInMedia
+from tests.media_gateway.media_spy import MediaSpy
 from tests.media_gateway.support import (
     RecordingSpeech,
     gateway_config,
@@ -44,7 +45,7 @@ async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
     config = gateway_config(address, **overrides)
     config.routing.by_callee = {"bot": "order_status"}
     app = await start_gateway(config)
-    StandInMedia.opened.clear()
+    MediaSpy.opened.clear()
     try:
         yield Harness(app, speech, tmp_path)
     finally:
@@ -72,7 +73,7 @@ async def test_basic_call_pcma_delivers_caller_audio(harness: Harness) -> None:
     assert all(len(f.pcm) == FRAME_BYTES for f in frames)
     assert max(rms_dbfs(f.pcm) for f in frames) > -30.0
     assert stream.of("call_end")[0].reason == "caller_hangup"
-    media = StandInMedia.opened[0]
+    media = MediaSpy.opened[0]
     assert media.started[0].codec == "PCMA" and media.started[0].ptime_ms == 30 and media.closed
     seqs = [m.seq for m in stream.uplink]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
@@ -84,7 +85,7 @@ async def test_basic_call_pcmu(harness: Harness) -> None:
     await harness.sipp("basic_pcmu")
     await _call_ended(harness)
     stream = harness.only_stream()
-    assert StandInMedia.opened[0].started[0].codec == "PCMU"
+    assert MediaSpy.opened[0].started[0].codec == "PCMU"
     frames = stream.of("audio")
     assert len(frames) >= 300
     assert max(rms_dbfs(f.pcm) for f in frames) > -30.0
@@ -95,8 +96,8 @@ async def test_cancel_while_ringing_gets_487(harness: Harness) -> None:
     """CANCEL before the answer: sipp sees 200 + 487 (its scenario checks), media closes, no frames."""
     await harness.sipp("cancel")
     await wait_until(lambda: not harness.app.calls.calls, 5, "call removed")  # type: ignore[union-attr]
-    assert StandInMedia.opened and StandInMedia.opened[0].closed
-    assert not StandInMedia.opened[0].started
+    assert MediaSpy.opened and MediaSpy.opened[0].closed
+    assert not MediaSpy.opened[0].started
     for stream in harness.speech.streams:
         assert not stream.of("audio")
         assert [e.reason for e in stream.of("call_end")] == ["cancelled"]
@@ -106,14 +107,14 @@ async def test_hold_and_resume_answer_directions(harness: Harness) -> None:
     """sendonly -> recvonly, inactive -> inactive, sendrecv -> sendrecv; MediaSession.update told each time."""
     await harness.sipp("hold_resume")
     await _call_ended(harness)
-    updates = StandInMedia.opened[0].updates
+    updates = MediaSpy.opened[0].updates
     assert [u.direction for u in updates] == [Direction.RECVONLY, Direction.INACTIVE, Direction.SENDRECV]
 
 
 async def test_g729_only_offer_gets_488(harness: Harness) -> None:
     """No common codec: 488, no media opened, no speech stream."""
     await harness.sipp("g729_only")
-    assert not StandInMedia.opened
+    assert not MediaSpy.opened
     assert not harness.speech.streams
     assert not harness.app.calls.calls  # type: ignore[union-attr]
 
@@ -128,17 +129,53 @@ async def test_rfc4733_and_info_digits_arrive(harness: Harness) -> None:
     assert digits[3].duration_ms == 160
 
 
+async def test_broken_speech_stream_is_resumed_without_dropping_the_call(harness: Harness) -> None:
+    """The speech replica aborts the stream mid-call: the gateway reopens it with CallStart(resume=true) for the
+    same session, later digits arrive on the new stream, and the caller's call is unaffected."""
+    harness.speech.break_after_messages = 8
+    await harness.sipp("dtmf")
+    await wait_until(lambda: len(harness.speech.streams) >= 2 and bool(harness.speech.streams[-1].of("call_end")),
+                     10, "CallEnd on the resumed stream")
+    first, *rest = harness.speech.streams
+    assert {s.session_id for s in harness.speech.streams} == {first.session_id}
+    assert not first.uplink[0].call_start.resume
+    assert all(s.uplink[0].call_start.resume for s in rest)
+    digits = [d.digit for s in harness.speech.streams for d in s.of("dtmf")]
+    assert digits[-2:] == ["9", "5"]
+    assert rest[-1].of("call_end")[0].reason == "caller_hangup"
+
+
 async def test_hangup_from_dialog_sends_bye(harness: Harness) -> None:
     """A Hangup coming down the stream becomes a BYE (sipp waits for it) and a CallEnd(dialog_hangup)."""
     import asyncio
 
     sipp = asyncio.create_task(harness.sipp("hangup_by_gateway"))
     await wait_until(lambda: bool(harness.speech.streams) and bool(harness.speech.streams[0].uplink), 10, "CallStart")
-    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "ACK")
+    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK")
     harness.speech.streams[0].send(hangup=common_pb2.Hangup(reason="dialog_hangup"))
     await sipp
     await _call_ended(harness)
     assert harness.only_stream().of("call_end")[0].reason == "dialog_hangup"
+
+
+async def test_play_audio_goes_out_and_is_reported(harness: Harness) -> None:
+    """PlayAudio coming down reaches MediaSession.play; PlaybackStarted/Finished come back up the stream."""
+    import asyncio
+
+    import numpy as np
+
+    sipp = asyncio.create_task(harness.sipp("hangup_by_gateway"))
+    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK")
+    stream = harness.speech.streams[0]
+    tone = (np.sin(np.arange(6400) * 2 * np.pi * 440 / 16000) * 8000).astype("<i2").tobytes()  # 400 ms
+    stream.send(play_audio=spb.PlayAudio(utterance_id="u1", pcm=tone, sample_rate=16000, last=True))
+    await wait_until(lambda: bool(stream.of("playback_finished")), 10, "PlaybackFinished")
+    stream.send(hangup=common_pb2.Hangup(reason="dialog_hangup"))
+    await sipp
+    assert MediaSpy.opened[0].played == [("u1", len(tone), True)]
+    assert [p.utterance_id for p in stream.of("playback_started")] == ["u1"]
+    finished = stream.of("playback_finished")[0]
+    assert finished.utterance_id == "u1" and not finished.interrupted and finished.played_ms > 0
 
 
 async def test_options_gets_200(harness: Harness) -> None:
@@ -152,7 +189,7 @@ async def test_transfer_sends_refer_and_reports_notify_outcome(harness: Harness)
     import asyncio
 
     sipp = asyncio.create_task(harness.sipp("refer"))
-    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "ACK")
+    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK")
     harness.speech.streams[0].send(transfer=common_pb2.Transfer(target_uri="sip:agent@127.0.0.1:5099"))
     await sipp
     await _call_ended(harness)
@@ -168,7 +205,7 @@ async def test_failed_transfer_keeps_the_call(harness: Harness) -> None:
     import asyncio
 
     sipp = asyncio.create_task(harness.sipp("refer_failed"))
-    await wait_until(lambda: bool(StandInMedia.opened and StandInMedia.opened[0].started), 10, "ACK")
+    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK")
     harness.speech.streams[0].send(transfer=common_pb2.Transfer(target_uri="sip:agent@127.0.0.1:5099"))
     await sipp
     await _call_ended(harness)

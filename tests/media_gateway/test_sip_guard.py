@@ -1,0 +1,125 @@
+"""The SIP guard and syntax checks as pure functions (no sockets): ACL, flood bucket, rewrite, answers."""
+
+from __future__ import annotations
+
+import pytest
+from dialtone.media_gateway.calls import parse_dtmf_info, parse_sip_uri
+from dialtone.media_gateway.sip_guard import GuardConfig, GuardedMessage, SipGuard, Verdict
+from dialtone.media_gateway.sip_syntax import SipSyntaxError, canonical_request, read_request, split_message
+
+from tests.media_gateway.torture import torture_message
+
+OPTIONS = (b"OPTIONS sip:bot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n"
+           b"From: <sip:a@b>;tag=1\r\nTo: <sip:bot@c>\r\nCall-ID: x1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_acl_drops_sources_outside_allowed_networks() -> None:
+    """Only sources inside the configured CIDRs pass; garbage addresses are refused too."""
+    guard = SipGuard(GuardConfig(allowed_networks=("10.0.0.0/8", "2001:db8::/32")))
+    assert guard.inspect(OPTIONS, "10.1.2.3")[0] is Verdict.PASS
+    assert guard.inspect(OPTIONS, "2001:db8::5")[0] is Verdict.PASS
+    assert guard.inspect(OPTIONS, "127.0.0.1") == (Verdict.DROP, None)
+    assert not guard.allowed("not-an-ip")
+
+
+def test_flood_bucket_bounds_each_source() -> None:
+    """A source gets its burst, then one datagram per 1/rate seconds; other sources are unaffected."""
+    clock = Clock()
+    guard = SipGuard(GuardConfig(flood_rate_per_s=2.0, flood_burst=3), clock=clock)
+    verdicts = [guard.inspect(OPTIONS, "127.0.0.1")[0] for _ in range(5)]
+    assert verdicts == [Verdict.PASS] * 3 + [Verdict.DROP] * 2
+    assert guard.inspect(OPTIONS, "127.0.0.2")[0] is Verdict.PASS
+    clock.now = 0.5
+    assert guard.inspect(OPTIONS, "127.0.0.1")[0] is Verdict.PASS
+    assert guard.inspect(OPTIONS, "127.0.0.1")[0] is Verdict.DROP
+
+
+def test_flood_table_is_bounded() -> None:
+    """Spoofed sources cannot grow the bucket table beyond its limit."""
+    guard = SipGuard(GuardConfig(allowed_networks=("10.0.0.0/8",), max_sources_tracked=100))
+    for i in range(1000):
+        guard.inspect(OPTIONS, f"10.0.{i // 256}.{i % 256}")
+    assert len(guard._buckets) == 100
+
+
+def test_folded_torture_invite_is_rewritten_plainly() -> None:
+    """wsinv's folded, oddly spaced headers become one canonical line each; the raw bytes ride along."""
+    raw = torture_message("wsinv")
+    verdict, text = SipGuard(GuardConfig()).inspect(raw, "127.0.0.1")
+    assert verdict is Verdict.PASS and isinstance(text, GuardedMessage)
+    assert text.raw == raw
+    lines = text.split("\r\n\r\n", 1)[0].split("\r\n")
+    assert "Via: SIP/2.0/UDP 192.0.2.2;branch=390skdjuw" in lines
+    assert "CSeq: 9 INVITE" in lines
+    assert "To: <sip:vivekg@chair-dnrc.example.com>;tag=1918181833n" in lines
+    assert "Max-Forwards: 0068" in lines
+    body = text.split("\r\n\r\n", 1)[1]
+    assert f"Content-Length: {len(body)}" in lines
+
+
+@pytest.mark.parametrize(("name", "status", "header"), [
+    ("bext01", 420, b"Unsupported: nothingSupportsThis, nothingSupportsThisEither"),
+    ("invut", 415, b"Accept: application/sdp"),
+    ("sdp01", 406, b"Accept: application/sdp"),
+    ("badvers", 505, b"CSeq:"),
+    ("intmeth", 501, b"Allow: INVITE"),
+])
+def test_guard_answers_carry_the_right_headers(name: str, status: int, header: bytes) -> None:
+    """Stateless answers copy the request's Via/From/To/Call-ID/CSeq and add what the status needs."""
+    verdict, response = SipGuard(GuardConfig()).inspect(torture_message(name), "127.0.0.1")
+    assert verdict is Verdict.REPLY and isinstance(response, bytes)
+    assert response.startswith(f"SIP/2.0 {status} ".encode())
+    assert header in response
+    assert b"\r\nVia: " in response and b";tag=" in response.split(b"\r\nTo: ", 1)[1].split(b"\r\n", 1)[0]
+
+
+def test_rfc2543_invite_gets_a_contact_from_its_from_uri() -> None:
+    """inv2543 has no Contact; the rewrite adds one from From (RFC 2543's remote target)."""
+    text = canonical_request(read_request(split_message(torture_message("inv2543"))))
+    assert "Contact: <sip:+13035551111@ift.client.example.net;user=phone>" in text
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    (b"To: \"Watson <sip:w@example.org>\r\n", "unterminated quoted string"),
+    (b"To: Watson, Thomas <sip:w@example.org>\r\n", "display name"),
+    (b"To: < sip:w@example.org >\r\n", "without spaces"),
+    (b"To: <sip:w@example.org>;;\r\n", "empty or invalid parameter"),
+])
+def test_address_headers_are_checked(value: bytes, problem: str) -> None:
+    """Illegal name-addr forms raise a 400 with the reason."""
+    message = OPTIONS.replace(b"To: <sip:bot@c>\r\n", value)
+    with pytest.raises(SipSyntaxError) as caught:
+        read_request(split_message(message))
+    assert caught.value.status == 400 and problem in str(caught.value)
+
+
+@pytest.mark.parametrize(("content_type", "body", "expected"), [
+    ("application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", ("5", 160)),
+    ("application/dtmf-relay", "signal= #\nduration=250", ("#", 250)),
+    ("Application/DTMF-Relay", "Signal=a", ("A", 100)),
+    ("application/dtmf", "7", ("7", 100)),
+    ("application/dtmf-relay", "Signal=X", None),
+    ("text/plain", "Signal=5", None),
+    ("application/dtmf-relay", "Duration=100", None),
+])
+def test_info_dtmf_bodies(content_type: str, body: str, expected: tuple[str, int] | None) -> None:
+    """SIP INFO DTMF bodies in both common formats; anything else is ignored."""
+    assert parse_dtmf_info(content_type, body) == expected
+
+
+def test_sip_uri_parsing() -> None:
+    """Originate targets: user, host (IPv6 too) and port, with 5060 as default; others refused."""
+    assert parse_sip_uri("sip:bob@127.0.0.1:5080") == ("bob", "127.0.0.1", 5080)
+    assert parse_sip_uri("sip:bob@pbx.example.com;transport=udp") == ("bob", "pbx.example.com", 5060)
+    assert parse_sip_uri("sip:[::1]:5070") == ("", "::1", 5070)
+    for bad in ("tel:+1555", "bob@host", "sip:bob@host:99999"):
+        with pytest.raises(ValueError):
+            parse_sip_uri(bad)
