@@ -48,7 +48,7 @@ def to_event(message: pb.SpeechEvent) -> ev.Event | None:
     if kind == "speech_started":
         return ev.SpeechStarted()
     if kind == "speech_ended":
-        return None
+        return ev.SpeechEnded()
     if kind == "playback_started":
         return ev.PlaybackStarted(message.playback_started.utterance_id)
     if kind == "playback_finished":

@@ -138,8 +138,14 @@ class _CaseRun:
         self.seq += 1
         self.record(engine.handle_traced(self.dialog, self.session, event, self.now, self.seq))
 
-    def advance(self, seconds: float) -> None:
+    def advance(self, seconds: float, prompts_finish: bool) -> None:
+        """``silence``: the prompts finish playing, then the clock moves on with nothing said.
+
+        ``wait``: the clock moves on and nothing is reported at all (not even the prompts' end).
+        """
         assert self.session is not None
+        if prompts_finish and self.session.playing and not self.session.ended:
+            self.send(ev.PlaybackFinished(self.session.playing[-1], False, 1000))
         target = self.now + seconds
         for _ in range(MAX_STEPS_PER_SILENCE):
             due = self.session.next_deadline()
@@ -238,15 +244,17 @@ def _run_step(run: _CaseRun, step: Any) -> None:
     ((kind, value),) = step.items()
     if kind == "speech":
         run.send(ev.SpeechStarted())
+        run.send(ev.SpeechEnded())
         run.send(ev.SpeechResult(str(value), 0.9))
     elif kind == "dtmf":
         for digit in str(value):
             run.send(ev.DtmfPressed(digit))
-    elif kind == "silence":
+    elif kind in ("silence", "wait"):
         try:
-            run.advance(parse_duration(value))
+            seconds = parse_duration(value)
         except ValueError as exc:
             raise CaseFailure(str(exc)) from exc
+        run.advance(seconds, prompts_finish=kind == "silence")
     elif kind == "backend":
         if not isinstance(value, dict):
             raise CaseFailure("backend: expects {service.method: result}")

@@ -61,33 +61,53 @@ def test_repeated_event_seq_changes_nothing() -> None:
     assert actions == [] and again is session
 
 
+def finished(session: Session) -> ev.PlaybackFinished:
+    """The speech gateway reporting that the prompts issued so far have played."""
+    return ev.PlaybackFinished(session.playing[-1])
+
+
 def test_timers_are_deadlines_fired_at_their_own_time() -> None:
-    """No input for 6 s: next_deadline says when, and a late tick acts as if on time."""
+    """No input for 6 s after the prompts: next_deadline says when; a late tick acts as if on time."""
     dialog = order_status()
     session, _ = engine.start(dialog, "s1", CALL, 100.0)
-    assert session.next_deadline() == 106.0
-    unchanged, actions = engine.handle(dialog, session, ev.Tick(), 105.9)
+    assert "no_input" not in session.timers  # not while the greeting plays
+    session, _ = engine.handle(dialog, session, finished(session), 101.0, seq=1)
+    assert session.next_deadline() == 107.0
+    unchanged, actions = engine.handle(dialog, session, ev.Tick(), 106.9)
     assert actions == [] and unchanged is session
-    late, actions = engine.handle(dialog, session, ev.Tick(), 107.5)
-    assert late.state == "reprompt" and late.entered_at == 106.0
-    assert late.timers["no_input"] == 112.0
+    late, actions = engine.handle(dialog, session, ev.Tick(), 108.5)
+    assert late.state == "reprompt" and late.entered_at == 107.0
+    assert "no_input" not in late.timers and late.playing == [actions[-1].key]
 
 
 def test_no_input_escalates_first_then_default() -> None:
     """The 1st no_input reprompts, the 2nd (the default handler) goes to the agent."""
-    out, session = replay(order_status(), [(6.0, ev.Tick()), (12.0, ev.Tick())])
+    dialog = order_status()
+    session, out = engine.start(dialog, "s1", CALL, 0.0)
+    session, _ = engine.handle(dialog, session, finished(session), 1.0, seq=1)
+    session, actions = engine.handle(dialog, session, ev.Tick(), 7.0)
+    out += actions
+    session, _ = engine.handle(dialog, session, finished(session), 9.0, seq=2)
+    session, actions = engine.handle(dialog, session, ev.Tick(), 15.0)
+    out += actions
     states = [a.data["state"] for a in out if a.kind == "state_changed"]
     assert states == ["greet", "reprompt", "agent"]
+    assert session.no_input_count == 2
 
 
-def test_speech_stops_the_no_input_timer() -> None:
-    """While the caller talks no no_input fires; a matching transcript then resets the counters."""
+def test_speech_stops_the_no_input_timer_until_it_ends() -> None:
+    """While the caller talks no no_input fires; when the speech comes to nothing, silence counts again."""
     dialog = order_status()
     session, _ = engine.start(dialog, "s1", CALL, 0.0)
-    session, _ = engine.handle(dialog, session, ev.SpeechStarted(), 5.0, seq=1)
+    session, _ = engine.handle(dialog, session, finished(session), 1.0, seq=1)
+    assert session.timers["no_input"] == 7.0
+    session, _ = engine.handle(dialog, session, ev.SpeechStarted(), 5.0, seq=2)
     assert "no_input" not in session.timers
     session, _ = engine.handle(dialog, session, ev.Tick(), 20.0)
     assert session.state == "greet"
+    session, _ = engine.handle(dialog, session, ev.SpeechEnded(), 21.0, seq=3)
+    session, _ = engine.handle(dialog, session, ev.Tick(), 27.0)
+    assert session.state == "reprompt"
 
 
 def test_digit_collection_finishes_on_max_and_inter_digit_timeout() -> None:
@@ -155,11 +175,14 @@ dialog:
 
 
 def test_dead_air_and_max_duration_hang_up() -> None:
-    """Dead air hangs up after 10 s of nothing; call info (X-* headers) reaches templates."""
+    """Dead air hangs up after 10 s with nothing played or awaited; call info (X-* headers) reaches templates."""
     dialog = load_dialog_text(DEAD_AIR, "w.yaml")
     session, actions = engine.start(dialog, "s1", CALL, 0.0)
     assert actions[1].data["text"] == "hi gold"
     session, actions = engine.handle(dialog, session, ev.Tick(), 10.0)
+    assert actions == [] and session.timers["dead_air"] == 20.0  # a prompt is playing: not dead air
+    session, _ = engine.handle(dialog, session, finished(session), 12.0, seq=1)
+    session, actions = engine.handle(dialog, session, ev.Tick(), 22.0)
     assert [a.data for a in actions if a.kind == "hangup"] == [{"reason": "dead_air"}]
     session, _ = engine.start(dialog, "s1", CALL, 0.0)
     for i in range(1, 8):  # speech every 9 s keeps dead air away; max duration still ends it

@@ -215,10 +215,13 @@ dialog:
 
 
 async def test_timer_fires_on_the_stream(runtime) -> None:
-    """No input for the state's timeout re-prompts on the open stream (wall-clock timer)."""
+    """No input for the state's timeout after the prompt ends re-prompts on the open stream (wall clock)."""
     stream = Stream(runtime)
     await stream.send(call_started("t1", dialog="dtmf_menu"))
-    await stream.read(2)
+    _, say = await stream.read(2)
+    await stream.send(pb.SpeechEvent(session_id="t1", seq=2, playback_finished=common_pb2.PlaybackFinished(
+        utterance_id=say.say.utterance_id)))
     actions = await asyncio.wait_for(stream.read(2), 15)
     assert kinds(actions) == ["state_changed", "say"] and actions[0].state_changed.state == "main_menu"
+    assert actions[0].seq == 3
     await stream.close()

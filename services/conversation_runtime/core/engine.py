@@ -112,7 +112,7 @@ class _Run:
             if not self.run_event("max_duration", {}):
                 self.emit_hangup("max_duration")
         elif name == "dead_air":
-            waiting = any(n != "max_duration" for n in s.timers) or s.pending_calls
+            waiting = any(n != "max_duration" for n in s.timers) or s.pending_calls or s.playing
             if waiting:
                 self.arm("dead_air", self.dialog.dead_air)
             elif not self.run_event("dead_air", {}):
@@ -133,6 +133,8 @@ class _Run:
         state = self.dialog.states[s.state]
         if isinstance(event, ev.SpeechStarted):
             s.timers.pop("no_input", None)  # the caller is talking; a transcript will follow
+        elif isinstance(event, ev.SpeechEnded):
+            self.arm_no_input(state)  # if the speech comes to nothing, silence counts again
         elif isinstance(event, ev.SpeechResult):
             if state.input.mode != "dtmf":
                 self.input_event("speech", {"transcript": event.transcript, "confidence": event.confidence})
@@ -151,8 +153,9 @@ class _Run:
         elif isinstance(event, ev.PlaybackStarted):
             return
         elif isinstance(event, ev.PlaybackFinished):
-            if state.input.no_input and self.listens_for_no_input(state):
-                self.arm("no_input", state.input.no_input)  # silence counts from the end of the prompt
+            if event.utterance_id in s.playing:  # prompts play in order: earlier ones are done too
+                del s.playing[: s.playing.index(event.utterance_id) + 1]
+            self.arm_no_input(state)  # silence counts from the end of the last prompt
             self.run_event("playback.finished", {"playback": {
                 "utterance_id": event.utterance_id, "interrupted": event.interrupted,
                 "played_ms": event.played_ms}})
@@ -237,6 +240,11 @@ class _Run:
     def listens_for_no_input(self, state: m.State) -> bool:
         return state.expects_input and any(level for level in self.dialog.candidates(state, "no_input"))
 
+    def arm_no_input(self, state: m.State) -> None:
+        """Silence is timed once the prompts have finished playing (not while they play)."""
+        if state.input.no_input and not self.session.playing and self.listens_for_no_input(state):
+            self.arm("no_input", state.input.no_input)
+
     # -- transitions and actions -----------------------------------------------------------
     def take(self, transition: m.Transition, fields: dict[str, Any]) -> None:
         self.fired.append(transition)
@@ -261,8 +269,7 @@ class _Run:
                 for after in sorted({t.after for t in level if t.after}):
                     self.arm(f"timeout:{after!r}", after)
                 break
-        if state.input.no_input and self.listens_for_no_input(state):
-            self.arm("no_input", state.input.no_input)
+        self.arm_no_input(state)
 
     def activation(self, fields: dict[str, Any]) -> dict[str, Any]:
         return {**self.session.variables, "call": self.session.call, **fields}
@@ -282,12 +289,13 @@ class _Run:
                         pass  # documented: a set that cannot be computed leaves the variable as it was
             elif isinstance(action, m.Say):
                 barge_in = action.barge_in or state.input.barge_in
-                self.emit("say", {"text": action.text.render(activation), "voice": action.voice,
-                                  "barge_in": {"mode": barge_in.mode, "min_words": barge_in.min_words}})
+                s.playing.append(self.emit("say", {
+                    "text": action.text.render(activation), "voice": action.voice,
+                    "barge_in": {"mode": barge_in.mode, "min_words": barge_in.min_words}}))
             elif isinstance(action, m.Play):
                 barge_in = action.barge_in or state.input.barge_in
-                self.emit("play", {"audio_uri": action.file,
-                                   "barge_in": {"mode": barge_in.mode, "min_words": barge_in.min_words}})
+                s.playing.append(self.emit("play", {
+                    "audio_uri": action.file, "barge_in": {"mode": barge_in.mode, "min_words": barge_in.min_words}}))
             elif isinstance(action, m.Call):
                 data = {"service": action.service, "method": action.method,
                         "payload": _render(action.payload, activation), "timeout_ms": action.timeout_ms}

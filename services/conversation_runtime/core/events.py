@@ -29,6 +29,11 @@ class SpeechStarted:
 
 
 @dataclasses.dataclass(frozen=True)
+class SpeechEnded:
+    """The caller stopped talking (the no_input timer starts again if nothing comes of it)."""
+
+
+@dataclasses.dataclass(frozen=True)
 class SpeechResult:
     transcript: str
     confidence: float = 1.0
@@ -78,7 +83,7 @@ class Tick:
     """Nothing happened but time passed: fire the timers that are due."""
 
 
-Event = (SpeechStarted | SpeechResult | DtmfPressed | BackendResult | PlaybackStarted | PlaybackFinished
+Event = (SpeechStarted | SpeechEnded | SpeechResult | DtmfPressed | BackendResult | PlaybackStarted | PlaybackFinished
          | TransferResult | CallerHungUp | Tick)
 
 

@@ -28,13 +28,15 @@ class Session:
     action_seq: int = 0         # last stream action sequence number issued
     outbox: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # recent stream actions
     pending_calls: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # key -> call
+    playing: list[str] = dataclasses.field(default_factory=list)   # prompts issued, not reported finished
     ended: bool = False
     end_reason: str = ""
 
     def copy(self) -> Session:
         # Shallow copies suffice: the engine replaces nested values, it never mutates them.
         return dataclasses.replace(self, variables=dict(self.variables), timers=dict(self.timers),
-                                   outbox=list(self.outbox), pending_calls=dict(self.pending_calls))
+                                   outbox=list(self.outbox), pending_calls=dict(self.pending_calls),
+                                   playing=list(self.playing))
 
     def next_deadline(self) -> float | None:
         return min(self.timers.values()) if self.timers else None
