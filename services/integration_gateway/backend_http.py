@@ -121,6 +121,11 @@ class BackendClient:
             except httpx.TransportError as exc:
                 return HttpReply(AttemptOutcome(AttemptKind.CONNECT_ERROR),
                                  error=f"{type(exc).__name__}: {exc}"[:300])
+            except OSError as exc:
+                # httpcore does not map every TLS failure: a server that refuses our (missing) client
+                # certificate after the TLS 1.3 handshake surfaces as a raw ssl.SSLError on read.
+                return HttpReply(AttemptOutcome(AttemptKind.CONNECT_ERROR),
+                                 error=f"{type(exc).__name__}: {exc}"[:300])
             except httpx.DecodingError as exc:  # the backend sent a body its Content-Encoding cannot decode
                 return HttpReply(AttemptOutcome(AttemptKind.RESPONSE, 502),
                                  error=f"undecodable response body: {exc}"[:300])

@@ -167,13 +167,13 @@ class IntegrationGateway:
         store_cfg = self._config.store
         idem_key = "idem:" + call.key
         fingerprint = _fingerprint(call)
+        # A claim must outlive the call it guards, or another replica would take it over mid-call.
+        lease_s = max(store_cfg.pending_ttl_s, total_s + 5.0)
 
         # 1. Idempotency: call, wait for the replica that is calling, or replay its result.
         while True:
             decision = await self._store.transact(
-                idem_key, lambda rec: idempotency.claim(rec, self._wall(), owner, store_cfg.pending_ttl_s,
-                                                        fingerprint),
-                store_cfg.pending_ttl_s)
+                idem_key, lambda rec: idempotency.claim(rec, self._wall(), owner, lease_s, fingerprint), lease_s)
             if decision.action is idempotency.ClaimAction.REPLAY:
                 return ActionOutcome.from_record(call.key, decision.result or {})
             if decision.action is idempotency.ClaimAction.CONFLICT:
@@ -197,8 +197,7 @@ class IntegrationGateway:
             else:
                 # Transient failures (and cancellation) free the key so that a retry calls again.
                 await asyncio.shield(self._store.transact(
-                    idem_key, lambda rec: (DELETE if idempotency.owned_by(rec, owner) else None, None),
-                    store_cfg.pending_ttl_s))
+                    idem_key, lambda rec: (DELETE if idempotency.owned_by(rec, owner) else None, None), lease_s))
 
     async def _guarded_call(self, call: ActionCall, service: BackendServiceConfig, spec: HttpRequestSpec,
                             deadline: float) -> tuple[ActionOutcome, bool]:

@@ -69,7 +69,7 @@ class OAuth2Tokens:
             reply = await client.post(self._config.token_url, data=form, timeout=timeout)
         except httpx.TimeoutException as exc:
             raise TokenError(f"token endpoint timed out: {exc!r}", "timeout") from exc
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, OSError) as exc:  # OSError: TLS failures httpcore leaves unmapped
             raise TokenError(f"token endpoint unreachable: {exc!r}", "connect_error") from exc
         if reply.status_code != 200:
             raise TokenError(f"token endpoint answered {reply.status_code}", "http_error", reply.status_code)
