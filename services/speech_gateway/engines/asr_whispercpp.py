@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from dialtone.speech_gateway.engines.asr_faster_whisper import max_tokens_for
 from dialtone.speech_gateway.engines.base import Recognition, require_file
 
 _FULL_CTX = 1500  # 30 s of encoder frames (50 per second)
@@ -37,7 +38,8 @@ class WhisperCppAsr:
         ctx = self._audio_ctx if self._audio_ctx and audio_ms < self._audio_ctx * 20 - 500 else 0
         params = {"audio_ctx": ctx} if ctx != self._ctx_now else {}
         self._ctx_now = ctx
-        segments = self._model.transcribe(np.ascontiguousarray(samples, dtype=np.float32), **params)
+        segments = self._model.transcribe(np.ascontiguousarray(samples, dtype=np.float32),
+                                          max_tokens=max_tokens_for(len(samples)), **params)
         text = " ".join(s.text.strip() for s in segments if s.text.strip())
         probs = [s.probability for s in segments if not math.isnan(s.probability)]
         confidence = sum(probs) / len(probs) if probs else (0.8 if text else 0.0)

@@ -1,0 +1,515 @@
+"""One call: the media gateway's StreamCall on one side, the runtime's Converse on the other.
+
+Every 20 ms frame goes through webrtcvad and the endpointing core; utterances are
+decoded in the ASR pool (partials at a bounded rate, a speculative decode when
+silence begins, committed when the endpoint fires); dialog actions become PlayAudio
+chunks (TTS sentence by sentence), StopPlayback, Transfer or Hangup. Barge-in is
+decided here so StopPlayback reaches the media side in the same step as the VAD
+decision that triggered it, without a round trip through the runtime.
+
+Events of speech heard over a prompt are held while the barge-in core judges them:
+forwarded on Interrupt (SpeechStarted carries the interrupted prompt), dropped on
+Backchannel, forwarded when the prompt ends first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import logging
+import time
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import grpc
+import numpy as np
+import webrtcvad
+from dialtone.common.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, StreamResampler, resample
+from dialtone.common.errors import InvalidArgument
+from dialtone.common.grpc_validation import require_session_id
+from dialtone.speech_gateway.audio_io import AudioFileError, read_wav
+from dialtone.speech_gateway.config import SpeechGatewayConfig
+from dialtone.speech_gateway.core.barge_in import DEFAULT_BACKCHANNEL_WORDS, BargeIn, BargeInSettings
+from dialtone.speech_gateway.core.events import (
+    Backchannel,
+    BargeInMode,
+    BargeInPolicy,
+    BargeInVerdict,
+    Interrupt,
+    SilenceBegan,
+    SpeechEnded,
+    SpeechResumed,
+    SpeechStarted,
+)
+from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSettings
+from dialtone.speech_gateway.core.playback import PlaybackLedger
+from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings
+from dialtone.speech_gateway.engines.base import AsrEngine, Recognition
+from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
+from dialtone.speech_gateway.metrics import (
+    ASR_DECODE,
+    ASR_LATENCY,
+    BACKCHANNELS,
+    BARGE_INS,
+    SAYS_SKIPPED,
+    SPECULATIVE,
+    TTS_FIRST_AUDIO,
+    UTTERANCES,
+    VAD_DECISIONS,
+)
+from dialtone.speech_gateway.prompts import PromptRenderer
+from dialtone.speech_gateway.runtime_link import RuntimeLink, RuntimeUnavailable
+from dialtone.v1 import common_pb2 as cpb
+from dialtone.v1 import conversation_runtime_pb2 as rpb
+from dialtone.v1 import speech_gateway_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+_VAD_SPEECH = VAD_DECISIONS.labels("speech")
+_VAD_SILENCE = VAD_DECISIONS.labels("silence")
+_TAIL_MS = 200  # silence kept after the end of speech: whisper decodes word ends better with it
+_PLAY_CHUNK_MS = 1000
+_FINISH_WAIT_S = 15.0  # at CallEnd: time left for the last transcript to reach the runtime
+
+_MODES = {
+    cpb.BARGE_IN_MODE_UNSPECIFIED: BargeInMode.ON,
+    cpb.BARGE_IN_MODE_ON: BargeInMode.ON,
+    cpb.BARGE_IN_MODE_OFF: BargeInMode.OFF,
+    cpb.BARGE_IN_MODE_DTMF_ONLY: BargeInMode.DTMF_ONLY,
+    cpb.BARGE_IN_MODE_AFTER_WORDS: BargeInMode.AFTER_WORDS,
+}
+
+
+def policy_from_proto(policy: cpb.BargeInPolicy) -> BargeInPolicy:
+    return BargeInPolicy(_MODES.get(policy.mode, BargeInMode.ON), int(policy.min_words))
+
+
+@dataclasses.dataclass
+class _Utterance:
+    index: int
+    start_ms: int
+    audio: bytearray
+    gate: str = "forward"  # forward | hold | drop
+    held: list[rpb.SpeechEvent] = dataclasses.field(default_factory=list)
+    held_payloads: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    end_ms: int | None = None
+    speculative: asyncio.Future[Recognition] | None = None
+    speculative_bytes: int = 0
+    partial: asyncio.Future[Recognition] | None = None
+    final_sent: bool = False
+    after_prompt: bool = False  # the prompt it was heard over has ended; the transcript decides
+
+
+class CallSession:
+    def __init__(self, config: SpeechGatewayConfig, start: pb.MediaUplink, channel: grpc.aio.Channel,
+                 asr_pool: EnginePool[AsrEngine], asr_name: str, renderer: PromptRenderer) -> None:
+        self.session_id = start.session_id
+        call_start = start.call_start
+        self._config = config
+        self._asr_pool = asr_pool
+        self._asr_name = asr_name
+        self._renderer = renderer
+        self._playback_rate = call_start.playback_sample_rate or SAMPLE_RATE
+        vad = config.vad
+        self._vad = webrtcvad.Vad(vad.aggressiveness)
+        self._segmenter = Segmenter(SegmenterSettings(
+            frame_ms=FRAME_MS, start_window_ms=vad.start_window_ms, start_ratio=vad.start_ratio,
+            stop_ms=vad.stop_ms, speculative_ms=vad.speculative_ms, max_utterance_ms=vad.max_utterance_ms))
+        b = config.barge_in
+        self._barge = BargeIn(BargeInSettings(
+            enabled=b.enabled, backchannel_max_ms=b.backchannel_max_ms, backchannel_max_words=b.backchannel_max_words,
+            backchannel_words=frozenset(w.lower() for w in b.backchannel_words) or DEFAULT_BACKCHANNEL_WORDS))
+        self._partials = PartialScheduler(PartialSettings(
+            enabled=config.asr.partials, interval_ms=config.asr.partial_interval_ms,
+            min_audio_ms=config.asr.partial_min_audio_ms))
+        self._ledger = PlaybackLedger()
+        self._preroll: collections.deque[tuple[int, bytes]] = collections.deque(
+            maxlen=max(1, vad.start_window_ms // FRAME_MS))
+        self._utt: _Utterance | None = None
+        self._judged: _Utterance | None = None
+        self._utt_count = 0
+        self._policies: dict[str, BargeInPolicy] = {}
+        self._keys: dict[str, str] = {}
+        self._renders: dict[str, asyncio.Task[None]] = {}
+        self._say_lock = asyncio.Lock()
+        self._finals: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._down_seq = 0
+        self._last_ts = 0
+        self.outbox: asyncio.Queue[pb.MediaDownlink | None] = asyncio.Queue()
+        self.error: InvalidArgument | None = None
+        started = None if call_start.resume else rpb.CallStarted(call=call_start.call)
+        self.link = RuntimeLink(channel, self.session_id, started, self._on_action,
+                                reconnect_s=config.runtime_reconnect_s)
+
+    # ---- plumbing -------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(self._guard(coro))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
+        try:
+            await coro
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - one failed job must not end the call; it is logged
+            log.exception("call task failed", extra={"session_id": self.session_id})
+
+    def _down(self, **payload: Any) -> None:
+        self._down_seq += 1
+        self.outbox.put_nowait(pb.MediaDownlink(session_id=self.session_id, seq=self._down_seq, **payload))
+
+    def _notice(self, kind: str, text: str) -> None:
+        self._down(notice=pb.CallNotice(kind=kind, text=text))
+
+    def _emit(self, utt: _Utterance | None, **payload: Any) -> None:
+        """Send a speech event to the runtime, unless its utterance is held or dropped."""
+        if utt is None or utt.gate == "forward":
+            self.link.send(**payload)
+        elif utt.gate == "hold":
+            utt.held_payloads.append(payload)
+
+    def _release(self, utt: _Utterance, interrupted: str = "") -> None:
+        utt.gate = "forward"
+        for payload in utt.held_payloads:
+            if interrupted and "speech_started" in payload:
+                payload["speech_started"].interrupted_utterance_id = interrupted
+            self.link.send(**payload)
+        utt.held_payloads.clear()
+
+    def _apply(self, verdict: BargeInVerdict | None) -> None:
+        if verdict is None:
+            return
+        utt = self._judged
+        self._judged = None
+        if isinstance(verdict, Interrupt):
+            BARGE_INS.labels(verdict.reason).inc()
+            # For live panels (and tests): the call time of the frame that decided it.
+            self._notice("barge_in", f"frame_ms={self._last_ts}")
+            self._down(stop_playback=cpb.StopPlayback(utterance_id=verdict.utterance_id, reason="barge_in"))
+            self._stop_renders()
+            if utt is not None:
+                self._release(utt, interrupted=verdict.utterance_id)
+        elif isinstance(verdict, Backchannel):
+            BACKCHANNELS.labels(verdict.reason).inc()
+            if utt is not None:
+                utt.gate = "drop"
+                utt.held_payloads.clear()
+
+    def _stop_renders(self, utterance_id: str = "") -> None:
+        for uid, task in list(self._renders.items()):
+            if not utterance_id or uid == utterance_id:
+                task.cancel()
+
+    # ---- uplink -----------------------------------------------------------------------------
+
+    async def run(self, uplink: AsyncIterator[pb.MediaUplink]) -> None:
+        link_task = asyncio.create_task(self._run_link())
+        try:
+            async for message in uplink:
+                require_session_id(message.session_id, "MediaUplink")
+                if message.session_id != self.session_id:
+                    raise InvalidArgument(f"MediaUplink: session_id {message.session_id!r} does not match the "
+                                          f"stream's {self.session_id!r}")
+                if self._handle_uplink(message):
+                    break
+            await self._end_call("stream_closed" if not link_task.done() else "")
+            try:
+                await asyncio.wait_for(asyncio.shield(link_task), timeout=_FINISH_WAIT_S)
+            except TimeoutError:
+                log.warning("runtime did not close the stream after CallEnded")
+        except InvalidArgument as exc:
+            self.error = exc
+        finally:
+            for task in [*self._tasks, link_task]:
+                task.cancel()
+            await asyncio.gather(*self._tasks, link_task, return_exceptions=True)
+            self.outbox.put_nowait(None)
+
+    async def _run_link(self) -> None:
+        try:
+            await self.link.run()
+        except RuntimeUnavailable as exc:
+            log.error("conversation runtime unavailable: %s", exc, extra={"session_id": self.session_id})
+            self._down(hangup=cpb.Hangup(reason="runtime_unavailable"))
+
+    def _handle_uplink(self, message: pb.MediaUplink) -> bool:
+        """Handle one message; True at CallEnd."""
+        kind = message.WhichOneof("payload")
+        if kind == "audio":
+            self._on_audio(message.audio.pcm, int(message.audio.timestamp_ms))
+        elif kind == "dtmf":
+            self.link.send(dtmf=message.dtmf)
+            self._apply(self._barge.dtmf())
+        elif kind == "playback_started":
+            uid = message.playback_started.utterance_id
+            if self._barge.playing != uid and uid in self._policies:
+                self._barge.prompt_started(uid, self._policies[uid])
+            self.link.send(playback_started=message.playback_started)
+        elif kind == "playback_finished":
+            self._on_playback_finished(message.playback_finished)
+        elif kind == "transfer_result":
+            self.link.send(transfer_result=message.transfer_result)
+        elif kind == "call_end":
+            self._call_end_reason = message.call_end.reason or "caller_hangup"
+            return True
+        elif kind == "call_start":
+            raise InvalidArgument("MediaUplink: call_start may only be the first message of a stream")
+        else:
+            raise InvalidArgument("MediaUplink: message has no payload")
+        return False
+
+    def _on_playback_finished(self, finished: cpb.PlaybackFinished) -> None:
+        uid = finished.utterance_id
+        key = self._keys.pop(uid, "")
+        self._policies.pop(uid, None)
+        if key:
+            self._ledger.finished(key)
+        if self._barge.prompt_finished(uid) and self._judged is not None:
+            if self._judged.end_ms is None:
+                # The prompt ended while the caller is still talking: that is an ordinary turn.
+                self._release(self._judged)
+                self._judged = None
+            else:
+                # The speech ended over the prompt; its transcript still decides if it was a backchannel.
+                self._judged.after_prompt = True
+        self.link.send(playback_finished=finished)
+
+    def _on_audio(self, pcm: bytes, ts: int) -> None:
+        if len(pcm) != FRAME_BYTES:
+            raise InvalidArgument(f"AudioFrame: pcm must be {FRAME_BYTES} bytes (20 ms of 16 kHz s16le), "
+                                  f"got {len(pcm)}")
+        self._last_ts = ts
+        speech = self._vad.is_speech(pcm, SAMPLE_RATE)
+        (_VAD_SPEECH if speech else _VAD_SILENCE).inc()
+        self._preroll.append((ts, pcm))
+        started_now = False
+        for event in self._segmenter.feed(speech, ts):
+            if isinstance(event, SpeechStarted):
+                self._speech_started(event)
+                started_now = True
+            elif isinstance(event, SilenceBegan):
+                self._silence_began(event)
+            elif isinstance(event, SpeechResumed):
+                if self._utt is not None:
+                    self._utt.speculative = None  # stale: the caller went on talking
+                    SPECULATIVE.labels("discarded").inc()
+            elif isinstance(event, SpeechEnded):
+                self._speech_ended(event)
+        utt = self._utt
+        if utt is None or not self._segmenter.in_speech:
+            return
+        if not started_now:
+            utt.audio += pcm
+        duration = ts + FRAME_MS - utt.start_ms
+        # Only voiced frames lengthen the speech: the silence before the endpoint is not talk.
+        if self._judged is utt and speech:
+            self._apply(self._barge.speech_progress(duration))
+        in_flight = utt.partial is not None and not utt.partial.done()
+        if self._partials.due(utt.start_ms, ts + FRAME_MS, in_flight) and self._asr_pool.idle:
+            self._spawn(self._partial(utt))
+
+    def _speech_started(self, event: SpeechStarted) -> None:
+        self._utt_count += 1
+        audio = bytearray(b"".join(p for t, p in self._preroll if t >= event.start_ms))
+        utt = _Utterance(self._utt_count, event.start_ms, audio)
+        self._utt = utt
+        self._partials.reset()
+        verdict = self._barge.speech_started()
+        if self._barge.judging:
+            utt.gate = "hold"
+            self._judged = utt
+        elif isinstance(verdict, Backchannel):
+            utt.gate = "drop"
+        started = rpb.SpeechStarted(timestamp_ms=event.start_ms)
+        if isinstance(verdict, Interrupt):
+            started.interrupted_utterance_id = verdict.utterance_id
+        self._emit(utt, speech_started=started)
+        if verdict is not None:
+            self._judged = utt
+            self._apply(verdict)
+
+    def _silence_began(self, event: SilenceBegan) -> None:
+        utt = self._utt
+        if utt is None:
+            return
+        length = self._audio_bytes(utt, event.at_ms)
+        utt.speculative_bytes = length
+        utt.speculative = self._decode(bytes(utt.audio[:length]), "speculative")
+
+    def _speech_ended(self, event: SpeechEnded) -> None:
+        utt = self._utt
+        self._utt = None
+        if utt is None:
+            return
+        UTTERANCES.labels("forced" if event.forced else "silence").inc()
+        utt.end_ms = event.end_ms
+        self._emit(utt, speech_ended=rpb.SpeechEnded(timestamp_ms=event.end_ms, duration_ms=event.duration_ms))
+        task = self._spawn(self._final(utt, event, time.perf_counter()))
+        self._finals.add(task)
+        task.add_done_callback(self._finals.discard)
+
+    def _audio_bytes(self, utt: _Utterance, end_ms: int) -> int:
+        wanted = (end_ms + _TAIL_MS - utt.start_ms) * SAMPLE_RATE // 1000 * 2
+        return min(len(utt.audio), max(0, wanted))
+
+    # ---- recognition ------------------------------------------------------------------------
+
+    def _decode(self, pcm: bytes, kind: str) -> asyncio.Future[Recognition]:
+        samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+        child = ASR_DECODE.labels(self._asr_name, kind)
+
+        def job(engine: AsrEngine) -> Recognition:
+            started = time.perf_counter()
+            try:
+                return engine.transcribe(samples)
+            finally:
+                child.observe(time.perf_counter() - started)
+
+        return asyncio.ensure_future(self._asr_pool.run(job))
+
+    async def _partial(self, utt: _Utterance) -> None:
+        utt.partial = self._decode(bytes(utt.audio), "partial")
+        try:
+            rec = await utt.partial
+        except PoolBusy:
+            return
+        if utt.final_sent or not rec.text:
+            return
+        self._emit(utt, transcript=rpb.Transcript(text=rec.text, is_final=False, confidence=rec.confidence,
+                                                  start_ms=utt.start_ms))
+        if utt.gate == "forward":
+            self._notice("transcript.partial", rec.text)
+        if self._judged is utt:
+            self._apply(self._barge.transcript(rec.text, final=False))
+
+    async def _final(self, utt: _Utterance, event: SpeechEnded, ended_at: float) -> None:
+        length = self._audio_bytes(utt, event.end_ms)
+        rec: Recognition | None = None
+        if utt.speculative is not None and utt.speculative_bytes == length:
+            try:
+                rec = await utt.speculative
+                SPECULATIVE.labels("committed").inc()
+            except PoolBusy:
+                rec = None
+        elif utt.speculative is not None:
+            SPECULATIVE.labels("discarded").inc()
+        if rec is None:
+            try:
+                rec = await self._decode(bytes(utt.audio[:length]), "final")
+            except PoolBusy:
+                log.warning("ASR pool full: utterance dropped", extra={"session_id": self.session_id})
+                rec = Recognition("", 0.0, event.duration_ms)
+        latency = time.perf_counter() - ended_at
+        ASR_LATENCY.labels(self._asr_name).observe(latency)
+        utt.final_sent = True
+        if self._judged is utt and utt.after_prompt:
+            self._judged = None
+            if self._barge.settings.is_backchannel(rec.text):
+                BACKCHANNELS.labels("backchannel_words").inc()
+                utt.gate = "drop"
+                utt.held_payloads.clear()
+            else:
+                self._release(utt)
+        elif self._judged is utt:
+            self._apply(self._barge.transcript(rec.text, final=True))
+        self._emit(utt, transcript=rpb.Transcript(
+            text=rec.text, is_final=True, confidence=rec.confidence, start_ms=event.start_ms, end_ms=event.end_ms,
+            asr_latency_ms=int(latency * 1000)))
+        if utt.gate == "forward":
+            self._notice("transcript.final", rec.text)
+
+    async def _end_call(self, fallback_reason: str) -> None:
+        for event in self._segmenter.flush(self._last_ts + FRAME_MS):
+            if isinstance(event, SpeechEnded):
+                self._speech_ended(event)
+        if self._finals:
+            await asyncio.wait(set(self._finals), timeout=_FINISH_WAIT_S)
+        reason = getattr(self, "_call_end_reason", "") or fallback_reason
+        self.link.send(call_ended=rpb.CallEnded(reason=reason))
+        self.link.close()
+
+    # ---- actions from the runtime -------------------------------------------------------------
+
+    async def _on_action(self, action: rpb.DialogAction) -> None:
+        kind = action.WhichOneof("payload")
+        if kind == "say":
+            self._start_prompt(action, action.say.utterance_id, action.say.barge_in)
+        elif kind == "play":
+            self._start_prompt(action, action.play.utterance_id, action.play.barge_in)
+        elif kind == "stop_playback":
+            self._stop_renders(action.stop_playback.utterance_id)
+            self._down(stop_playback=action.stop_playback)
+        elif kind == "transfer":
+            self._down(transfer=action.transfer)
+        elif kind == "hangup":
+            self._down(hangup=action.hangup)
+        elif kind == "state_changed":
+            self._notice("state", f"{action.state_changed.dialog}:{action.state_changed.state}")
+        else:
+            log.warning("runtime sent an action with no payload (seq %d)", action.seq)
+
+    def _start_prompt(self, action: rpb.DialogAction, utterance_id: str, policy: cpb.BargeInPolicy) -> None:
+        key = action.idempotency_key
+        if not self._ledger.claim(key):
+            SAYS_SKIPPED.inc()
+            log.info("prompt %s already played; not playing it again", key)
+            return
+        uid = utterance_id or key or f"prompt-{action.seq}"
+        self._policies[uid] = policy_from_proto(policy)
+        if key:
+            self._keys[uid] = key
+        task = self._spawn(self._play(action, uid, key))
+        self._renders[uid] = task
+        task.add_done_callback(lambda _t: self._renders.pop(uid, None))
+
+    async def _play(self, action: rpb.DialogAction, uid: str, key: str) -> None:
+        async with self._say_lock:
+            received = time.perf_counter()
+            sent_any = False
+            try:
+                if action.WhichOneof("payload") == "say":
+                    chunks, rate, cache = self._say_chunks(action.say.text)
+                else:
+                    chunks, rate, cache = self._file_chunks(action.play.audio_uri), self._playback_rate, "file"
+                resampler = StreamResampler(rate, self._playback_rate)
+                async for chunk in chunks:
+                    out = resampler.process(chunk)
+                    if not sent_any:
+                        sent_any = True
+                        if cache != "file":
+                            TTS_FIRST_AUDIO.labels(self._renderer.engine_name, cache).observe(
+                                time.perf_counter() - received)
+                        if self._barge.playing is None:
+                            self._barge.prompt_started(uid, self._policies.get(uid, BargeInPolicy()))
+                    for i in range(0, len(out), self._playback_rate * 2 * _PLAY_CHUNK_MS // 1000):
+                        piece = out[i:i + self._playback_rate * 2 * _PLAY_CHUNK_MS // 1000]
+                        self._down(play_audio=pb.PlayAudio(utterance_id=uid, pcm=piece,
+                                                           sample_rate=self._playback_rate, idempotency_key=key))
+                tail = resampler.process(b"", last=True)
+                self._down(play_audio=pb.PlayAudio(utterance_id=uid, pcm=tail, sample_rate=self._playback_rate,
+                                                   last=True, idempotency_key=key))
+            except (PoolBusy, AudioFileError, ValueError, RuntimeError) as exc:
+                log.warning("prompt %s not rendered: %s", uid, exc, extra={"session_id": self.session_id})
+                self._notice("error", f"prompt {uid} not rendered: {exc}")
+                # An empty last chunk lets the media side report the (empty) playback as finished.
+                self._down(play_audio=pb.PlayAudio(utterance_id=uid, last=True, sample_rate=self._playback_rate,
+                                                   idempotency_key=key))
+
+    def _say_chunks(self, text: str) -> tuple[AsyncIterator[bytes], int, str]:
+        text = text.strip()
+        if not text:
+            raise ValueError("Say text is empty")
+        if len(text) > self._config.tts.max_text_chars:
+            raise ValueError(f"Say text is {len(text)} characters; the limit is {self._config.tts.max_text_chars}")
+        cache = "hit" if self._renderer.cached(text) is not None else "miss"
+        self._notice("say", text)
+        return self._renderer.render(text), self._renderer.sample_rate, cache
+
+    async def _file_chunks(self, path: str) -> AsyncIterator[bytes]:
+        pcm, rate = await asyncio.to_thread(read_wav, path)
+        yield await asyncio.to_thread(resample, pcm, rate, self._playback_rate)

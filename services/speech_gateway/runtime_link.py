@@ -1,0 +1,130 @@
+"""One call's Converse stream to the conversation runtime, resumed when it breaks.
+
+Events are numbered here (per session). The first message is CallStarted; after a
+break the link reconnects (backing off, up to ``reconnect_s``) and opens with
+Resume{last_event_seq, last_action_seq}, then re-sends the event whose write failed.
+Actions at or below the last action seq seen are dropped as repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+from dialtone.speech_gateway.metrics import RUNTIME_RECONNECTS
+from dialtone.v1 import conversation_runtime_pb2 as rpb
+from dialtone.v1 import conversation_runtime_pb2_grpc as rpb_grpc
+
+log = logging.getLogger(__name__)
+
+ActionHandler = Callable[[rpb.DialogAction], Awaitable[None]]
+
+
+class RuntimeUnavailable(Exception):
+    """The runtime could not be reached (again) within the reconnect window."""
+
+
+class RuntimeLink:
+    def __init__(self, channel: grpc.aio.Channel, session_id: str, started: rpb.CallStarted | None,
+                 on_action: ActionHandler, *, reconnect_s: float = 10.0) -> None:
+        self._stub = rpb_grpc.ConversationRuntimeStub(channel)
+        self.session_id = session_id
+        self._started = started  # None: the call is a resume of one already under way
+        self._on_action = on_action
+        self._reconnect_s = reconnect_s
+        self._outbox: asyncio.Queue[rpb.SpeechEvent | None] = asyncio.Queue()
+        self._retry: rpb.SpeechEvent | None = None
+        self._seq = 0
+        self.last_written_seq = 0
+        self.last_action_seq = 0
+        self.connects = 0
+
+    def send(self, **payload: object) -> int:
+        """Queue one event (e.g. ``send(transcript=Transcript(...))``); returns its seq."""
+        self._seq += 1
+        self._outbox.put_nowait(rpb.SpeechEvent(session_id=self.session_id, seq=self._seq, **payload))
+        return self._seq
+
+    def close(self) -> None:
+        """No more events: finish writing, then wait for the runtime to end the stream."""
+        self._outbox.put_nowait(None)
+
+    async def run(self) -> None:
+        """Until the call's stream ends normally; raises RuntimeUnavailable if it cannot reconnect."""
+        loop = asyncio.get_running_loop()
+        backoff = 0.1
+        broken_since: float | None = None
+        while True:
+            call = self._stub.Converse()
+            try:
+                finished = await self._session(call)
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
+                # InvalidStateError: a write raced the stream's end; the status says why.
+                why = (f"{exc.code().name} {exc.details()}" if isinstance(exc, grpc.aio.AioRpcError)
+                       else "stream closed")
+                now = loop.time()
+                broken_since = broken_since if broken_since is not None else now
+                if now - broken_since >= self._reconnect_s:
+                    RUNTIME_RECONNECTS.labels("gave_up").inc()
+                    raise RuntimeUnavailable(f"runtime stream broken for {now - broken_since:.1f} s: {why}") from exc
+                log.info("runtime stream broke (%s); reconnecting", why)
+                call.cancel()
+                await asyncio.sleep(backoff)
+                backoff = min(2.0, backoff * 2)
+                continue
+            if finished:
+                return
+            broken_since, backoff = None, 0.1
+
+    def _first_message(self) -> rpb.SpeechEvent:
+        if self.connects == 0 and self._started is not None:
+            self._seq += 1
+            self.last_written_seq = self._seq
+            return rpb.SpeechEvent(session_id=self.session_id, seq=self._seq, call_started=self._started)
+        return rpb.SpeechEvent(session_id=self.session_id, resume=rpb.Resume(
+            last_event_seq=self.last_written_seq, last_action_seq=self.last_action_seq))
+
+    async def _session(self, call: grpc.aio.StreamStreamCall) -> bool:
+        """One stream. True when the call ended normally; raises AioRpcError when it broke."""
+        first = self._first_message()
+        await call.write(first)
+        if self.connects:
+            RUNTIME_RECONNECTS.labels("resumed").inc()
+        self.connects += 1
+        reader = asyncio.create_task(self._read(call))
+        try:
+            while True:
+                event = self._retry
+                if event is None:
+                    getter = asyncio.ensure_future(self._outbox.get())
+                    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        getter.cancel()
+                        await reader  # raises AioRpcError if the stream broke
+                        return True   # the runtime ended the conversation
+                    event = getter.result()
+                if event is None:
+                    await call.done_writing()
+                    await reader
+                    return True
+                self._retry = event
+                await call.write(event)
+                self._retry = None
+                self.last_written_seq = event.seq
+        finally:
+            if not reader.done():
+                reader.cancel()
+                try:
+                    await reader
+                except (asyncio.CancelledError, grpc.aio.AioRpcError):
+                    pass
+
+    async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
+        async for action in call:
+            if action.seq and action.seq <= self.last_action_seq:
+                continue  # re-sent after a resume and already handled
+            if action.seq:
+                self.last_action_seq = action.seq
+            await self._on_action(action)
