@@ -200,30 +200,47 @@ async def _supervise(children: list[Child], layout: Layout, args: argparse.Names
     try:
         for child in children:
             child.start()
-        ready = await asyncio.gather(*(_ready(c, layout, args.ready_timeout) for c in children))
+        # restart a child that dies while the others are still starting, too (a port taken
+        # for a moment by another process must not leave the stack half up)
+        watcher = asyncio.create_task(_restart_dead(children, stop))
+        readiness = asyncio.gather(*(_ready(c, layout, args.ready_timeout) for c in children))
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({readiness, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
+            readiness.cancel()
+            watcher.cancel()
+            await asyncio.gather(readiness, watcher, return_exceptions=True)
             return 0
+        stopped.cancel()
+        ready = readiness.result()
         if not all(ready):
+            watcher.cancel()
             missing = [c.service for c, ok in zip(children, ready, strict=True) if not ok]
             log.error("not SERVING after %.0f s: %s", args.ready_timeout, ", ".join(missing))
             return 1
         _print_banner(layout, webrtc_url, any(c.service == EXAMPLE_BACKEND for c in children))
-        while not stop.is_set():
-            for child in children:
-                code = child.poll()
-                if code is not None:
-                    delay = RESTART_BACKOFF_S[min(child.restarts, len(RESTART_BACKOFF_S) - 1)]
-                    log.error("%s exited with code %s; restarting in %.1f s", child.service, code, delay)
-                    child.restarts += 1
-                    child.process = None
-                    loop.call_later(delay, _restart_unless_stopping, child, stop)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=0.5)
-            except TimeoutError:
-                pass
+        await watcher
         return 0
     finally:
         _stop_all(children, args.grace)
+
+
+async def _restart_dead(children: list[Child], stop: asyncio.Event) -> None:
+    """Until ``stop``: a child that exited is reported and started again after a backoff."""
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        for child in children:
+            code = child.poll()
+            if code is not None:
+                delay = RESTART_BACKOFF_S[min(child.restarts, len(RESTART_BACKOFF_S) - 1)]
+                log.error("%s exited with code %s; restarting in %.1f s", child.service, code, delay)
+                child.restarts += 1
+                child.process = None
+                loop.call_later(delay, _restart_unless_stopping, child, stop)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+        except TimeoutError:
+            pass
 
 
 def _restart_unless_stopping(child: Child, stop: asyncio.Event) -> None:

@@ -1,0 +1,80 @@
+"""The caller's mouth and ears: the speech gateway's own engine adapters (piper TTS, Whisper ASR).
+
+Models load from local files (the same packaged defaults the speech gateway uses); rendering and
+decoding are blocking native calls, run in one worker thread each, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import wave
+from pathlib import Path
+
+import numpy as np
+from dialtone.common.audio import SAMPLE_RATE, pcm_to_float32, resample
+from dialtone.speech_gateway.config import AsrConfig, TtsConfig
+from dialtone.speech_gateway.engines.base import AsrEngine, TtsEngine
+from dialtone.speech_gateway.engines.factory import build_asr, build_tts
+
+TRIM_LEVEL = 300       # |sample| below this at either end of a rendered line is not speech (~-40 dBFS)
+MAX_WAV_SECONDS = 120
+
+
+class Voices:
+    """A TTS engine to speak our lines and an ASR engine to transcribe what we heard."""
+
+    def __init__(self, tts: TtsEngine, asr: AsrEngine) -> None:
+        self.tts = tts
+        self.asr = asr
+        self._tts_worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="caller-tts")
+        self._asr_worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="caller-asr")
+
+    @classmethod
+    async def load(cls, tts_engine: str = "piper", tts_voice: str = "", asr_threads: int = 1) -> Voices:
+        tts, asr = await asyncio.gather(
+            asyncio.to_thread(build_tts, TtsConfig(engine=tts_engine, voice=tts_voice)),  # type: ignore[arg-type]
+            asyncio.to_thread(build_asr, AsrConfig(threads=asr_threads, workers=1)))
+        return cls(tts, asr)
+
+    async def render(self, text: str) -> tuple[bytes, int]:
+        """``text`` spoken: (s16le mono PCM with the silence at both ends cut, sample rate)."""
+        loop = asyncio.get_running_loop()
+        pcm = await loop.run_in_executor(self._tts_worker, lambda: b"".join(self.tts.synthesize(text)))
+        return trim_silence(pcm), self.tts.sample_rate
+
+    async def transcribe(self, pcm: bytes, rate: int) -> str:
+        loop = asyncio.get_running_loop()
+        samples = pcm_to_float32(resample(pcm, rate, SAMPLE_RATE) if rate != SAMPLE_RATE else pcm)
+        result = await loop.run_in_executor(self._asr_worker, self.asr.transcribe, samples)
+        return result.text.strip()
+
+    def close(self) -> None:
+        self._tts_worker.shutdown(wait=False, cancel_futures=True)
+        self._asr_worker.shutdown(wait=False, cancel_futures=True)
+
+
+def trim_silence(pcm: bytes) -> bytes:
+    """Cut leading and trailing near-silence, so that "end of our speech" is the end of the audio."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) >= TRIM_LEVEL)
+    if loud.size == 0:
+        return b""
+    return samples[loud[0]: loud[-1] + 1].tobytes()
+
+
+def read_wav(path: str) -> tuple[bytes, int]:
+    """(PCM, rate) of a mono 16-bit WAV file; ValueError saying what is wrong otherwise."""
+    try:
+        with wave.open(str(Path(path)), "rb") as wav:
+            if wav.getnchannels() != 1 or wav.getsampwidth() != 2:
+                raise ValueError(f"{path}: expected mono 16-bit PCM, got {wav.getnchannels()} channel(s), "
+                                 f"{8 * wav.getsampwidth()}-bit")
+            rate = wav.getframerate()
+            if not 8000 <= rate <= 48000:
+                raise ValueError(f"{path}: sample rate {rate} Hz is outside 8000..48000")
+            if wav.getnframes() > rate * MAX_WAV_SECONDS:
+                raise ValueError(f"{path}: longer than {MAX_WAV_SECONDS} s")
+            return wav.readframes(wav.getnframes()), rate
+    except (OSError, EOFError, wave.Error) as exc:
+        raise ValueError(f"{path}: cannot read WAV: {exc}") from None
