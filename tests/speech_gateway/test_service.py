@@ -10,6 +10,7 @@ import grpc
 import pytest
 from dialtone.speech_gateway.textnorm import digit_string
 from dialtone.v1 import common_pb2 as cpb
+from prometheus_client import REGISTRY
 
 from tests.speech_gateway.standins import ABORT, MediaClient, say, start_runtime
 
@@ -87,10 +88,12 @@ async def start_prompt_call(gateway, mode=None):
 async def test_barge_in_stops_the_prompt_within_one_vad_decision(gateway, speech_audio):
     """Speech over a barge-in prompt sends StopPlayback on the frame where it reaches
     backchannel_max_ms, and the runtime's SpeechStarted names the interrupted prompt."""
+    before = REGISTRY.get_sample_value("dialtone_speech_barge_ins_total", {"reason": "speech"}) or 0.0
     server, runtime, media = await start_prompt_call(gateway)
     try:
         await media.audio(speech_audio["long"])
         stop = await media.wait_for(lambda: media.of("stop_playback"))
+        assert REGISTRY.get_sample_value("dialtone_speech_barge_ins_total", {"reason": "speech"}) == before + 1
         notice = next(m.notice for m in media.received if m.notice.kind == "barge_in")
         await media.send(playback_finished=cpb.PlaybackFinished(utterance_id="hold-msg", interrupted=True))
         await media.silence(1000)
