@@ -48,6 +48,8 @@ CASES = [
      "unreachable"),
     ("dead_end", VALID.replace("        - hangup: done\n", "        - say: bye\n"), 13, 5, "b", "no way out"),
     ("cel_syntax", VALID.replace("'transcript == \"yes\"'", "'transcript == '"), 11, 22, "a", "CEL syntax"),
+    ("bad_regex", VALID.replace("'transcript == \"yes\"'", "'transcript.matches(\"(?=yes)y\")'"), 11, 22, "a",
+     "bad regular expression"),
     ("unknown_variable", VALID.replace("'transcript == \"yes\"'", "'transcrpt == \"yes\"'"), 11, 22, "a",
      "'transcrpt'"),
     ("unknown_variable", VALID.replace('- say: "hello"', '- say: "hello ${name}"'), 8, 16, "a", "'name'"),

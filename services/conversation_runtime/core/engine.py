@@ -155,6 +155,10 @@ class _Run:
         elif isinstance(event, ev.PlaybackFinished):
             if event.utterance_id in s.playing:  # prompts play in order: earlier ones are done too
                 del s.playing[: s.playing.index(event.utterance_id) + 1]
+                if s.playing:
+                    # an earlier prompt (e.g. the previous state's "one moment", overtaken by a fast
+                    # backend answer) ended while this state's prompts still play: not their end
+                    return
             self.arm_no_input(state)  # silence counts from the end of the last prompt
             self.run_event("playback.finished", {"playback": {
                 "utterance_id": event.utterance_id, "interrupted": event.interrupted,

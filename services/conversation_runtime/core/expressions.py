@@ -8,6 +8,7 @@ reads, so the loader can refuse references to unknown variables before a call ev
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 import math
@@ -16,6 +17,7 @@ from typing import Any
 
 import celpy
 import lark
+import re2
 from celpy import celtypes
 
 _ENV = celpy.Environment()
@@ -39,9 +41,10 @@ _BINDING_MACROS = {"all", "exists", "exists_one", "map", "filter"}
 class ExpressionError(ValueError):
     """A CEL expression that does not compile; ``column`` is 1-based within the expression."""
 
-    def __init__(self, message: str, column: int = 1) -> None:
+    def __init__(self, message: str, column: int = 1, kind: str = "cel_syntax") -> None:
         super().__init__(message)
         self.column = column
+        self.kind = kind
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -82,7 +85,33 @@ def compile_expression(source: str) -> Expression:
         first = str(exc.args[0]).splitlines()[0] if exc.args else source
         return_col = int(getattr(exc, "column", 1) or 1)
         raise ExpressionError(f"CEL syntax error in {first!r} at column {return_col}", return_col) from exc
+    _check_regexes(tree)
     return Expression(source, _ENV.program(tree, functions=FUNCTIONS), frozenset(_free_names(tree)))
+
+
+_RE2_QUIET = re2.Options()
+_RE2_QUIET.log_errors = False  # the error is reported to the operator; no absl line on stderr
+
+
+def _check_regexes(tree: lark.Tree) -> None:
+    """A literal pattern in ``x.matches("...")`` must be a valid RE2 regular expression."""
+    for sub in tree.iter_subtrees():
+        if sub.data != "member_dot_arg" or len(sub.children) < 3 or str(sub.children[1]) != "matches":
+            continue
+        args = sub.children[2]
+        literals = [t for t in args.scan_values(lambda v: isinstance(v, lark.Token))] if isinstance(
+            args, lark.Tree) else []
+        if len(literals) != 1 or literals[0].type != "STRING_LIT":
+            continue  # a pattern computed at run time is checked when it runs
+        try:
+            pattern = ast.literal_eval(str(literals[0]))
+        except (ValueError, SyntaxError):
+            continue  # CEL escapes Python does not read (rare); checked when it runs
+        try:
+            re2.compile(pattern, _RE2_QUIET)
+        except re2.error as exc:
+            reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise ExpressionError(f"bad regular expression {pattern!r} (RE2: {reason})", kind="bad_regex") from exc
 
 
 def _free_names(tree: lark.Tree) -> set[str]:
@@ -182,6 +211,6 @@ def compile_template(source: str) -> Template:
         try:
             parts.append(compile_expression(source[start + 2:end]))
         except ExpressionError as exc:
-            raise ExpressionError(str(exc), start + 2 + exc.column) from exc
+            raise ExpressionError(str(exc), start + 2 + exc.column, exc.kind) from exc
         pos = end + 1
     return Template(source, tuple(parts))

@@ -70,7 +70,7 @@ class Reporter:
         try:
             expr = compile_expression(source)
         except ExpressionError as exc:
-            self.error(loc, "cel_syntax", f"{what}: {exc}")
+            self.error(loc, exc.kind, f"{what}: {exc}")
             return None
         self.check_names(loc, what, expr.names, names)
         return expr
@@ -82,7 +82,7 @@ class Reporter:
         try:
             template = compile_template(loc.value)
         except ExpressionError as exc:
-            self.error(loc, "cel_syntax", f"{what}: {exc}")
+            self.error(loc, exc.kind, f"{what}: {exc}")
             return None
         self.check_names(loc, what, template.names, names)
         return template
