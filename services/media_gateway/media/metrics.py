@@ -1,4 +1,6 @@
-"""Prometheus metrics for RTP media. Labels are bounded: codec (PCMU/PCMA/opus), DTMF mode.
+"""Prometheus metrics for RTP media. Labels are bounded: codec (PCMU/PCMA/opus), drop reason.
+
+DTMF digits by mode are counted once, where signalling hands them on (``media_dtmf_total``).
 
 Per-packet counts are kept in the session and added here once a second and at close, so the
 hot path does not take prometheus_client's lock 50 times a second per call.
@@ -21,7 +23,6 @@ CALL_JITTER = metrics.histogram("rtp_call_jitter_seconds", "Interarrival jitter 
                                 ["codec"], buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.08, 0.16))
 CALL_LOSS = metrics.histogram("rtp_call_loss_ratio", "Fraction of RTP packets lost per call",
                               ["codec"], buckets=(0.0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0))
-DTMF_DIGITS = metrics.counter("rtp_dtmf_digits_total", "DTMF digits detected in media", ["mode"])
 
 DROP_REASONS = ("malformed", "oversized", "foreign_source", "payload_type", "not_started")
 

@@ -379,7 +379,6 @@ class MediaSession:
 
     def _deliver_digit(self, digit: DtmfDigit) -> None:
         self._dtmf_count += 1
-        metrics.DTMF_DIGITS.labels(mode=digit.mode.value).inc()
         self._call(self._on_dtmf, digit)
 
     def _call(self, callback: Callable[..., None], *args: Any) -> None:

@@ -73,3 +73,31 @@ def test_quiet_tone_under_threshold_ignored() -> None:
 def test_odd_byte_count_is_rejected() -> None:
     with pytest.raises(ValueError, match="whole s16 samples"):
         InbandDtmfDetector().process(b"\x00\x01\x02", 0)
+
+
+def _prompts() -> list[bytes]:
+    import pathlib
+    import wave
+
+    out = []
+    for path in sorted(pathlib.Path("/usr/share/asterisk/sounds/en").glob("*.wav")):
+        with wave.open(str(path)) as wav:
+            if (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) == (8000, 2, 1):
+                out.append(wav.readframes(wav.getnframes()))
+    assert len(out) > 100, "asterisk-core-sounds-en-wav is not installed (scripts/system-deps.sh test)"
+    return out
+
+
+def test_no_talk_off_on_twenty_minutes_of_real_speech() -> None:
+    """Asterisk's recorded English prompts (~20 min of speech at 8 kHz) never trigger a digit."""
+    prompts = _prompts()
+    assert sum(len(p) for p in prompts) / 16000 > 1000
+    false = [(i, [d.digit for d in digits]) for i, p in enumerate(prompts) if (digits := detect(p, 1600))]
+    assert false == []
+
+
+def test_digits_between_words() -> None:
+    """Key presses between spoken prompts are found, and only they."""
+    prompts = _prompts()
+    pcm = prompts[0] + dtmf_tone("3", 80, dbfs=-15) + prompts[1] + dtmf_tone("#", 80, dbfs=-15) + prompts[2]
+    assert [d.digit for d in detect(pcm)] == ["3", "#"]
