@@ -27,7 +27,7 @@ from dialtone.media_gateway import sdp
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.media_types import Direction, DtmfDigit, DtmfMode, NegotiatedMedia, PlaybackReport
 from dialtone.media_gateway.sip_stack import InboundOffer, SipLeg, SipStack
-from dialtone.media_gateway.speech_link import SpeechLink
+from dialtone.media_gateway.speech_link import ChannelPool, SpeechLink
 from dialtone.v1 import common_pb2
 from dialtone.v1 import speech_gateway_pb2 as spb
 
@@ -146,7 +146,8 @@ class Call:
 
     def _start_link(self) -> None:
         addresses = [a.strip() for a in self.manager.config.speech_gateway_address.split(",") if a.strip()]
-        self.link = SpeechLink(addresses, self.session_id, self.call_info(), self._on_downlink)
+        self.link = SpeechLink(addresses, self.session_id, self.call_info(), self._on_downlink,
+                               self.manager.channels)
         self.link.start()
 
     # --- inbound setup -----------------------------------------------------------------------
@@ -361,6 +362,7 @@ class CallManager:
         self.codecs = tuple(config.sip.codecs)
         self.stack: Any = None
         self.calls: dict[str, Call] = {}
+        self.channels = ChannelPool()
         self._idle = asyncio.Event()
         self._idle.set()
 

@@ -14,8 +14,8 @@ class SipConfig:
     codecs: list[str] = dataclasses.field(default_factory=lambda: ["PCMU", "PCMA", "opus"])  # preference order
     ring_ms: int = 0                      # time between 180 Ringing and 200 OK
     allowed_networks: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
-    flood_rate_per_s: float = 200.0       # datagrams per second per source, sustained
-    flood_burst: int = 400
+    flood_rate_per_s: float = 2000.0      # datagrams per second per source, sustained (a trunk is one source)
+    flood_burst: int = 4000
     max_datagram_bytes: int = 60000
     retry_after_s: int = 30               # Retry-After on the 503 sent while draining
     transfer_timeout_s: float = 30.0      # how long to wait for the REFER's final NOTIFY

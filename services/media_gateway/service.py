@@ -148,6 +148,8 @@ class MediaGatewayApp:
                 log.warning("calls still closing at shutdown")
         if self.http is not None:
             await self.http.close()
+        if self.calls is not None:
+            await self.calls.channels.close()
         if self.webrtc is not None:
             await self.webrtc.close()
         if self.stack is not None:

@@ -62,8 +62,8 @@ class GuardedMessage(str):
 class GuardConfig:
     max_datagram_bytes: int = 60_000
     allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    flood_rate_per_s: float = 200.0      # sustained datagrams per second per source address
-    flood_burst: int = 400
+    flood_rate_per_s: float = 2000.0     # sustained datagrams per second per source address
+    flood_burst: int = 4000
     max_sources_tracked: int = 10_000
 
 

@@ -31,15 +31,36 @@ RECONNECT_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
 _CLOSE = object()
 
 
+class ChannelPool:
+    """One gRPC channel per speech gateway address, shared by every call's stream (HTTP/2 multiplexes
+    them); a new TCP connection and handshake per call would cost more than the call setup itself."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    def get(self, address: str) -> grpc.aio.Channel:
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = grpc.aio.insecure_channel(address)
+            self._channels[address] = channel
+        return channel
+
+    async def close(self) -> None:
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
+            await channel.close()
+
+
 class SpeechLink:
     def __init__(self, addresses: list[str], session_id: str, call: common_pb2.CallInfo,
-                 on_downlink: Callable[[spb.MediaDownlink], None]) -> None:
+                 on_downlink: Callable[[spb.MediaDownlink], None], pool: ChannelPool) -> None:
         if not addresses:
             raise ValueError("SpeechLink needs at least one speech gateway address")
         self._addresses = addresses
         self._session_id = session_id
         self._call = call
         self._on_downlink = on_downlink
+        self._pool = pool
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._seq = 0
         self._closing = False
@@ -104,15 +125,14 @@ class SpeechLink:
             if resume:
                 STREAM_RECONNECTS.inc()
             try:
-                async with grpc.aio.insecure_channel(address) as channel:
-                    stream = spb_grpc.SpeechGatewayStub(channel).StreamCall(self._uplink(resume))
-                    self.connected.set()
-                    async for down in stream:
-                        attempt = 0
-                        try:
-                            self._on_downlink(down)
-                        except Exception:  # noqa: BLE001 - one bad message must not end the stream
-                            log.exception("handling a downlink message failed")
+                stream = spb_grpc.SpeechGatewayStub(self._pool.get(address)).StreamCall(self._uplink(resume))
+                self.connected.set()
+                async for down in stream:
+                    attempt = 0
+                    try:
+                        self._on_downlink(down)
+                    except Exception:  # noqa: BLE001 - one bad message must not end the stream
+                        log.exception("handling a downlink message failed")
                 if self._closing:
                     return
                 log.warning("speech stream ended by the server; reconnecting")
