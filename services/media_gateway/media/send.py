@@ -17,6 +17,7 @@ class SendStream:
         encoder = make_codec(media.codec, SEND_PTIME_MS)     # ValueError for a codec we cannot send
         self.payload_type = media.payload_type
         self.clock_rate = media.clock_rate
+        self._encoder = encoder
         self._encode = encoder.encode
         self._to_codec = ToCodecRate(encoder)
         self._silence_pcm = bytes(encoder.samples_per_frame * 2)
@@ -39,6 +40,10 @@ class SendStream:
         if self._silence_payload is not None:
             return self._silence_payload
         return self._encode(self._silence_pcm)
+
+    def drop_audio(self) -> None:
+        """Forget audio inside the resampler (barge-in): the next utterance starts clean."""
+        self._to_codec = ToCodecRate(self._encoder)
 
     def talkspurt(self) -> None:
         """The next packet starts a talkspurt (stream start, resume from hold): RTP marker bit."""

@@ -233,7 +233,10 @@ class MediaSession:
         """Drop queued audio now (the next tick sends silence); report each dropped utterance."""
         if self._play_resampler is not None and utterance_id in (None, self._play_resampler[0]):
             self._play_resampler = None
-        for report in self._playback.stop(utterance_id, self._now_ms(self._loop.time())):
+        reports = self._playback.stop(utterance_id, self._now_ms(self._loop.time()))
+        if any(r.played_ms for r in reports) and self._send is not None:
+            self._send.drop_audio()   # the utterance on the wire was cut: its resampler tail goes too
+        for report in reports:
             self._call(self._on_playback, report)
 
     # ── clock ─────────────────────────────────────────────────
