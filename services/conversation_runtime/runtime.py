@@ -27,7 +27,9 @@ from dialtone.conversation_runtime.config import ConversationRuntimeConfig
 from dialtone.conversation_runtime.core import engine
 from dialtone.conversation_runtime.core import events as ev
 from dialtone.conversation_runtime.core import model as m
+from dialtone.conversation_runtime.core.errors import DialogLoadError
 from dialtone.conversation_runtime.core.session import Session
+from dialtone.conversation_runtime.errors import StoreUnavailable
 from dialtone.conversation_runtime.registry import DialogRegistry, UnknownDialog
 from dialtone.conversation_runtime.store import SessionStore
 from dialtone.v1 import conversation_runtime_pb2 as pb
@@ -122,10 +124,8 @@ class Runtime:
             await asyncio.sleep(self.config.timer_poll_s)
             try:
                 await self.fire_due_timers()
-            except (OSError, RuntimeError, ValueError) as exc:
+            except (StoreUnavailable, LookupError, DialogLoadError) as exc:
                 log.warning("timer poll failed: %s", exc)
-            except Exception as exc:  # noqa: BLE001 - store client errors vary (redis, sqlite); keep polling
-                log.warning("timer poll failed: %r", exc)
 
     async def fire_due_timers(self) -> int:
         fired = 0

@@ -13,6 +13,7 @@ from dialtone.common.grpc_validation import abort_invalid
 from dialtone.common.logging import set_session
 from dialtone.conversation_runtime.backend import BackendClient
 from dialtone.conversation_runtime.config import ConversationRuntimeConfig
+from dialtone.conversation_runtime.errors import StoreUnavailable
 from dialtone.conversation_runtime.registry import DialogRegistry
 from dialtone.conversation_runtime.runtime import Runtime
 from dialtone.conversation_runtime.store import SessionStore, open_store
@@ -45,6 +46,9 @@ class ConversationRuntimeServicer(pb_grpc.ConversationRuntimeServicer):
         except InvalidArgument as exc:
             log.info("refused: %s", exc)
             await abort_invalid(context, exc)
+        except StoreUnavailable as exc:
+            log.error("%s", exc)
+            await context.abort(exc.grpc_status, "the session store is unavailable; resume the call")
 
 
 class ConversationRuntimeApp:
@@ -67,10 +71,15 @@ class ConversationRuntimeApp:
         self.store = open_store(self.config.store)
         self.backend = BackendClient(self.config.integration_address, self.config.backend_timeout_s)
         self.runtime = Runtime(self.config, self.store, self.registry, self.backend)
-        for dialog in self.registry.dialogs():
-            source = self.registry.source_of(dialog.version)
-            if source is not None:
-                await self.store.put_dialog(dialog.version, *source)
+        try:
+            for dialog in self.registry.dialogs():
+                source = self.registry.source_of(dialog.version)
+                if source is not None:
+                    await self.store.put_dialog(dialog.version, *source)
+        except StoreUnavailable as exc:
+            # Serve anyway: each call stores its dialog version when it starts, and answers
+            # UNAVAILABLE while the store is down.
+            log.warning("cannot store the dialogs yet: %s", exc)
         self._tasks.append(asyncio.create_task(self.runtime.poll_timers()))
         if self.config.reload_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._reload_loop()))
@@ -84,7 +93,10 @@ class ConversationRuntimeApp:
             for dialog in changed:
                 source = self.registry.source_of(dialog.version)
                 if source is not None and self.store is not None:
-                    await self.store.put_dialog(dialog.version, *source)
+                    try:
+                        await self.store.put_dialog(dialog.version, *source)
+                    except StoreUnavailable as exc:  # stored again by the first call that uses it
+                        log.warning("cannot store dialog %s yet: %s", dialog.name, exc)
 
     async def drain(self) -> None:
         # Streams are not waited for: every session is in the store, and a resumed stream

@@ -3,8 +3,16 @@ a TTL set and renewed atomically by small Lua scripts (only the holder may renew
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
 import redis.asyncio as redis
 from dialtone.conversation_runtime.core.session import Session
+from dialtone.conversation_runtime.errors import StoreUnavailable
+from redis.exceptions import RedisError
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
 SESSION_TTL_S = 24 * 3600  # a session outlives its call by a day (resume, audits), then expires
 _PREFIX = "dialtone:runtime:"
@@ -25,16 +33,29 @@ return 0
 """
 
 
+def _mapped(method: F) -> F:
+    """Redis client errors become StoreUnavailable, once, here."""
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"session store (redis): {exc}") from exc
+    return wrapper  # type: ignore[return-value]
+
+
 class RedisStore:
     def __init__(self, url: str) -> None:
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
 
+    @_mapped
     async def load(self, session_id: str) -> Session | None:
         data = await self._redis.get(_PREFIX + "session:" + session_id)
         return Session.from_json(data) if data else None
 
+    @_mapped
     async def save(self, session: Session) -> None:
         deadline = session.next_deadline()
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -45,9 +66,11 @@ class RedisStore:
                 pipe.zadd(_TIMERS, {session.session_id: deadline})
             await pipe.execute()
 
+    @_mapped
     async def due(self, now: float, limit: int) -> list[str]:
         return list(await self._redis.zrangebyscore(_TIMERS, "-inf", now, start=0, num=limit))
 
+    @_mapped
     async def acquire_lease(self, session_id: str, owner: str, now: float, ttl: float,
                             force: bool = False) -> bool:
         # Redis expires the lease itself (its own clock), so `now` is not needed here.
@@ -55,13 +78,16 @@ class RedisStore:
                                      args=[owner, max(1, int(ttl * 1000)), "1" if force else "0"])
         return int(result) == 1
 
+    @_mapped
     async def release_lease(self, session_id: str, owner: str) -> None:
         await self._release(keys=[_PREFIX + "lease:" + session_id], args=[owner])
 
+    @_mapped
     async def put_dialog(self, version: str, file: str, text: str) -> None:
         await self._redis.hsetnx(_PREFIX + "dialog:" + version, "source", text)
         await self._redis.hsetnx(_PREFIX + "dialog:" + version, "file", file)
 
+    @_mapped
     async def get_dialog(self, version: str) -> tuple[str, str] | None:
         entry = await self._redis.hgetall(_PREFIX + "dialog:" + version)
         return (entry["file"], entry["source"]) if entry.get("source") else None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from dialtone.conversation_runtime.core.session import Session
+from dialtone.conversation_runtime.errors import StoreUnavailable
 
 T = TypeVar("T")
 
@@ -48,7 +49,10 @@ class SqliteStore:
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
+        try:
+            return await loop.run_in_executor(self._executor, lambda: fn(self._connect()))
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreUnavailable(f"session store {self._path}: {exc}") from exc
 
     async def load(self, session_id: str) -> Session | None:
         row = await self._run(lambda c: c.execute("SELECT data FROM sessions WHERE id = ?",

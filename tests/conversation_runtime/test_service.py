@@ -27,6 +27,7 @@ from tests.conversation_runtime.support import (
     start_gateway,
     transcript,
 )
+from tests.helpers import free_port
 
 
 @pytest.fixture
@@ -225,3 +226,21 @@ async def test_timer_fires_on_the_stream(runtime) -> None:
     assert kinds(actions) == ["state_changed", "say"] and actions[0].state_changed.state == "main_menu"
     assert actions[0].seq == 3
     await stream.close()
+
+
+async def test_store_down_is_unavailable(tmp_path: Path, gateway) -> None:
+    """With the store unreachable a call gets UNAVAILABLE (so the gateway resumes it elsewhere)."""
+    config = ConversationRuntimeConfig(integration_address=gateway[1], reload_interval_s=0,
+                                       store=StoreConfig(kind="redis", url=f"redis://127.0.0.1:{free_port()}/0"))
+    app, running, address = await start_runtime(config)
+    try:
+        stream = Stream(address)
+        await stream.send(call_started("down1"))
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await stream.read(1)
+        assert info.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert "session store is unavailable" in info.value.details()
+        await stream.close()
+    finally:
+        await running.server.stop(0)
+        await app.close()
