@@ -1,0 +1,69 @@
+"""The packaged order_status dialog end to end: `dialtone up` (four services and the example backend as
+processes) and `dialtone call` over real SIP/RTP on loopback; every check is on what the caller heard
+(its local ASR transcript) or on SIP it received."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from dialtone.caller.script import heard_contains
+
+from tests.e2e.support import Stack, call, first_heard
+
+ORDER = "one two three four five"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = Stack(tmp_path_factory.mktemp("up"))
+    yield running
+    running.stop()
+
+
+def test_spoken_order_number_is_looked_up_and_the_status_heard_then_the_dialog_hangs_up(
+        stack: Stack, tmp_path: Path) -> None:
+    code, report, output = call(stack, "--say", ORDER, "--expect", "shipped", "--wait", "bye",
+                                folder=tmp_path, name="order")
+    assert code == 0, output + stack.log()[-3000:]
+    # the backend's answer (example backend via the integration gateway) was read out
+    assert any(heard_contains(text, "tuesday") for text in report["heard"]), output
+    assert report["ended_by"] == "bot_hangup", output     # the dialog's hangup became a BYE
+    assert len(report["turn_latencies_ms"]) >= 1
+    assert "orders.get_status GET /orders/12345 -> 200" in stack.log()
+
+
+def test_dtmf_zero_transfers_to_the_agent_with_a_refer(stack: Stack, tmp_path: Path) -> None:
+    code, report, output = call(stack, "--dtmf", "0", "--wait", "refer", folder=tmp_path, name="agent")
+    assert code == 0, output
+    assert report["refer_to"] == "sip:agent@127.0.0.1"
+    assert report["ended_by"] == "transferred"
+
+
+def test_silence_runs_the_no_input_path(stack: Stack, tmp_path: Path) -> None:
+    code, report, output = call(stack, "--silence", "9", "--expect", "did not get that", folder=tmp_path,
+                                name="silence")
+    assert code == 0, output
+    assert heard_contains(first_heard(report), "welcome")
+
+
+def test_barge_in_over_a_prompt_that_allows_it_stops_it_and_the_dialog_hears_the_caller(
+        stack: Stack, tmp_path: Path) -> None:
+    # the greeting ends; silence brings the reprompt (barge-in on); we talk 1 s into it
+    code, report, output = call(stack, "--wait", "speech", "--interrupt", "--say", ORDER, "--expect", "look up",
+                                folder=tmp_path, name="barge")
+    assert code == 0, output
+    assert len(report["barge_in_ms"]) == 1, output
+    reprompt = report["heard"][1]
+    assert heard_contains(reprompt, "sorry") and not heard_contains(reprompt, "for an agent"), output
+    assert any(heard_contains(text, "12345") or heard_contains(text, "12 345") for text in report["heard"][2:]) \
+        or any("12,345" in text for text in report["heard"][2:]), output
+
+
+def test_barge_in_over_a_prompt_that_forbids_it_plays_to_the_end(stack: Stack, tmp_path: Path) -> None:
+    # "Welcome to Acme. This call may be recorded." has barge_in: off; we talk 0.5 s into it
+    code, report, output = call(stack, "--interrupt", "--say", "hello hello hello", "--interrupt-after-ms", "500",
+                                "--wait", "speech", folder=tmp_path, name="nobarge")
+    assert code == 0, output
+    assert heard_contains(first_heard(report), "may be recorded"), output
