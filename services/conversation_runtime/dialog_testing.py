@@ -122,7 +122,12 @@ class _CaseRun:
         if name not in self.backends:
             raise CaseFailure(f"the dialog called {name} but the case gives no result for it (add backends:)")
         spec = self.backends[name]
+        if not isinstance(spec, dict):
+            raise CaseFailure(f"backends: {name} must be a mapping such as {{status: 200, body: ...}} or "
+                              "{error: timeout}")
         error = spec.get("error")
+        if error is not None and error not in ERROR_KINDS:
+            raise CaseFailure(f"backends: {name}: unknown error kind {error!r}; kinds: {', '.join(ERROR_KINDS)}")
         if error is not None:
             return ev.BackendResult(action.key, False, int(spec.get("status", 0)), spec.get("body"), str(error),
                                     str(spec.get("message", error)))

@@ -67,3 +67,18 @@ def test_test_runner_reports_uncovered_transitions() -> None:
     result = run_test_file(DIALOGS[2].with_suffix(".test.yaml"))
     assert all(case.passed for case in result.cases)
     assert result.coverage.transition_percent == 100.0
+
+
+def test_test_file_with_a_bad_dialog_or_bad_backend_fails(tmp_path: Path) -> None:
+    """A test file whose dialog is wrong prints the dialog's errors; an unknown error kind fails its case."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dialog:\n  name: x\n  initial: y\n  states: {x: {on_enter: [{hangup: z}]}}\n")
+    test_file = tmp_path / "bad.test.yaml"
+    test_file.write_text("dialog: bad.yaml\ncases: []\n")
+    result = dialtone("test", str(test_file))
+    assert result.returncode == 1 and f"{bad}:3:12: initial state 'y' does not exist" in result.stdout
+    kind = tmp_path / "kind.test.yaml"
+    kind.write_text(f"dialog: {DIALOGS[0]}\nbackends: {{orders.get_status: {{error: exploded}}}}\ncases:\n"
+                    "  - steps: [{speech: '12345'}]\n")
+    result = dialtone("test", str(kind))
+    assert result.returncode == 1 and "unknown error kind 'exploded'" in result.stdout

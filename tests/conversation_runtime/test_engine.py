@@ -214,3 +214,46 @@ def test_core_imports_no_io_library() -> None:
             "print(sorted(m for m in ('asyncio', 'grpc', 'redis', 'sqlite3', 'socket') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+HANDLED = """\
+dialog:
+  name: handled
+  initial: ask
+  variables: {log: ""}
+  states:
+    ask:
+      on_enter: [{say: "yes or no?"}]
+      transitions:
+        - event: speech
+          condition: 'transcript == "yes"'
+          target: bye
+        - event: hangup
+          actions:
+            - set: {log: '"hung up in ask: " + reason'}
+            - call: {service: crm, method: log, payload: {note: '${log}'}}
+        - event: backend.result
+          target: bye
+    bye:
+      on_enter: [{hangup: done}]
+"""
+
+
+def test_unhandled_events_change_nothing() -> None:
+    """An event no transition takes issues nothing and leaves the state (only no_match counts)."""
+    dialog = load_dialog_text(HANDLED, "h.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    for seq, event in enumerate([ev.PlaybackFinished("other"), ev.DtmfPressed("5"), ev.SpeechResult("maybe"),
+                                 ev.BackendResult("not-pending", True), ev.TransferResult("sip:x@y", True)], 1):
+        session, actions = engine.handle(dialog, session, event, float(seq), seq=seq)
+        assert actions == [] and session.state == "ask"
+    assert session.no_match_count == 2
+
+
+def test_caller_hangup_runs_its_handler_actions() -> None:
+    """A hangup transition may set variables and call a backend (with the event's reason) as the call ends."""
+    dialog = load_dialog_text(HANDLED, "h.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, actions = engine.handle(dialog, session, ev.CallerHungUp("busy"), 1.0, seq=1)
+    assert session.ended and session.variables["log"] == "hung up in ask: busy"
+    assert [(a.kind, a.data["payload"]) for a in actions] == [("call", {"note": "hung up in ask: busy"})]
