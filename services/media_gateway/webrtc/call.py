@@ -43,7 +43,12 @@ class Link(Protocol):
     async def close(self, reason: str, timeout: float = 2.0) -> None: ...
 
 
-LinkFactory = Callable[[str, common_pb2.CallInfo, Callable[[spb.MediaDownlink], None]], Link]
+class LinkFactory(Protocol):
+    """Opens a call's link (``wiring.SpeechLinks``); ``close()`` releases what the links share."""
+
+    def __call__(self, session_id: str, call_info: common_pb2.CallInfo,
+                 on_downlink: Callable[[spb.MediaDownlink], None]) -> Link: ...
+    async def close(self) -> None: ...
 
 
 class WebRtcCall:

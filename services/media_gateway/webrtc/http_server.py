@@ -93,6 +93,7 @@ class WebRtcServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self._link_factory.close()
 
     async def wait_idle(self) -> None:
         """Return once no browser call is in progress (used while draining)."""
@@ -115,6 +116,11 @@ class WebRtcServer:
             return _error(exc.http_status, str(exc))
         except web.HTTPRequestEntityTooLarge:
             return _error(413, f"request body larger than {MAX_BODY_BYTES} bytes")
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the page gets JSON it can show, the log gets the traceback
+            log.exception("softphone request %s %s failed", request.method, request.path)
+            return _error(500, f"internal error: {type(exc).__name__}")
 
     @web.middleware
     async def _access(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -2,22 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from dialtone.media_gateway.config import MediaGatewayConfig
-from dialtone.media_gateway.speech_link import SpeechLink
-from dialtone.media_gateway.webrtc.call import LinkFactory
+from dialtone.media_gateway.speech_link import ChannelPool, SpeechLink
 from dialtone.media_gateway.webrtc.http_server import WebRtcServer
+from dialtone.v1 import common_pb2
+from dialtone.v1 import speech_gateway_pb2 as spb
 
 
-def speech_link_factory(speech_gateway_address: str) -> LinkFactory:
-    """Links like a SIP call's: one bidi stream per call, across comma-separated replicas."""
-    addresses = [a.strip() for a in speech_gateway_address.split(",") if a.strip()]
-    if not addresses:
-        raise ValueError("speech_gateway_address is empty: the softphone needs a speech gateway")
+class SpeechLinks:
+    """Opens each browser call's ``SpeechLink`` as a SIP call's is opened: one bidi stream per call,
+    across comma-separated replicas, over gRPC channels shared by all calls (``ChannelPool``)."""
 
-    def open_link(session_id, call_info, on_downlink):  # type: ignore[no-untyped-def]
-        return SpeechLink(addresses, session_id, call_info, on_downlink)
+    def __init__(self, speech_gateway_address: str) -> None:
+        self._addresses = [a.strip() for a in speech_gateway_address.split(",") if a.strip()]
+        if not self._addresses:
+            raise ValueError("speech_gateway_address is empty: the softphone needs a speech gateway")
+        self._pool = ChannelPool()
 
-    return open_link
+    def __call__(self, session_id: str, call_info: common_pb2.CallInfo,
+                 on_downlink: Callable[[spb.MediaDownlink], None]) -> SpeechLink:
+        return SpeechLink(self._addresses, session_id, call_info, on_downlink, self._pool)
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+
+def speech_link_factory(speech_gateway_address: str) -> SpeechLinks:
+    return SpeechLinks(speech_gateway_address)
 
 
 async def start_softphone(config: MediaGatewayConfig) -> WebRtcServer | None:

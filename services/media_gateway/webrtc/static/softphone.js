@@ -20,6 +20,16 @@ function api(path, body) {
   return fetch(path, body === undefined ? { headers } : { method: "POST", headers, body: JSON.stringify(body) });
 }
 
+async function jsonOf(response) {
+  // Our API answers JSON; anything else (a proxy's error page) becomes an error the page can show.
+  const text = await response.text();
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    return { error: `HTTP ${response.status}: ${text.slice(0, 200)}` };
+  }
+}
+
 function setState(state) {
   const el = $("state");
   el.textContent = state;
@@ -131,7 +141,7 @@ async function call() {
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIceGathering(pc, 3000);
     const response = await api("/api/offer", { sdp: pc.localDescription.sdp, dialog: $("dialog").value.trim() });
-    const body = await response.json();
+    const body = await jsonOf(response);
     if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
     softphone.sessionId = body.session_id;
     softphone.events = openEvents(body.session_id);
@@ -189,7 +199,7 @@ softphone.inboundAudioStats = inboundAudioStats;
 async function loadConfig() {
   try {
     const response = await api("/api/config");
-    const body = await response.json();
+    const body = await jsonOf(response);
     if (!response.ok) { showError(body.error || `HTTP ${response.status}`); return; }
     softphone.config = body;
     for (const name of body.dialogs) {
