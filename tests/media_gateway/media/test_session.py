@@ -316,3 +316,45 @@ async def test_remote_must_be_an_ip_and_unspecified_means_wait_for_the_peer(open
     assert session.stats()["packets_out"] == 0
     peer.send(rtp(1, 0, PCMU_SILENCE), session.local_port)
     await wait_until(lambda: len(peer.received) >= 3)
+
+
+async def test_reinvite_to_a_new_address_moves_the_stream(open_session, peer) -> None:
+    """A re-INVITE with another c=/m= port: packets go there, the old latch is forgotten."""
+    from tests.media_gateway.media.helpers import RawPeer
+
+    session, _ = await open_session()
+    session.start(media("PCMU", 0, peer.port))
+    peer.send(rtp(1, 0, PCMU_SILENCE), session.local_port)      # latch onto the first peer
+    await wait_until(lambda: len(peer.received) >= 3 and session.stats()["packets_in"] == 1)
+    second = await RawPeer.open()
+    try:
+        session.update(media("PCMU", 0, second.port))
+        moved_at = len(peer.received)
+        await wait_until(lambda: len(second.received) >= 3)
+        assert len(peer.received) <= moved_at + 1
+    finally:
+        second.close()
+
+
+async def test_port_range_exhaustion_is_a_clear_error(peer) -> None:
+    from dialtone.media_gateway.media import MediaSession, PortAllocator, PortsExhausted
+
+    from tests.helpers import free_port
+
+    base = min(free_port(), 64000) & ~1
+    allocator = PortAllocator(base, base + 2)
+
+    def nothing(*_args: object) -> None:
+        return None
+
+    kwargs = dict(bind_host="127.0.0.1", port_allocator=allocator, on_frame=nothing, on_dtmf=nothing,
+                  on_playback=nothing)
+    first = await MediaSession.open(session_id="one", **kwargs)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(PortsExhausted, match="no free RTP port pair"):
+            await MediaSession.open(session_id="two", **kwargs)  # type: ignore[arg-type]
+    finally:
+        await first.close()
+    again = await MediaSession.open(session_id="three", **kwargs)  # type: ignore[arg-type]
+    assert again.local_port == first.local_port
+    await again.close()
