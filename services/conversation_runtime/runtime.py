@@ -10,6 +10,7 @@ that takes the session's lease fires them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -218,7 +219,8 @@ class CallLoop:
             await asyncio.gather(reader, *self.tasks, return_exceptions=True)
             rt.active.pop(self.session_id, None)
             ACTIVE.dec()
-            await rt.store.release_lease(self.session_id, rt.owner)
+            with contextlib.suppress(StoreUnavailable):  # the lease then simply expires
+                await rt.store.release_lease(self.session_id, rt.owner)
 
     def _stream(self, actions: list[ev.Action]) -> list[pb.DialogAction]:
         out = []

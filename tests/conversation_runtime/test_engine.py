@@ -257,3 +257,14 @@ def test_caller_hangup_runs_its_handler_actions() -> None:
     session, actions = engine.handle(dialog, session, ev.CallerHungUp("busy"), 1.0, seq=1)
     assert session.ended and session.variables["log"] == "hung up in ask: busy"
     assert [(a.kind, a.data["payload"]) for a in actions] == [("call", {"note": "hung up in ask: busy"})]
+
+
+def test_barge_in_clears_the_queued_prompts() -> None:
+    """An interrupted first prompt ends the queue behind it too, so silence is timed again."""
+    dialog = order_status()
+    session, actions = engine.start(dialog, "s1", CALL, 0.0)
+    assert session.playing == [actions[1].key, actions[2].key]
+    session, _ = engine.handle(dialog, session, ev.PlaybackFinished(actions[1].key), 1.0, seq=1)
+    assert session.playing == [actions[2].key] and "no_input" not in session.timers
+    session, _ = engine.handle(dialog, session, ev.PlaybackFinished(actions[2].key, interrupted=True), 2.0, seq=2)
+    assert session.playing == [] and session.timers["no_input"] == 8.0

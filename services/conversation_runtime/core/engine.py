@@ -153,7 +153,9 @@ class _Run:
         elif isinstance(event, ev.PlaybackStarted):
             return
         elif isinstance(event, ev.PlaybackFinished):
-            if event.utterance_id in s.playing:  # prompts play in order: earlier ones are done too
+            if event.interrupted:
+                s.playing.clear()  # a barge-in drops everything queued behind the prompt too
+            elif event.utterance_id in s.playing:  # prompts play in order: earlier ones are done too
                 del s.playing[: s.playing.index(event.utterance_id) + 1]
                 if s.playing:
                     # an earlier prompt (e.g. the previous state's "one moment", overtaken by a fast
