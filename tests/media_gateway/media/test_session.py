@@ -358,3 +358,31 @@ async def test_port_range_exhaustion_is_a_clear_error(peer) -> None:
     again = await MediaSession.open(session_id="three", **kwargs)  # type: ignore[arg-type]
     assert again.local_port == first.local_port
     await again.close()
+
+
+async def test_sipp_rtp_echo_returns_our_stream(open_session) -> None:
+    """sipp (-rtp_echo) reflects our PCMA stream: a third-party RTP stack accepts our packets, and
+    what it sends back comes out as 16 kHz frames of the tone we played."""
+    import shutil
+    import subprocess
+
+    from tests.helpers import free_port
+
+    sipp = shutil.which("sipp")
+    assert sipp is not None, "sipp is not installed (Debian sip-tester; scripts/system-deps.sh test)"
+    media_port = free_port()
+    proc = subprocess.Popen(
+        [sipp, "-sn", "uas", "-i", "127.0.0.1", "-p", str(free_port()), "-cp", str(free_port()),
+         "-mi", "127.0.0.1", "-mp", str(media_port), "-rtp_echo", "-timeout", "20s", "-nostdin"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        session, rec = await open_session()
+        session.start(media("PCMA", 8, media_port, te=None))
+        session.play("tone", sine(440, 4000, 16000, dbfs=-12), 16000, last=True)
+        await wait_until(lambda: sum(level_dbfs(f) > -20 for f, _ in rec.frames) >= 25, timeout=10)
+        loud = [level_dbfs(f) for f, _ in rec.frames if level_dbfs(f) > -20]
+        assert abs(float(np.median(loud)) + 12) < 2
+        assert session.stats()["packets_lost"] == 0
+    finally:
+        proc.terminate()
+        proc.wait(5)
