@@ -57,3 +57,35 @@ def test_opus_payloads_decode_back_to_the_tone() -> None:
 def test_unsupported_codec_is_refused() -> None:
     with pytest.raises(ValueError, match="unsupported codec"):
         SendStream(media("G722", 9))
+
+
+def test_a_30_minute_call_with_stalls_neither_drifts_nor_bursts() -> None:
+    """Clock + queue + send core over 30 min of jittery wake-ups and a few 100-300 ms stalls:
+    RTP time ends exactly at the wall-clock tick count, one packet per wake-up at most, and the
+    utterance is played whole (stalls delay it, never drop or squeeze it)."""
+    import random
+
+    from dialtone.media_gateway.media.pacing import PacingClock
+    from dialtone.media_gateway.media.playback import PlaybackQueue
+
+    rng = random.Random(3)
+    clock = PacingClock(start=0.0, interval=0.020)
+    queue = PlaybackQueue()
+    queue.enqueue("long", bytes(FRAME_BYTES) * 3000, last=True)     # 60 s of audio
+    send = SendStream(media("PCMU", 0), rtp_timestamp=0)
+    now, last_take, packets, reports = 0.0, 0.0, 0, []
+    while now < 1800.0:
+        due = clock.take(now)
+        if due.ticks:
+            last_take = now
+            send.advance(due.ticks)
+            frame, done = queue.next_frame(int(now * 1000))
+            send.encode(frame)
+            packets += 1
+            reports += done
+        stall = rng.uniform(0.1, 0.3) if rng.random() < 0.0005 else 0.0
+        now = clock.next_deadline() + rng.uniform(0.0, 0.006) + stall
+    assert send.rtp_timestamp == clock.ticks_taken * 160
+    assert clock.ticks_taken == int(last_take / 0.020) + 1 > 89_000
+    assert packets < clock.ticks_taken     # the stalls were skipped, not sent as bursts
+    assert [(r.finished, r.played_ms, r.total_ms) for r in reports] == [(False, 20, 60000), (True, 60000, 60000)]
