@@ -85,7 +85,7 @@ class Stream:
     async def send(self, event: pb.SpeechEvent) -> None:
         await self.outgoing.put(event)
 
-    async def read(self, count: int, timeout: float = 10.0) -> list[pb.DialogAction]:
+    async def read(self, count: int, timeout: float = 30.0) -> list[pb.DialogAction]:
         out = []
         for _ in range(count):
             action = await asyncio.wait_for(self.call.read(), timeout)
@@ -93,7 +93,7 @@ class Stream:
             out.append(action)
         return out
 
-    async def read_until(self, kind: str, timeout: float = 10.0, limit: int = 50) -> list[pb.DialogAction]:
+    async def read_until(self, kind: str, timeout: float = 30.0, limit: int = 50) -> list[pb.DialogAction]:
         out = []
         for _ in range(limit):
             action = await asyncio.wait_for(self.call.read(), timeout)

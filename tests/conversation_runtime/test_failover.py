@@ -87,7 +87,7 @@ async def test_timer_fires_from_the_store_after_a_restart(runtime_env, start_ser
     await stream.close()
 
     second = start_service("conversation-runtime", env=env)
-    for _ in range(100):
+    for _ in range(300):
         if any(e.get("msg", "").startswith("timer fired without a stream") for e in second.log_events()):
             break
         await asyncio.sleep(0.1)
