@@ -244,3 +244,38 @@ async def test_store_down_is_unavailable(tmp_path: Path, gateway) -> None:
     finally:
         await running.server.stop(0)
         await app.close()
+
+
+async def test_resume_on_a_replica_with_a_newer_dialog_keeps_the_call_version(tmp_path: Path, gateway) -> None:
+    """A replica that only loaded version 2 continues a version-1 call on version 1 (source from the store)."""
+    folder = tmp_path / "dialogs"
+    folder.mkdir()
+    dialog = folder / "hello.yaml"
+    dialog.write_text(HELLO.replace("GREETING", "version one"))
+    config = ConversationRuntimeConfig(integration_address=gateway[1], dialogs=[str(folder)],
+                                       default_dialog="hello", store=StoreConfig(path=str(tmp_path / "s.db")),
+                                       reload_interval_s=0)
+    app_a, running_a, address_a = await start_runtime(config)
+    try:
+        stream = Stream(address_a)
+        await stream.send(call_started("v1"))
+        assert (await stream.read(2))[1].say.text == "version one"
+        await stream.close()
+    finally:
+        await running_a.server.stop(0)
+        await app_a.close()
+    dialog.write_text(HELLO.replace("GREETING", "version two"))
+    app_b, running_b, address_b = await start_runtime(config)
+    try:
+        moved = Stream(address_b)
+        await moved.send(resume("v1", 1, 2))
+        await moved.send(transcript("v1", 2, "again"))
+        assert (await moved.read(2))[1].say.text == "version one"
+        fresh = Stream(address_b)
+        await fresh.send(call_started("v2"))
+        assert (await fresh.read(2))[1].say.text == "version two"
+        for s in (moved, fresh):
+            await s.close()
+    finally:
+        await running_b.server.stop(0)
+        await app_b.close()
