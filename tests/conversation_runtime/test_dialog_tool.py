@@ -62,11 +62,19 @@ def test_graph_mermaid_and_dot() -> None:
     assert dot.stdout.startswith('digraph "dtmf_menu" {') and '"support_menu" -> "main_menu"' in dot.stdout
 
 
-def test_test_runner_reports_uncovered_transitions() -> None:
-    """Coverage names what was never taken."""
-    result = run_test_file(DIALOGS[2].with_suffix(".test.yaml"))
-    assert all(case.passed for case in result.cases)
-    assert result.coverage.transition_percent == 100.0
+def test_test_runner_reports_uncovered_transitions(tmp_path: Path) -> None:
+    """Coverage counts entered states and taken transitions, and names what was never taken."""
+    full = run_test_file(DIALOGS[2].with_suffix(".test.yaml"))
+    assert all(case.passed for case in full.cases)
+    assert full.coverage.transition_percent == 100.0 and full.coverage.state_percent == 100.0
+    one = tmp_path / "one.test.yaml"
+    one.write_text(f"dialog: {DIALOGS[2]}\ncases:\n  - steps: [{{dtmf: '1'}}]\n")
+    partial = run_test_file(one)
+    report = partial.coverage.report()
+    assert report[0] == "coverage dtmf_menu: states 2/6 (33%), transitions 1/11 (9%)"
+    assert "  state never entered: support_menu" in report
+    assert any(line.startswith("  transition never taken: main_menu --dtmf [digit == \"2\"]--> support_menu")
+               for line in report)
 
 
 def test_test_file_with_a_bad_dialog_or_bad_backend_fails(tmp_path: Path) -> None:
