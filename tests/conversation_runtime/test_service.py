@@ -279,3 +279,32 @@ async def test_resume_on_a_replica_with_a_newer_dialog_keeps_the_call_version(tm
     finally:
         await running_b.server.stop(0)
         await app_b.close()
+
+
+async def test_reload_loop_picks_up_an_edit_and_stores_it(tmp_path: Path, gateway) -> None:
+    """The periodic reload sees an edited file and keeps the new version's source in the store."""
+    folder = tmp_path / "dialogs"
+    folder.mkdir()
+    dialog = folder / "hello.yaml"
+    dialog.write_text(HELLO.replace("GREETING", "one"))
+    config = ConversationRuntimeConfig(integration_address=gateway[1], dialogs=[str(folder)],
+                                       default_dialog="hello", store=StoreConfig(path=str(tmp_path / "s.db")),
+                                       reload_interval_s=0.1)
+    app, running, _ = await start_runtime(config)
+    try:
+        first = app.registry.current("hello").version
+        dialog.write_text(HELLO.replace("GREETING", "a longer greeting"))
+        for _ in range(100):
+            if app.registry.current("hello").version != first:
+                break
+            await asyncio.sleep(0.1)
+        second = app.registry.current("hello").version
+        assert second != first
+        for _ in range(100):
+            if await app.store.get_dialog(second) is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert (await app.store.get_dialog(second))[1] == dialog.read_text()
+    finally:
+        await running.server.stop(0)
+        await app.close()
