@@ -4,7 +4,8 @@ N MediaSessions (this process) each play a tone and receive a PCMU stream from a
 (one UDP socket per call, all paced by one absolute-deadline loop). Per step: our process CPU %
 divided by N, the share of send ticks that ran late (> 10 ms) or were skipped, the lateness of
 send ticks behind their deadline (p50/p95/p99), and the spacing of packets as they arrive at
-the peer (deviation from 20 ms, p50/p95/p99).
+the peer (deviation from 20 ms, p50/p95/p99). ``load1`` is the machine's load average: on a
+shared box, late% and jitter above a few calls measure the contention, cpu%/call does not.
 
     .venv/bin/python -m bench.media_rtp_calls [--steps 10,25,50,100] [--seconds 5] [--codec PCMU]
 """
@@ -160,12 +161,13 @@ def main() -> None:
     print(f"codec {args.codec}, {args.seconds:.0f} s per step, {os.cpu_count()} CPUs; "
           "send = tick lateness behind deadline, wire = |arrival spacing - 20 ms| at the peer (ms)")
     print(f"{'calls':>5} {'cpu%':>6} {'cpu%/call':>9} {'late%':>6} "
-          f"{'send p50':>8} {'p95':>6} {'p99':>6} {'wire p50':>8} {'p95':>6} {'p99':>6}")
+          f"{'send p50':>8} {'p95':>6} {'p99':>6} {'wire p50':>8} {'p95':>6} {'p99':>6} {'load1':>6}")
     for n in steps:
         r = asyncio.run(_step(n, args.seconds, args.codec))
         print(f"{n:>5} {r['cpu_pct']:>6.1f} {r['cpu_per_call']:>9.2f} {r['late_pct']:>6.2f} "
               f"{r['send_p50']:>8.2f} {r['send_p95']:>6.2f} {r['send_p99']:>6.2f} "
-              f"{r['wire_p50']:>8.2f} {r['wire_p95']:>6.2f} {r['wire_p99']:>6.2f}", flush=True)
+              f"{r['wire_p50']:>8.2f} {r['wire_p95']:>6.2f} {r['wire_p99']:>6.2f} {os.getloadavg()[0]:>6.1f}",
+              flush=True)
 
 
 if __name__ == "__main__":
