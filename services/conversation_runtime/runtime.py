@@ -43,7 +43,9 @@ ACTIVE = gauge("runtime_active_streams", "Call streams open on this replica")
 EVENT_LATENCY = histogram("runtime_event_seconds", "Event in to actions out (FSM + store write)")
 TIMERS_FIRED = counter("runtime_timers_fired_total", "Timer firings, by where they fired", ["where"])
 MAX_CHAINED_CALLS = 16
-_END = object()
+SUPERSEDE_WAIT_S = 5.0
+_END = object()         # the client closed its side of the stream
+_SUPERSEDED = object()  # a newer stream of the same session arrived on this replica
 
 
 class Runtime:
@@ -94,6 +96,11 @@ class Runtime:
                      extra={"session_id": session.session_id})
             return CallLoop(self, session, dialog, outcome.actions, {})
         if kind == "resume":
+            previous = self.active.get(first.session_id)
+            if previous is not None:  # the old stream must stop before the session is read
+                previous.supersede()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(previous.finished.wait(), SUPERSEDE_WAIT_S)
             session = await self.store.load(first.session_id)
             if session is None:
                 raise InvalidArgument(f"resume: session {first.session_id} is unknown")
@@ -175,6 +182,7 @@ class CallLoop:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.tasks: set[asyncio.Task[None]] = set()
         self.renew_at = 0.0
+        self.finished = asyncio.Event()
 
     @property
     def session_id(self) -> str:
@@ -194,6 +202,9 @@ class CallLoop:
             while not self.session.ended:
                 item = await self._next_item()
                 if item is _END:
+                    break
+                if item is _SUPERSEDED:
+                    log.info("a newer stream of this call took over; closing this one")
                     break
                 if isinstance(item, InvalidArgument):
                     raise item
@@ -217,10 +228,18 @@ class CallLoop:
             for task in self.tasks:
                 task.cancel()
             await asyncio.gather(reader, *self.tasks, return_exceptions=True)
-            rt.active.pop(self.session_id, None)
+            if rt.active.get(self.session_id) is self:
+                del rt.active[self.session_id]
             ACTIVE.dec()
-            with contextlib.suppress(StoreUnavailable):  # the lease then simply expires
-                await rt.store.release_lease(self.session_id, rt.owner)
+            try:
+                if self.session_id not in rt.active:  # a newer stream here keeps the lease
+                    with contextlib.suppress(StoreUnavailable):  # the lease then simply expires
+                        await rt.store.release_lease(self.session_id, rt.owner)
+            finally:
+                self.finished.set()
+
+    def supersede(self) -> None:
+        self.queue.put_nowait(_SUPERSEDED)
 
     def _stream(self, actions: list[ev.Action]) -> list[pb.DialogAction]:
         out = []

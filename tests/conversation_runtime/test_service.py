@@ -308,3 +308,18 @@ async def test_reload_loop_picks_up_an_edit_and_stores_it(tmp_path: Path, gatewa
     finally:
         await running.server.stop(0)
         await app.close()
+
+
+async def test_resume_while_the_old_stream_is_still_open_takes_over(runtime) -> None:
+    """A resumed stream on the same replica ends the old stream first; actions go out once, on the new one."""
+    old = Stream(runtime)
+    await old.send(call_started("o1"))
+    await old.read(3)
+    new = Stream(runtime)
+    await new.send(resume("o1", 1, 3))
+    await new.send(dtmf("o1", 2, "0"))
+    actions = await new.read_until("transfer")
+    assert [a.seq for a in actions] == [4, 5, 6]
+    assert await asyncio.wait_for(old.call.read(), 30) is grpc.aio.EOF
+    for stream in (old, new):
+        await stream.close()
