@@ -113,6 +113,9 @@ class PlaybackQueue:
         else:
             found = self._by_id.get(utterance_id)
             victims = [found] if found is not None else []
+            if found is None and utterance_id not in self._ended:
+                # Stopped before its first chunk arrived (barge-in racing TTS): drop it when it comes
+                self._remember(utterance_id, interrupted=True)
         reports = []
         for utterance in victims:
             reports.append(utterance.report(finished=True, interrupted=True, now_ms=now_ms))
@@ -122,6 +125,9 @@ class PlaybackQueue:
     def _remove(self, utterance: _Utterance, interrupted: bool) -> None:
         self._utterances.remove(utterance)
         del self._by_id[utterance.utterance_id]
-        self._ended[utterance.utterance_id] = interrupted
+        self._remember(utterance.utterance_id, interrupted)
+
+    def _remember(self, utterance_id: str, interrupted: bool) -> None:
+        self._ended[utterance_id] = interrupted
         while len(self._ended) > _ENDED_REMEMBERED:
             self._ended.popitem(last=False)

@@ -76,6 +76,15 @@ def test_stop_one_utterance_keeps_the_others() -> None:
     assert queue.stop("nope", 40) == []
 
 
+def test_stop_before_the_first_chunk_drops_the_utterance_when_it_arrives() -> None:
+    """StopPlayback racing the TTS stream: the stopped utterance's audio never plays, others still do."""
+    queue = PlaybackQueue()
+    assert queue.stop("early", 0) == []
+    assert queue.enqueue("early", frame(1), last=True) is False
+    assert queue.enqueue("next", frame(2), last=True) is True
+    assert queue.next_frame(20)[0] == frame(2)
+
+
 def test_audio_still_streaming_in_for_a_stopped_utterance_is_dropped() -> None:
     """After barge-in the TTS stream may still deliver chunks of the stopped utterance: they never play."""
     queue = PlaybackQueue()
