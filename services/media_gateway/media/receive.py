@@ -37,7 +37,12 @@ class ReceiveStream:
         self._g711 = is_g711(media.codec)
         self._earlier_late = 0        # playout counters of a playout replaced after a ptime change
         self._earlier_concealed = 0
-        self._build_playout(media.ptime_ms or 20)
+        try:
+            self._build_playout(media.ptime_ms or 20)
+        except ValueError:
+            # An odd ptime in the SDP (opus with ptime:30, ...): start at 20 ms; the first packets
+            # tell the real duration and the playout follows them.
+            self._build_playout(20)
         self._to16k = ToSixteenK(self._codec.sample_rate)
         self._rfc4733 = Rfc4733Receiver(media.clock_rate) if media.telephone_event_pt is not None else None
         self._inband = InbandDtmfDetector() if media.telephone_event_pt is None and self._g711 else None

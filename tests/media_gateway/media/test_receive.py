@@ -218,3 +218,8 @@ def test_opus_toc_durations() -> None:
     assert opus_packet_ms(bytes([(31 << 3) | 1])) == 40.0       # CELT FB 20 ms, two frames
     assert opus_packet_ms(bytes([(16 << 3) | 3, 4])) == 10.0    # CELT 2.5 ms x 4
     assert opus_packet_ms(bytes([3])) is None and opus_packet_ms(b"") is None
+
+
+def test_unusable_negotiated_ptime_starts_at_20ms() -> None:
+    stream, _ = fresh(codec="opus", pt=111, ptime=30)
+    assert stream.ptime_s == 0.020
