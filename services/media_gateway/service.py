@@ -110,7 +110,8 @@ class MediaGatewayApp:
             max_datagram_bytes=config.sip.max_datagram_bytes, allowed_networks=tuple(config.sip.allowed_networks),
             flood_rate_per_s=config.sip.flood_rate_per_s, flood_burst=config.sip.flood_burst))
         self.stack = SipStack(SippyBridge(asyncio.get_running_loop()), guard, config.sip.host, config.sip.port,
-                              self.calls, retry_after_s=config.sip.retry_after_s)
+                              self.calls, retry_after_s=config.sip.retry_after_s,
+                              advertised_host=config.sip.advertised_host)
         self.calls.stack = self.stack
         self.sip_port = await self.stack.start()
         log.info("SIP listening on udp %s:%d", config.sip.host, self.sip_port,

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_guard import ALLOW, SipGuard
 from dialtone.media_gateway.sip_syntax import SipSyntaxError, split_message
+from dialtone.media_gateway.sip_tcp import TcpListener
 from dialtone.media_gateway.sip_transport import GuardedUdpServer
 from sippy.CCEvents import (
     CCEventConnect,
@@ -30,7 +31,7 @@ from sippy.CCEvents import (
 )
 from sippy.MsgBody import MsgBody
 from sippy.SipAddress import SipAddress
-from sippy.SipConf import MyPort, SipConf
+from sippy.SipConf import MyAddress, MyPort, SipConf
 from sippy.SipGenericHF import SipGenericHF
 from sippy.SipHeader import SipHeader
 from sippy.SipLogger import SipLogger
@@ -83,6 +84,18 @@ class _SilentLogger(SipLogger):  # type: ignore[misc]
 class _GatewayTM(SipTransactionManager):  # type: ignore[misc]
     model_udp_server = (GuardedUdpServer, Udp_server_opts)
     current_datagram: bytes = b""
+    tcp: TcpListener | None = None
+
+    def newTransaction(self, msg: Any, resp_cb: Any = None, laddress: Any = None, userv: Any = None,  # noqa: N802
+                       *args: Any, **kwargs: Any) -> Any:
+        # sippy only sends over UDP/WS; a request inside a TCP dialog goes out on that peer's connection.
+        if userv is None and self.tcp is not None:
+            address, transport = msg.getTarget()
+            if str(transport).lower() == "tcp":
+                userv = self.tcp.server_for(str(address[0]))
+                if userv is None:
+                    raise RuntimeError(f"no SIP/TCP connection to {address[0]} (we do not dial TCP)")
+        return super().newTransaction(msg, resp_cb, laddress, userv, *args, **kwargs)
 
     def handleIncoming(self, data_in: bytes, ra: Any, server: Any, rtime: Any) -> None:  # noqa: N802
         # sippy lower-cases and re-capitalises header names; keep the raw bytes of the message
@@ -286,13 +299,14 @@ class SipStack:
     """sippy's transaction manager on our socket; creates legs for INVITEs (see module docstring)."""
 
     def __init__(self, bridge: SippyBridge, guard: SipGuard, host: str, port: int,
-                 listener: StackListener, retry_after_s: int = 30) -> None:
+                 listener: StackListener, retry_after_s: int = 30, advertised_host: str = "") -> None:
         self.bridge = bridge
         self._guard = guard
         self._host = host
         self._port = port
         self._listener = listener
         self._retry_after_s = retry_after_s
+        self._advertised_host = advertised_host
         self.draining = False
         self.bound_port = 0
         self.global_config: dict[str, Any] = {}
@@ -305,21 +319,27 @@ class SipStack:
 
     def _start(self) -> int:
         config: dict[str, Any] = {"_sip_address": self._host, "_sip_port": self._port,
-                                  "_sip_logger": _SilentLogger(), "_dialtone_guard": self._guard}
+                                  "_sip_logger": _SilentLogger(), "_dialtone_guard": self._guard,
+                                  "_dialtone_advertised": self._advertised_host}
         self.global_config = config
         self._tm = _GatewayTM(config, self._recv_request)
         config["_sip_tm"] = self._tm
         server = self._tm.l4r.getServer(None)
         self.bound_port = int(server.uopts.laddress[1])
-        # Contacts we generate use these (sippy reads them from class attributes).
-        SipConf.my_address = self._host
+        # Contacts we generate take host:port from the server's getSIPaddr() (MyAddress/MyPort are
+        # placeholders sippy replaces when it writes a message).
+        SipConf.my_address = MyAddress()
         SipConf.my_port = MyPort(self.bound_port)
         SipConf.my_uaname = "dialtone"
         config["_sip_port"] = self.bound_port
+        self._tm.tcp = TcpListener(self._host, self.bound_port, self._guard, self._advertised_host,
+                                   self._tm.handleIncoming)
         return self.bound_port
 
     async def stop(self) -> None:
         if self._tm is not None:
+            if self._tm.tcp is not None:
+                self._tm.tcp.close()
             await self.bridge.call_in_sippy(self._tm.shutdown)
             self._tm = None
         self.bridge.stop()

@@ -18,6 +18,7 @@ from typing import Any
 from dialtone.media_gateway.sip_guard import SipGuard, Verdict
 from sippy.Core.EventDispatcher import ED2
 from sippy.Network_server import Remote_address
+from sippy.SipConf import MyAddress
 from sippy.Time.MonoTime import MonoTime
 from sippy.Udp_server import AsyncSender, Udp_server, Udp_server_opts
 
@@ -33,6 +34,7 @@ class GuardedUdpServer(Udp_server):
         # Deliberately not calling Udp_server.__init__: it starts sippy's 8 KiB receivers.
         super(Udp_server, self).__init__(uopts)
         self.guard: SipGuard = global_config["_dialtone_guard"]
+        self.advertised: str = global_config.get("_dialtone_advertised", "")
         self.skt = socket.socket(self.uopts.family, socket.SOCK_DGRAM)
         self.skt.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         laddress = self.uopts.laddress
@@ -66,6 +68,18 @@ class GuardedUdpServer(Udp_server):
             if self.uopts.family == socket.AF_INET6:
                 address = (f"[{address[0]}]", address[1])
             ED2.callFromThread(self.handle_read, payload, Remote_address(address, self.transport), MonoTime())
+
+    def getSIPaddr(self) -> tuple[tuple[str, int], str]:  # noqa: N802 - sippy's name
+        """The host:port we write in Via and Contact: the advertised address (NAT), else the bound one;
+        never a wildcard, which a peer could not send to."""
+        host, port = self.uopts.laddress[0], int(self.uopts.laddress[1])
+        if self.advertised:
+            host = self.advertised
+        elif host in ("0.0.0.0", "::"):
+            host = str(MyAddress())
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return ((host, port), self.transport)
 
     def _send_raw(self, data: bytes, address: tuple[str, int]) -> None:
         try:

@@ -213,3 +213,20 @@ async def test_failed_transfer_keeps_the_call(harness: Harness) -> None:
     results = stream.of("transfer_result")
     assert [(r.ok, r.sip_status) for r in results] == [(False, 486)]
     assert stream.of("call_end")[0].reason == "caller_hangup"
+
+
+async def test_call_over_tcp_with_bye_from_the_gateway(harness: Harness) -> None:
+    """SIP over TCP: sipp (-t t1) calls, the dialog hangs up, our BYE goes back on the same connection."""
+    import asyncio
+
+    sipp = asyncio.create_task(harness.sipp("hangup_by_gateway", extra=["-t", "t1"]))
+    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK over TCP")
+    harness.speech.streams[0].send(hangup=common_pb2.Hangup(reason="dialog_hangup"))
+    await sipp
+    await _call_ended(harness)
+    assert harness.only_stream().of("call_end")[0].reason == "dialog_hangup"
+
+
+async def test_options_over_tcp(harness: Harness) -> None:
+    """OPTIONS over TCP is answered 200 on the connection."""
+    await harness.sipp("options", extra=["-t", "t1"])
