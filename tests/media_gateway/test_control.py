@@ -160,7 +160,8 @@ async def test_cli_lists_and_reports_errors(control: Control, tmp_path: Path) ->
 async def test_drain_refuses_new_invites_and_waits_for_calls(control: Control, tmp_path: Path) -> None:
     """While draining, a new INVITE gets 503 with Retry-After; drain returns once the active call ended."""
     sipp = asyncio.create_task(run_sipp("hangup_by_gateway", control.app.sip_port, tmp_path))
-    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "answer")
+    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started and control.speech.streams
+                                  and control.speech.streams[0].uplink), 15, "answer and speech stream")
     drain = asyncio.create_task(control.app.drain())
     await asyncio.sleep(0.1)
     assert not drain.done()

@@ -53,6 +53,12 @@ async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
         await server.stop(0)
 
 
+async def _answered(h: Harness) -> None:
+    """The call is up: ACK seen (media started) and the speech stream is open."""
+    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started and h.speech.streams
+                                  and h.speech.streams[0].uplink), 15, "ACK and speech stream")
+
+
 async def _call_ended(h: Harness) -> None:
     await wait_until(lambda: bool(h.speech.streams) and bool(h.speech.streams[0].of("call_end")), 10, "CallEnd")
 
@@ -151,7 +157,7 @@ async def test_hangup_from_dialog_sends_bye(harness: Harness) -> None:
 
     sipp = asyncio.create_task(harness.sipp("hangup_by_gateway"))
     await wait_until(lambda: bool(harness.speech.streams) and bool(harness.speech.streams[0].uplink), 10, "CallStart")
-    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK")
+    await _answered(harness)
     harness.speech.streams[0].send(hangup=common_pb2.Hangup(reason="dialog_hangup"))
     await sipp
     await _call_ended(harness)
@@ -165,7 +171,7 @@ async def test_play_audio_goes_out_and_is_reported(harness: Harness) -> None:
     import numpy as np
 
     sipp = asyncio.create_task(harness.sipp("hangup_by_gateway"))
-    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK")
+    await _answered(harness)
     stream = harness.speech.streams[0]
     tone = (np.sin(np.arange(6400) * 2 * np.pi * 440 / 16000) * 8000).astype("<i2").tobytes()  # 400 ms
     stream.send(play_audio=spb.PlayAudio(utterance_id="u1", pcm=tone, sample_rate=16000, last=True))
@@ -189,7 +195,7 @@ async def test_transfer_sends_refer_and_reports_notify_outcome(harness: Harness)
     import asyncio
 
     sipp = asyncio.create_task(harness.sipp("refer"))
-    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK")
+    await _answered(harness)
     harness.speech.streams[0].send(transfer=common_pb2.Transfer(target_uri="sip:agent@127.0.0.1:5099"))
     await sipp
     await _call_ended(harness)
@@ -205,7 +211,7 @@ async def test_failed_transfer_keeps_the_call(harness: Harness) -> None:
     import asyncio
 
     sipp = asyncio.create_task(harness.sipp("refer_failed"))
-    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK")
+    await _answered(harness)
     harness.speech.streams[0].send(transfer=common_pb2.Transfer(target_uri="sip:agent@127.0.0.1:5099"))
     await sipp
     await _call_ended(harness)
@@ -220,7 +226,7 @@ async def test_call_over_tcp_with_bye_from_the_gateway(harness: Harness) -> None
     import asyncio
 
     sipp = asyncio.create_task(harness.sipp("hangup_by_gateway", extra=["-t", "t1"]))
-    await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started), 10, "ACK over TCP")
+    await _answered(harness)
     harness.speech.streams[0].send(hangup=common_pb2.Hangup(reason="dialog_hangup"))
     await sipp
     await _call_ended(harness)
