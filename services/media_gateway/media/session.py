@@ -44,7 +44,15 @@ LATENESS_SAMPLES = 3000      # last minute of send-tick lateness, for benchmarks
 
 
 class MediaSession:
-    """One call's RTP: decoded caller audio -> 16 kHz 20 ms frames; 16 kHz PCM to play -> paced RTP."""
+    """One call's RTP: decoded caller audio -> 16 kHz 20 ms frames; 16 kHz PCM to play -> paced RTP.
+
+    From ``start`` on, ``on_frame`` gets one 640-byte frame per 20 ms of call time, silence when
+    nothing arrives (so VAD downstream sees pauses), and a packet goes out every 20 ms while the
+    direction lets us send (silence when nothing is queued). Callbacks run on the loop thread and
+    must return quickly: they run inside the media clock's tick.
+    Errors: ``open`` raises PortsExhausted; ``start``/``update``/``play`` raise ValueError on input
+    they cannot use (nothing changes then) and RuntimeError after ``close``.
+    """
 
     local_port: int
     rtcp_interval_s: float = 5.0     # RFC 3550's minimum; randomised 0.5..1.5x per report
