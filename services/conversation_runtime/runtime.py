@@ -41,8 +41,11 @@ EVENTS = counter("runtime_events_total", "Dialog events applied, by kind", ["kin
 ACTIONS = counter("runtime_actions_total", "Dialog actions issued, by kind", ["kind"])
 ACTIVE = gauge("runtime_active_streams", "Call streams open on this replica")
 EVENT_LATENCY = histogram("runtime_event_seconds", "Event in to actions out (FSM + store write)")
+STORE_CONFLICTS = counter("runtime_store_conflicts_total",
+                          "Saves refused because another replica had moved the session on")
 TIMERS_FIRED = counter("runtime_timers_fired_total", "Timer firings, by where they fired", ["where"])
 MAX_CHAINED_CALLS = 16
+MAX_CONFLICT_RETRIES = 3
 SUPERSEDE_WAIT_S = 5.0
 _END = object()         # the client closed its side of the stream
 _SUPERSEDED = object()  # a newer stream of the same session arrived on this replica
@@ -115,11 +118,24 @@ class Runtime:
 
     async def apply(self, dialog: m.Dialog, session: Session, event: ev.Event, seq: int,
                     now: float) -> tuple[Session, list[ev.Action]]:
-        """One transition: the FSM, then the store, then (by the caller) the actions."""
+        """One transition: the FSM, then the store, then (by the caller) the actions.
+
+        The save is a compare-and-set on the session's step: if another replica moved the
+        session on meanwhile (a timer fired elsewhere, a takeover), the event is applied again
+        to the stored session; nothing of the first attempt was sent, so nothing is sent twice.
+        """
         started = time.perf_counter()
-        outcome = engine.handle_traced(dialog, session, event, now, seq)
-        if outcome.session is not session:
-            await self.store.save(outcome.session)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            outcome = engine.handle_traced(dialog, session, event, now, seq)
+            if outcome.session is session or await self.store.save(outcome.session, expected_step=session.step):
+                break
+            STORE_CONFLICTS.inc()
+            stored = await self.store.load(session.session_id)
+            if stored is None:
+                raise StoreUnavailable(f"session {session.session_id} vanished from the store")
+            session = stored
+        else:
+            raise StoreUnavailable(f"session {session.session_id} keeps changing under this replica")
         EVENTS.labels(type(event).__name__).inc()
         for action in outcome.actions:
             ACTIONS.labels(action.kind).inc()
@@ -183,6 +199,7 @@ class CallLoop:
         self.tasks: set[asyncio.Task[None]] = set()
         self.renew_at = 0.0
         self.finished = asyncio.Event()
+        self.last_sent = min((a.seq for a in initial), default=session.action_seq + 1) - 1
 
     @property
     def session_id(self) -> str:
@@ -221,7 +238,9 @@ class CallLoop:
                 for action in actions:
                     if action.kind == "call":
                         self._invoke(action.key, action.data)
-                for message in self._stream(actions):
+                # Everything issued since what this stream last got: the event's actions, and any
+                # a timer fired elsewhere issued meanwhile (seen when the save had to be redone).
+                for message in self._stream(engine.actions_after(self.session, self.last_sent)):
                     yield message
         finally:
             reader.cancel()
@@ -244,6 +263,7 @@ class CallLoop:
     def _stream(self, actions: list[ev.Action]) -> list[pb.DialogAction]:
         out = []
         for action in actions:
+            self.last_sent = max(self.last_sent, action.seq)
             message = convert.to_message(self.session_id, action)
             if message is not None:
                 out.append(message)

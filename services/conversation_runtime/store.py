@@ -20,8 +20,12 @@ class SessionStore(Protocol):
     async def load(self, session_id: str) -> Session | None:
         """The session as last saved, or None."""
 
-    async def save(self, session: Session) -> None:
-        """Write the whole session and index its next timer deadline."""
+    async def save(self, session: Session, expected_step: int | None = None) -> bool:
+        """Write the whole session and index its next timer deadline.
+
+        With ``expected_step``, only if the stored session is still at that step (compare and
+        set): False means another replica moved the session on, and nothing was written.
+        """
 
     async def due(self, now: float, limit: int) -> list[str]:
         """Ids of sessions whose next timer deadline is at or before ``now`` (earliest first)."""

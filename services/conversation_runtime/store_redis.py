@@ -27,6 +27,16 @@ if holder == false or holder == ARGV[1] or ARGV[3] == '1' then
 end
 return 0
 """
+# KEYS[1] session, KEYS[2] timers; ARGV: data, expected step ('' = none), ttl s, deadline ('' = none), id
+_SAVE = """
+if ARGV[2] ~= '' then
+  local current = redis.call('GET', KEYS[1])
+  if current == false or tostring(cjson.decode(current)['step']) ~= ARGV[2] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[5]) else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5]) end
+return 1
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -49,6 +59,7 @@ class RedisStore:
         self._redis = redis.Redis.from_url(url, decode_responses=True)
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
+        self._save = self._redis.register_script(_SAVE)
 
     @_mapped
     async def load(self, session_id: str) -> Session | None:
@@ -56,15 +67,13 @@ class RedisStore:
         return Session.from_json(data) if data else None
 
     @_mapped
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, expected_step: int | None = None) -> bool:
         deadline = session.next_deadline()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.set(_PREFIX + "session:" + session.session_id, session.to_json(), ex=SESSION_TTL_S)
-            if deadline is None:
-                pipe.zrem(_TIMERS, session.session_id)
-            else:
-                pipe.zadd(_TIMERS, {session.session_id: deadline})
-            await pipe.execute()
+        result = await self._save(
+            keys=[_PREFIX + "session:" + session.session_id, _TIMERS],
+            args=[session.to_json(), "" if expected_step is None else str(expected_step), SESSION_TTL_S,
+                  "" if deadline is None else repr(deadline), session.session_id])
+        return int(result) == 1
 
     @_mapped
     async def due(self, now: float, limit: int) -> list[str]:

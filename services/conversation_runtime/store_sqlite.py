@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -24,7 +25,8 @@ CREATE TABLE IF NOT EXISTS sessions (
     data TEXT NOT NULL,
     next_deadline REAL,
     lease_owner TEXT,
-    lease_until REAL NOT NULL DEFAULT 0
+    lease_until REAL NOT NULL DEFAULT 0,
+    step INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS sessions_next_deadline ON sessions (next_deadline);
 CREATE TABLE IF NOT EXISTS dialogs (version TEXT PRIMARY KEY, file TEXT NOT NULL, source TEXT NOT NULL);
@@ -44,6 +46,8 @@ class SqliteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            with contextlib.suppress(sqlite3.OperationalError):  # files from before the step column
+                conn.execute("ALTER TABLE sessions ADD COLUMN step INTEGER NOT NULL DEFAULT 0")
             self._conn = conn
         return self._conn
 
@@ -59,12 +63,18 @@ class SqliteStore:
                                                   (session_id,)).fetchone())
         return Session.from_json(row[0]) if row else None
 
-    async def save(self, session: Session) -> None:
+    async def save(self, session: Session, expected_step: int | None = None) -> bool:
         data, deadline = session.to_json(), session.next_deadline()
-        await self._run(lambda c: c.execute(
-            "INSERT INTO sessions (id, data, next_deadline) VALUES (?, ?, ?) "
-            "ON CONFLICT(id) DO UPDATE SET data = excluded.data, next_deadline = excluded.next_deadline",
-            (session.session_id, data, deadline)))
+        if expected_step is None:
+            await self._run(lambda c: c.execute(
+                "INSERT INTO sessions (id, data, next_deadline, step) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET data = excluded.data, next_deadline = excluded.next_deadline, "
+                "step = excluded.step", (session.session_id, data, deadline, session.step)))
+            return True
+        updated = await self._run(lambda c: c.execute(
+            "UPDATE sessions SET data = ?, next_deadline = ?, step = ? WHERE id = ? AND step = ?",
+            (data, deadline, session.step, session.session_id, expected_step)).rowcount)
+        return bool(updated == 1)
 
     async def due(self, now: float, limit: int) -> list[str]:
         rows = await self._run(lambda c: c.execute(

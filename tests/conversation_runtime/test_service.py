@@ -323,3 +323,32 @@ async def test_resume_while_the_old_stream_is_still_open_takes_over(runtime) -> 
     assert await asyncio.wait_for(old.call.read(), 30) is grpc.aio.EOF
     for stream in (old, new):
         await stream.close()
+
+
+async def test_event_is_reapplied_when_another_replica_moved_the_session_on(tmp_path: Path, gateway) -> None:
+    """The save is a compare-and-set: a session changed elsewhere is re-read, the event applied to it, and
+    the stream gets what the other replica issued, then the event's actions, each once."""
+    from dialtone.conversation_runtime.core import engine
+    from dialtone.conversation_runtime.core import events as ev
+
+    config = ConversationRuntimeConfig(integration_address=gateway[1], reload_interval_s=0,
+                                       store=StoreConfig(path=str(tmp_path / "s.db")))
+    app, running, address = await start_runtime(config)
+    try:
+        stream = Stream(address)
+        await stream.send(call_started("x1", dialog="dtmf_menu"))
+        await stream.read(2)
+        stored = await app.store.load("x1")
+        dialog = app.registry.current("dtmf_menu")
+        elsewhere, _ = engine.handle(dialog, stored, ev.DtmfPressed("2"), stored.started_at + 1, seq=2)
+        assert await app.store.save(elsewhere, expected_step=stored.step)
+        await stream.send(dtmf("x1", 3, "1"))
+        actions = await stream.read_until("transfer")
+        texts = [a.say.text for a in actions]
+        assert texts.index("For internet press 1. For phone press 2. To go back press star.") < texts.index(
+            "Connecting you to internet support.")
+        assert [a.seq for a in actions] == list(range(3, 3 + len(actions)))  # the other replica's two first
+        await stream.close()
+    finally:
+        await running.server.stop(0)
+        await app.close()

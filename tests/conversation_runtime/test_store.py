@@ -74,3 +74,19 @@ async def test_dialog_sources_are_kept_by_version(store) -> None:
     await store.put_dialog("v1", "b.yaml", "dialog: 2")
     assert await store.get_dialog("v1") == ("a.yaml", "dialog: 1")
     assert await store.get_dialog("v2") is None
+
+
+async def test_save_with_expected_step_is_compare_and_set(store) -> None:
+    """A save that expects an older step than the stored one is refused and writes nothing."""
+    first = session("c1", 5.0)
+    first.step = 1
+    assert await store.save(first)
+    second = Session.from_json(first.to_json())
+    second.step, second.state = 2, "b"
+    assert await store.save(second, expected_step=1)
+    stale = Session.from_json(first.to_json())
+    stale.step, stale.state = 2, "stale"
+    assert not await store.save(stale, expected_step=1)
+    assert (await store.load("c1")).state == "b"
+    assert not await store.save(session("missing", None), expected_step=0)
+    assert await store.load("missing") is None
