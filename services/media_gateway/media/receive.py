@@ -71,6 +71,11 @@ class ReceiveStream:
 
     def on_packet(self, packet: RtpPacket, now_ms: int) -> list[DtmfDigit]:
         """Take one parsed packet of this stream's payload type or telephone-event; digits it finished."""
+        is_event = packet.payload_type == self._media.telephone_event_pt
+        if is_event and self._ssrc is not None and packet.ssrc != self._ssrc:
+            # Events on an SSRC of their own (some gateways do that): not a new audio source, and
+            # their own sequence space; the RFC 4733 core dedups their retransmissions itself.
+            return self._event(packet, now_ms)
         if packet.ssrc != self._ssrc:
             self._new_source(packet.ssrc)
         seq = packet.sequence_number
@@ -84,16 +89,10 @@ class ReceiveStream:
         self.packets += 1
         assert self._stats is not None
         self._stats.add(packet)
-        if packet.payload_type == self._media.telephone_event_pt:
+        if is_event:
             # The sender replaces audio with events while a key is down: not loss (aiortp does the same)
             self._playout.suppress()
-            if self._rfc4733 is None:
-                return []
-            try:
-                return self._rfc4733.handle(packet.timestamp, packet.payload, now_ms)
-            except ValueError:
-                self.bad_events += 1
-                return []
+            return self._event(packet, now_ms)
         payload = packet.payload
         ptime = self._packet_ptime(payload)
         if ptime is not None and ptime != self._ptime_ms:
@@ -103,6 +102,15 @@ class ReceiveStream:
             self._build_playout(ptime)
         self._playout.put(packet.timestamp, payload)
         return []
+
+    def _event(self, packet: RtpPacket, now_ms: int) -> list[DtmfDigit]:
+        if self._rfc4733 is None:
+            return []
+        try:
+            return self._rfc4733.handle(packet.timestamp, packet.payload, now_ms)
+        except ValueError:
+            self.bad_events += 1
+            return []
 
     def _packet_ptime(self, payload: bytes) -> int | None:
         """The packet's duration in ms when it is one we can follow, else None (keep the current one)."""

@@ -223,3 +223,17 @@ def test_opus_toc_durations() -> None:
 def test_unusable_negotiated_ptime_starts_at_20ms() -> None:
     stream, _ = fresh(codec="opus", pt=111, ptime=30)
     assert stream.ptime_s == 0.020
+
+
+def test_events_on_their_own_ssrc_do_not_restart_the_audio() -> None:
+    """A gateway sending RFC 4733 on a separate SSRC: the digit is found and the tone plays on."""
+    packets = tone_packets(1.0)
+    events = [RtpPacket(payload_type=101, sequence_number=7000 + i, timestamp=123456, ssrc=0xEEEE,
+                        payload=struct.pack("!BBH", 4, (0x80 if i >= 3 else 0) | 10, 160 * (i + 1)))
+              for i in range(6)]
+    stream, clock = fresh()
+    arrivals = steady(packets) + [(0.4 + i * 0.02 + 0.001, e) for i, e in enumerate(events)]
+    frames, digits = run(stream, clock, arrivals, 51)
+    assert [d.digit for d in digits] == ["4"]
+    assert stream.ssrc_changes == 0 and stream.stats()["concealed_frames"] == 0
+    assert all(level_dbfs(f) > -14 for f in frames[8:50])
