@@ -12,6 +12,7 @@ from dialtone.media_gateway.media_types import Direction
 from dialtone.media_gateway.service import MediaGatewayApp
 from dialtone.v1 import common_pb2
 from dialtone.v1 import speech_gateway_pb2 as spb
+from prometheus_client import REGISTRY
 
 from tests.media_gateway.media_spy import MediaSpy
 from tests.media_gateway.support import (
@@ -53,6 +54,10 @@ async def harness(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterat
         await server.stop(0)
 
 
+def _metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(f"dialtone_{name}", labels) or 0.0
+
+
 async def _answered(h: Harness) -> None:
     """The call is up: ACK seen (media started) and the speech stream is open."""
     await wait_until(lambda: bool(MediaSpy.opened and MediaSpy.opened[0].started and h.speech.streams
@@ -65,6 +70,7 @@ async def _call_ended(h: Harness) -> None:
 
 async def test_basic_call_pcma_delivers_caller_audio(harness: Harness) -> None:
     """PCMA from sipp's pcap arrives as 16 kHz 640-byte frames after a CallStart carrying the SIP facts."""
+    answered = _metric("media_call_setups_total", direction="inbound", code="200")
     await harness.sipp("basic_pcma")
     await _call_ended(harness)
     stream = harness.only_stream()
@@ -81,6 +87,8 @@ async def test_basic_call_pcma_delivers_caller_audio(harness: Harness) -> None:
     assert stream.of("call_end")[0].reason == "caller_hangup"
     media = MediaSpy.opened[0]
     assert media.started[0].codec == "PCMA" and media.started[0].ptime_ms == 30 and media.closed
+    assert _metric("media_call_setups_total", direction="inbound", code="200") == answered + 1
+    await wait_until(lambda: _metric("media_active_calls") == 0, 5, "active calls gauge back to 0")
     seqs = [m.seq for m in stream.uplink]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
 
@@ -118,21 +126,27 @@ async def test_hold_and_resume_answer_directions(harness: Harness) -> None:
 
 
 async def test_g729_only_offer_gets_488(harness: Harness) -> None:
-    """No common codec: 488, no media opened, no speech stream."""
+    """No common codec: 488 (counted by response code), no media opened, no speech stream."""
+    before = _metric("media_call_setups_total", direction="inbound", code="488")
     await harness.sipp("g729_only")
+    assert _metric("media_call_setups_total", direction="inbound", code="488") == before + 1
     assert not MediaSpy.opened
     assert not harness.speech.streams
     assert not harness.app.calls.calls  # type: ignore[union-attr]
 
 
 async def test_rfc4733_and_info_digits_arrive(harness: Harness) -> None:
-    """sipp's RFC 4733 pcaps for 1, # and 9, then an INFO Signal=5, arrive as four Dtmf events in order."""
+    """sipp's RFC 4733 pcaps for 1, # and 9, then an INFO Signal=5, arrive as four Dtmf events in order
+    (and are counted by mode)."""
+    rfc4733, info = _metric("media_dtmf_total", mode="rfc4733"), _metric("media_dtmf_total", mode="sip_info")
     await harness.sipp("dtmf")
     await _call_ended(harness)
     digits = harness.only_stream().of("dtmf")
     assert [d.digit for d in digits] == ["1", "#", "9", "5"]
     assert [d.source for d in digits] == [common_pb2.DTMF_SOURCE_RFC4733] * 3 + [common_pb2.DTMF_SOURCE_SIP_INFO]
     assert digits[3].duration_ms == 160
+    assert _metric("media_dtmf_total", mode="rfc4733") == rfc4733 + 3
+    assert _metric("media_dtmf_total", mode="sip_info") == info + 1
 
 
 async def test_broken_speech_stream_is_resumed_without_dropping_the_call(harness: Harness) -> None:
