@@ -107,7 +107,7 @@ async def main(rates: list[int], seconds: float) -> int:
     sip_port, grpc_port = _free_port(socket.SOCK_DGRAM), _free_port()
     prefix = "DIALTONE_MEDIA_GATEWAY__"
     env = {**os.environ, f"{prefix}SIP__PORT": str(sip_port), f"{prefix}GRPC__PORT": str(grpc_port),
-           f"{prefix}SPEECH_GATEWAY_ADDRESS": f"127.0.0.1:{speech_port}", f"{prefix}METRICS__ENABLED": "false",
+           f"{prefix}SPEECH_GATEWAY_ADDRESS": f"127.0.0.1:{speech_port}", f"{prefix}METRICS__PORT": str(_free_port()),
            f"{prefix}CONTROL_HTTP__ENABLED": "false", f"{prefix}LOG__LEVEL": "WARNING"}
     gateway = subprocess.Popen([sys.executable, "-m", "dialtone", "media-gateway"], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -124,6 +124,11 @@ async def main(rates: list[int], seconds: float) -> int:
                       f"{r['cpu_pct']:>6.1f} {r['cpu_ms_per_call']:>11.2f} {r['p50']:>13.1f}ms {r['p95']:>5.1f}ms "
                       f"{r['p99']:>5.1f}ms", flush=True)
                 await asyncio.sleep(1.0)
+        if os.environ.get("BENCH_DUMP_METRICS"):
+            import urllib.request
+            port = env[f"{prefix}METRICS__PORT"]
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            print("\n".join(line for line in text.splitlines() if "setup_seconds" in line or "setups_total" in line))
     finally:
         gateway.terminate()
         try:

@@ -16,6 +16,7 @@ import itertools
 import logging
 import random
 import re
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -135,8 +136,12 @@ class Call:
             on_frame=self._on_frame, on_dtmf=self._on_dtmf, on_playback=self._on_playback)
 
     def _local_host(self) -> str:
+        """The address in our SDP c= line: never a wildcard (c=0.0.0.0 would put the peer on hold)."""
         config = self.manager.config
-        return config.sip.advertised_host or config.rtp.host
+        for host in (config.sip.advertised_host, config.rtp.host, config.sip.host):
+            if host and host not in ("0.0.0.0", "::"):
+                return host
+        return socket.gethostbyname(socket.gethostname())
 
     def _answer_sdp(self, offer: sdp.SessionDescription, media: NegotiatedMedia) -> str:
         assert self.media is not None
