@@ -386,3 +386,33 @@ async def test_sipp_rtp_echo_returns_our_stream(open_session) -> None:
     finally:
         proc.terminate()
         proc.wait(5)
+
+
+@pytest.mark.parametrize(("codec", "pt", "rate"), [("PCMA", 8, 8000), ("opus", 111, 48000)])
+async def test_interop_with_aiortps_own_session(open_session, codec: str, pt: int, rate: int) -> None:
+    """aiortp's RTPSession (its own pacer and DTMF sender) as the far end: audio both ways and a digit."""
+    from aiortp import RTPSession
+    from aiortp.codecs import get_codec
+
+    from tests.helpers import free_port
+
+    session, rec = await open_session()
+    heard: list[bytes] = []
+    far_port = free_port()
+    far = await RTPSession.create(local_addr=("127.0.0.1", far_port), remote_addr=("127.0.0.1", session.local_port),
+                                  payload_type=pt, codec=get_codec(pt), clock_rate=rate, dtmf_payload_type=101,
+                                  paced=True)
+    far.on_audio = lambda pcm, _ts: heard.append(pcm)
+    try:
+        session.start(media(codec, pt, far_port, te=101))
+        session.play("hi", sine(500, 1500, 16000, dbfs=-12), 16000, last=True)
+        far_tone = sine(800, 20, get_codec(pt).sample_rate, dbfs=-12)
+        for _ in range(50):
+            far.send_audio_pcm_auto(far_tone)
+        await wait_until(lambda: sum(level_dbfs(f) > -20 for f, _ in rec.frames) >= 30)
+        far.send_dtmf("7", duration_ms=120, timestamp=123456)
+        await wait_until(lambda: [d.digit for d in rec.digits] == ["7"])
+        await wait_until(lambda: sum(level_dbfs(p) > -20 for p in heard) >= 30)
+        assert rec.digits[0].mode == DtmfMode.RFC4733 and rec.digits[0].duration_ms == 120
+    finally:
+        await far.close()
