@@ -4,12 +4,17 @@ processes) and `dialtone call` over real SIP/RTP on loopback; every check is on 
 
 from __future__ import annotations
 
+import asyncio
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from dialtone.caller.script import heard_contains
+from dialtone.caller.voices import Voices, read_wav
+from dialtone.common.audio import resample
 
+from tests.e2e.softphone import baresip_call
 from tests.e2e.support import Stack, call, first_heard
 
 ORDER = "one two three four five"
@@ -67,3 +72,28 @@ def test_barge_in_over_a_prompt_that_forbids_it_plays_to_the_end(stack: Stack, t
                                 "--wait", "speech", folder=tmp_path, name="nobarge")
     assert code == 0, output
     assert heard_contains(first_heard(report), "may be recorded"), output
+
+
+def test_a_real_softphone_completes_the_order_status_call(stack: Stack, tmp_path: Path) -> None:
+    async def render_and_transcribe() -> tuple[str, str]:
+        voices = await Voices.load()
+        try:
+            pcm, rate = await voices.render(ORDER)
+            speech = resample(pcm, rate, 8000)
+            # quiet while the greeting plays, then the order number, then quiet until the dialog hangs up
+            with wave.open(str(tmp_path / "say.wav"), "wb") as wav:
+                wav.setnchannels(1)
+                wav.setsampwidth(2)
+                wav.setframerate(8000)
+                wav.writeframes(bytes(8000 * 2 * 8) + speech + bytes(8000 * 2 * 25))
+            heard_wav, log = await asyncio.to_thread(baresip_call, tmp_path, stack.uri(), tmp_path / "say.wav")
+            heard_pcm, heard_rate = read_wav(str(heard_wav))
+            return await voices.transcribe(heard_pcm, heard_rate), log
+        finally:
+            voices.close()
+
+    transcript, log = asyncio.run(render_and_transcribe())
+    assert "Call established" in log, log[-3000:]
+    # "Tuesday" is the example backend's eta for the order, read out by tell_status
+    assert heard_contains(transcript, "welcome") and heard_contains(transcript, "tuesday"), transcript
+    assert "terminated" in log    # the dialog hung up after reading the status
