@@ -161,12 +161,11 @@ class _CaseRun:
         self.now = target
 
     def finish_prompts(self) -> None:
-        """``played``: every prompt issued so far finished playing (in order)."""
+        """``played``: the prompts still playing finish (in order)."""
         assert self.session is not None
-        prompts = [a for a in self.session.outbox if a["kind"] in ("say", "play")]
-        if not prompts:
-            raise CaseFailure("'played' but no prompt was issued")
-        self.send(ev.PlaybackFinished(prompts[-1]["key"], False, 1000))
+        if not self.session.playing:
+            raise CaseFailure("'played' but no prompt is playing")
+        self.send(ev.PlaybackFinished(self.session.playing[-1], False, 1000))
 
     def check(self, expect: dict[str, Any]) -> None:
         assert self.session is not None

@@ -268,3 +268,23 @@ def test_barge_in_clears_the_queued_prompts() -> None:
     assert session.playing == [actions[2].key] and "no_input" not in session.timers
     session, _ = engine.handle(dialog, session, ev.PlaybackFinished(actions[2].key, interrupted=True), 2.0, seq=2)
     assert session.playing == [] and session.timers["no_input"] == 8.0
+
+
+def test_playback_finished_means_the_last_prompt_ended_once() -> None:
+    """playback.finished fires when the last queued prompt ends, once; an earlier or repeated report does not."""
+    dialog = order_status()
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, actions = engine.handle(dialog, session, ev.SpeechResult("12345"), 1.0, seq=1)
+    (call,) = [a for a in actions if a.kind == "call"]
+    one_moment = session.playing[-1]
+    session, actions = engine.handle(dialog, session, ev.BackendResult(call.key, True, 200, {"status": "shipped",
+                                                                                             "eta": "Monday"}),
+                                     1.5, seq=2)
+    status_prompt = actions[-1].key
+    assert session.state == "tell_status" and session.playing[-2:] == [one_moment, status_prompt]
+    session, actions = engine.handle(dialog, session, ev.PlaybackFinished(one_moment), 2.0, seq=3)
+    assert actions == [] and session.state == "tell_status"  # the lookup's prompt, not the status
+    again, actions = engine.handle(dialog, session, ev.PlaybackFinished(one_moment), 2.5, seq=4)
+    assert actions == [] and again.state == "tell_status"
+    session, actions = engine.handle(dialog, session, ev.PlaybackFinished(status_prompt), 6.0, seq=5)
+    assert [a.kind for a in actions] == ["state_changed", "hangup"]

@@ -153,13 +153,15 @@ class _Run:
         elif isinstance(event, ev.PlaybackStarted):
             return
         elif isinstance(event, ev.PlaybackFinished):
+            if event.utterance_id not in s.playing:
+                return  # not a prompt still playing (reported twice, or dropped by a barge-in): nothing new
             if event.interrupted:
                 s.playing.clear()  # a barge-in drops everything queued behind the prompt too
-            elif event.utterance_id in s.playing:  # prompts play in order: earlier ones are done too
-                del s.playing[: s.playing.index(event.utterance_id) + 1]
+            else:
+                del s.playing[: s.playing.index(event.utterance_id) + 1]  # prompts play in order
                 if s.playing:
                     # an earlier prompt (e.g. the previous state's "one moment", overtaken by a fast
-                    # backend answer) ended while this state's prompts still play: not their end
+                    # backend answer) ended while later prompts still play: not the end of playback
                     return
             self.arm_no_input(state)  # silence counts from the end of the last prompt
             self.run_event("playback.finished", {"playback": {
