@@ -16,6 +16,9 @@ PACKETS_SENT = metrics.counter("rtp_packets_sent_total", "RTP packets sent", ["c
 PACKETS_LOST = metrics.counter("rtp_packets_lost_total", "RTP packets lost (sequence gaps)", ["codec"])
 LATE_FRAMES = metrics.counter("rtp_late_frames_total",
                               "Send ticks run more than half a frame late or skipped", ["codec"])
+PLAYBACK_UNDERRUNS = metrics.counter("rtp_playback_underruns_total",
+                                     "Send ticks inside a prompt with no audio queued (TTS behind the wire)",
+                                     ["codec"])
 DROPPED = metrics.counter("rtp_datagrams_dropped_total",
                           "Datagrams dropped on the RTP port (malformed, oversized, foreign source, "
                           "unexpected payload type)", ["reason"])
@@ -28,7 +31,7 @@ DROP_REASONS = ("malformed", "oversized", "foreign_source", "payload_type", "not
 
 
 _COUNTED = (("packets_in", PACKETS_RECEIVED), ("packets_out", PACKETS_SENT), ("packets_lost", PACKETS_LOST),
-            ("late_frames", LATE_FRAMES))
+            ("late_frames", LATE_FRAMES), ("playback_underruns", PLAYBACK_UNDERRUNS))
 
 
 class SessionMetrics:

@@ -47,6 +47,7 @@ class PlaybackQueue:
         # Recently ended utterances: audio still streaming in for a stopped one (TTS after barge-in)
         # is dropped, audio for a finished one is an error.
         self._ended: collections.OrderedDict[str, bool] = collections.OrderedDict()   # id -> interrupted
+        self.underruns = 0   # ticks where a started prompt had no audio yet (TTS behind the wire)
 
     @property
     def queued_frames(self) -> int:
@@ -98,6 +99,8 @@ class PlaybackQueue:
             if not utterance.started:
                 utterance.started = True
                 reports.append(utterance.report(finished=False, interrupted=False, now_ms=now_ms))
+        elif utterance.started and not utterance.last:
+            self.underruns += 1
         if utterance.last and not utterance.frames:
             if not utterance.started:   # an empty utterance still starts and finishes
                 utterance.started = True

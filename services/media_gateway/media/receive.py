@@ -54,6 +54,7 @@ class ReceiveStream:
         self.packets = 0
         self.duplicates = 0
         self.bad_events = 0
+        self.bad_payloads = 0
         self.ptime_changes = 0
         self.ssrc_changes = 0
 
@@ -94,6 +95,9 @@ class ReceiveStream:
             self._playout.suppress()
             return self._event(packet, now_ms)
         payload = packet.payload
+        if not payload or (not self._g711 and not opus_packet_ms(payload)):
+            self.bad_payloads += 1   # empty, or an Opus packet libopus would refuse: never reaches the decoder
+            return []
         ptime = self._packet_ptime(payload)
         if ptime is not None and ptime != self._ptime_ms:
             self.ptime_changes += 1
@@ -166,6 +170,7 @@ class ReceiveStream:
             "concealed_frames": float(playout["concealed_frames"] + self._earlier_concealed),
             "playout_delay_ms": float(playout["playout_delay_ms"]),
             "bad_dtmf_events": float(self.bad_events),
+            "bad_payloads": float(self.bad_payloads),
             "ptime_changes": float(self.ptime_changes),
             "receive_ptime_ms": float(self._ptime_ms),
         }

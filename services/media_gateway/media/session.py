@@ -30,10 +30,11 @@ from dialtone.media_gateway.media.ports import PortAllocator
 from dialtone.media_gateway.media.receive import ReceiveStream
 from dialtone.media_gateway.media.rtcp import build_bye, build_report
 from dialtone.media_gateway.media.send import SendStream
-from dialtone.media_gateway.media.udp import GuardedTransport, RateLimitedLog
+from dialtone.media_gateway.media.udp import GuardedTransport, RateLimitedLog, quiet_library_loggers
 from dialtone.media_gateway.media_types import DtmfDigit, NegotiatedMedia, PlaybackReport
 
 logger = logging.getLogger(__name__)
+quiet_library_loggers()   # aiortp warns per packet on some bad input; keep one line per 10 s
 
 MAX_DATAGRAM = 1500          # larger is not audio RTP at 20 ms
 RELATCH_AFTER_S = 2.0        # another source may take over once the latched one is this quiet
@@ -420,6 +421,7 @@ class MediaSession:
             "rtcp_in": float(self._rtcp_in),
             "rtcp_out": float(self._rtcp_out),
             "playback_queued_ms": float(self._playback.queued_frames * FRAME_MS),
+            "playback_underruns": float(self._playback.underruns),
         })
         for reason, count in self._dropped.items():
             result[f"dropped_{reason}"] = float(count)

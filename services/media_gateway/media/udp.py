@@ -42,3 +42,30 @@ class RateLimitedLog:
         if now - self._last.get(key, -self._every_s) >= self._every_s:
             self._last[key] = now
             self._logger.warning(msg, *args, exc_info=exc_info, extra=extra)
+
+
+class RateLimitFilter(logging.Filter):
+    """For a library's loggers that warn per packet (aiortp's playout on every undecodable frame):
+    one record per message template every ``every_s`` seconds, the rest dropped."""
+
+    def __init__(self, every_s: float) -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        now = time.monotonic()
+        if now - self._last.get(key, -self._every_s) < self._every_s:
+            return False
+        self._last[key] = now
+        return True
+
+
+def quiet_library_loggers(names: tuple[str, ...] = ("aiortp.playout", "aiortp.transport"),
+                          every_s: float = 10.0) -> None:
+    """Attach one RateLimitFilter to each of the library loggers (idempotent)."""
+    for name in names:
+        library_logger = logging.getLogger(name)
+        if not any(isinstance(f, RateLimitFilter) for f in library_logger.filters):
+            library_logger.addFilter(RateLimitFilter(every_s))

@@ -237,3 +237,25 @@ def test_events_on_their_own_ssrc_do_not_restart_the_audio() -> None:
     assert [d.digit for d in digits] == ["4"]
     assert stream.ssrc_changes == 0 and stream.stats()["concealed_frames"] == 0
     assert all(level_dbfs(f) > -14 for f in frames[8:50])
+
+
+def test_invalid_opus_and_empty_payloads_never_reach_the_decoder() -> None:
+    """Opus 'code 3 with 0 frames' (libopus rejects it) and empty payloads are counted and dropped."""
+    stream, clock = fresh(codec="opus", pt=111)
+    bad = [(i * 0.02, RtpPacket(payload_type=111, sequence_number=i, timestamp=i * 960, ssrc=1,
+                                payload=bytes([0x03, 0x00]) if i % 2 else b"")) for i in range(10)]
+    frames, _ = run(stream, clock, bad, 12)
+    assert stream.stats()["bad_payloads"] == 10 and len(frames) == 12
+
+
+def test_a_library_logger_flood_is_cut_to_one_line(caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from dialtone.media_gateway.media.udp import quiet_library_loggers
+
+    quiet_library_loggers(("test.flooding.library",))
+    flooding = logging.getLogger("test.flooding.library")
+    with caplog.at_level(logging.WARNING, logger="test.flooding.library"):
+        for ts in range(100):
+            flooding.warning("decode failed at ts=%d", ts)
+    assert len([r for r in caplog.records if r.name == "test.flooding.library"]) == 1
