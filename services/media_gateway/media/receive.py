@@ -31,6 +31,8 @@ _OPUS_PTIMES = frozenset((10, 20, 40, 60))
 
 
 class ReceiveStream:
+    """Feed ``on_packet`` every packet of the negotiated stream; call ``tick`` every ``ptime_s``."""
+
     def __init__(self, media: NegotiatedMedia, now: Callable[[], float]) -> None:
         self._media = media
         self._now = now
