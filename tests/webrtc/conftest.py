@@ -53,13 +53,16 @@ ARTIFACTS = REPO / "artifacts"
 
 
 def spoken_wav(directory: Path, text: str) -> Path:
-    """espeak-ng's voice of ``text``, as 16-bit 48 kHz mono (what Chromium's fake capture wants), padded."""
+    """espeak-ng's voice of ``text``, as 16-bit 48 kHz mono (what Chromium's fake capture wants).
+
+    Chromium loops the file; 2.5 s of silence after the words lets a VAD end each utterance whole.
+    """
     espeak, sox = shutil.which("espeak-ng"), shutil.which("sox")
     if espeak is None or sox is None:
         pytest.fail("espeak-ng and sox are needed (Debian packages; scripts/system-deps.sh test)")
     raw, wav = directory / "spoken_raw.wav", directory / "spoken_48k.wav"
     subprocess.run([espeak, "-w", str(raw), text], check=True, timeout=30)
-    subprocess.run([sox, str(raw), "-r", "48000", "-c", "1", "-b", "16", str(wav), "pad", "0.5", "1.0"],
+    subprocess.run([sox, str(raw), "-r", "48000", "-c", "1", "-b", "16", str(wav), "pad", "0.5", "2.5"],
                    check=True, timeout=30)
     return wav
 

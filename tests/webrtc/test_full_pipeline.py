@@ -14,6 +14,7 @@ import pytest
 from dialtone.conversation_runtime.config import StoreConfig
 from dialtone.conversation_runtime.store import open_store
 from playwright.async_api import Browser, Page
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 
 from tests.helpers import free_port, wait_for_port
 from tests.webrtc.conftest import ARTIFACTS
@@ -105,9 +106,13 @@ async def test_order_number_spoken_in_a_browser(browser: Browser, platform):
     assert stats and stats["audioLevel"] > 0.01, stats
 
     # The looping microphone says the order number: Whisper's final transcript shows it, the dialog moves on.
-    await page.wait_for_function(
-        "[...document.querySelectorAll('#caller li')].some(li => li.textContent.replace(/\\D/g, '').includes('12345'))",
-        timeout=60_000)
+    said_12345 = ("[...document.querySelectorAll('#caller li')]"
+                  ".some(li => /12345/.test(li.textContent.replace(/\\D/g, '')))")
+    try:
+        await page.wait_for_function(said_12345, timeout=60_000)
+    except PlaywrightTimeout as exc:
+        log = await page.text_content("#log") or ""
+        raise AssertionError("no transcript with 12345; the panel's event log:\n" + log) from exc
     await page.wait_for_function(
         "/lookup|tell_status|goodbye/.test(document.getElementById('dialog-state').textContent)", timeout=30_000)
     ARTIFACTS.mkdir(exist_ok=True)
