@@ -102,6 +102,8 @@ def test_cli_calls_the_example_through_a_gateway(start_service, example_url: str
     events = [e for e in gateway.log_events() if e.get("event") == "backend_call"]
     assert {(e["backend_service"], e["outcome"]) for e in events} >= {("orders", "ok"), ("appointments", "ok"),
                                                                       ("orders", "http_error")}
+    assert all(e["session_id"] == e["idempotency_key"].rsplit(":", 2)[0] for e in events)
+    assert gateway.stop() == 0  # SIGTERM drains and exits cleanly
 
 
 def test_cli_reports_an_unreachable_gateway() -> None:
