@@ -163,7 +163,7 @@ class Call:
         with session_context(self.session_id):
             received = time.monotonic()
             if offer.sdp is None:
-                self._fail_setup(488, "Not Acceptable Here", "INVITE without SDP offer (late offer) is not supported")
+                await self._setup_late_offer(received)
                 return
             try:
                 parsed = sdp.parse_sdp(offer.sdp)
@@ -197,6 +197,33 @@ class Call:
             SETUP_SECONDS.observe(time.monotonic() - received)
             log.info("answered call %s with %s/%d", self.leg.call_id, negotiated.codec, negotiated.clock_rate)
 
+    async def _setup_late_offer(self, received: float) -> None:
+        """INVITE without SDP (delayed offer, RFC 3261 §13.2.1): we offer in the 200, the answer comes in the ACK."""
+        try:
+            self.media = await self._open_media()
+        except Exception as exc:  # noqa: BLE001 - no media, no call: tell the caller why
+            log.exception("could not open media for call %s", self.leg.call_id)
+            self._fail_setup(503, "Service Unavailable", f"media: {exc}")
+            return
+        if self.ended.is_set():
+            await self._cleanup()
+            return
+        self._sdp_version += 1
+        our_offer = sdp.build_offer(self.manager.codecs, local_host=self._local_host(),
+                                    local_port=self.media.local_port, session_id=self._sdp_session,
+                                    version=self._sdp_version)
+        self._start_link()
+        self.leg.ring()
+        ring_s = self.manager.config.sip.ring_ms / 1000
+        if ring_s > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.ended.wait(), ring_s)
+        if self.ended.is_set():
+            return
+        self.leg.answer(our_offer)
+        CALL_SETUPS.labels("inbound", "200").inc()
+        SETUP_SECONDS.observe(time.monotonic() - received)
+
     def _fail_setup(self, status: int, reason: str, detail: str) -> None:
         log.info("refused call %s: %d %s", self.leg.call_id, status, detail)
         CALL_SETUPS.labels("outbound" if self.direction == common_pb2.DIRECTION_OUTBOUND else "inbound",
@@ -219,15 +246,17 @@ class Call:
 
     def on_connected(self, leg: SipLeg, body: str | None) -> None:
         with session_context(self.session_id):
-            if self.direction == common_pb2.DIRECTION_OUTBOUND:
+            if self.direction == common_pb2.DIRECTION_OUTBOUND or self.negotiated is None:
+                # Our offer went out (Originate, or a late-offer INVITE): the answer is in the 200 / the ACK.
                 try:
                     self.negotiated = sdp.accept_answer(sdp.parse_sdp(body or ""), self.manager.codecs)
                 except sdp.SdpError as exc:
                     log.warning("outbound call %s: unusable SDP answer (%s); hanging up", leg.call_id, exc)
                     self.hangup("bad_answer")
                     return
-                CALL_SETUPS.labels("outbound", "200").inc()
-                self._start_link()
+                if self.direction == common_pb2.DIRECTION_OUTBOUND:
+                    CALL_SETUPS.labels("outbound", "200").inc()
+                    self._start_link()
             self.state = "active"
             if self.media is not None and self.negotiated is not None:
                 self.media.start(self.negotiated)
@@ -380,11 +409,11 @@ class CallManager:
         self._add(call)
         call.start_inbound(offer)
 
-    async def originate(self, to_uri: str, dialog: str, caller_id: str,
-                        headers: list[tuple[str, str]]) -> Call:
+    async def originate(self, to_uri: str, dialog: str, caller_id: str, headers: list[tuple[str, str]],
+                        ring_timeout_s: float = 0.0) -> Call:
         user, host, port = parse_sip_uri(to_uri)
         assert isinstance(self.stack, SipStack)
-        leg = self.stack.new_outbound_leg(host, port)
+        leg = self.stack.new_outbound_leg(host, port, ring_timeout_s or self.config.sip.ring_timeout_s)
         call = Call(self, leg, common_pb2.DIRECTION_OUTBOUND, f"sip:{caller_id or 'dialtone'}@{self.config.sip.host}",
                     user, tuple(headers), dialog or self.dialog_for(user))
         self._add(call)

@@ -19,6 +19,7 @@ class SipConfig:
     max_datagram_bytes: int = 60000
     retry_after_s: int = 30               # Retry-After on the 503 sent while draining
     transfer_timeout_s: float = 30.0      # how long to wait for the REFER's final NOTIFY
+    ring_timeout_s: float = 60.0          # outbound calls not answered by then are cancelled
 
 
 @dataclasses.dataclass

@@ -36,7 +36,7 @@ def _check_headers(headers: list[tuple[str, str]]) -> None:
 
 
 async def originate(manager: CallManager | None, draining: bool, *, to_uri: str, dialog: str, caller_id: str,
-                    headers: list[tuple[str, str]]) -> OriginateResult:
+                    headers: list[tuple[str, str]], ring_timeout_s: float = 0.0) -> OriginateResult:
     try:
         parse_sip_uri(to_uri)
     except ValueError as exc:
@@ -46,7 +46,9 @@ async def originate(manager: CallManager | None, draining: bool, *, to_uri: str,
     _check_headers(headers)
     if manager is None or draining:
         raise Unavailable("the media gateway is draining or not started")
-    call = await manager.originate(to_uri, dialog, caller_id, headers)
+    if not 0 <= ring_timeout_s <= 600:
+        raise InvalidArgument(f"Originate: ring_timeout_s must be 0..600, got {ring_timeout_s}")
+    call = await manager.originate(to_uri, dialog, caller_id, headers, ring_timeout_s)
     return OriginateResult(call.session_id, call.leg.call_id)
 
 

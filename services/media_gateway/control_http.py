@@ -29,6 +29,12 @@ MAX_BODY = 64 * 1024
 READ_TIMEOUT_S = 10.0
 
 
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"{name} must be a number")
+    return float(value)
+
+
 class ControlHttpServer:
     def __init__(self, manager: Callable[[], CallManager | None], draining: Callable[[], bool]) -> None:
         self._manager = manager
@@ -113,7 +119,8 @@ class ControlHttpServer:
                 result = await control.originate(
                     manager, self._draining(), to_uri=str(data.get("to_uri", "")), dialog=str(data.get("dialog", "")),
                     caller_id=str(data.get("caller_id", "")),
-                    headers=[(str(k), str(v)) for k, v in headers.items()])
+                    headers=[(str(k), str(v)) for k, v in headers.items()],
+                    ring_timeout_s=_number(data.get("ring_timeout_s", 0), "ring_timeout_s"))
                 return 201, {"session_id": result.session_id, "call_id": result.call_id}
             if path.startswith("/v1/calls/") and method == "DELETE":
                 found = control.hangup(manager, path[len("/v1/calls/"):])

@@ -58,7 +58,8 @@ class MediaGatewayControlServicer(pb_grpc.MediaGatewayControlServicer):
         try:
             result = await control.originate(
                 self._app.calls, self._app.draining, to_uri=request.to_uri, dialog=request.dialog,
-                caller_id=request.caller_id, headers=[(h.name, h.value) for h in request.headers])
+                caller_id=request.caller_id, headers=[(h.name, h.value) for h in request.headers],
+                ring_timeout_s=float(request.ring_timeout_s))
         except InvalidArgument as exc:
             await abort_invalid(context, exc)
             raise AssertionError("unreachable") from None

@@ -186,7 +186,10 @@ class SipLeg:
             self._end_once()
             bridge.to_asyncio(self._deliver, "on_failed", int(data[0]), str(data[1]))
         elif isinstance(event, CCEventDisconnect):
-            reason = "cancelled" if not self._connected and self.inbound else "remote_hangup"
+            if not self._connected:
+                reason = "cancelled" if self.inbound else "no_answer"
+            else:
+                reason = "remote_hangup"
             if self._end_once():
                 bridge.to_asyncio(self._deliver, "on_ended", reason)
 
@@ -403,14 +406,15 @@ class SipStack:
         return len(self._legs)
 
     # asyncio thread: outbound call
-    def new_outbound_leg(self, host: str, port: int) -> SipLeg:
-        """A leg for a call we place; nothing is sent until ``originate_with``. (UA() only sets fields.)"""
+    def new_outbound_leg(self, host: str, port: int, ring_timeout_s: float) -> SipLeg:
+        """A leg for a call we place; nothing is sent until ``originate_with``. (UA() only sets fields.)
+        Unanswered after ``ring_timeout_s``, sippy CANCELs it."""
         holder: dict[str, SipLeg] = {}
 
         def event_cb(event: Any, ua: Any) -> None:
             holder["leg"]._event(event, ua)
 
-        ua = self._new_ua(event_cb=event_cb, nh_address=(host, port))
+        ua = self._new_ua(event_cb=event_cb, nh_address=(host, port), expire_time=ring_timeout_s)
         leg = SipLeg(self, ua, inbound=False)
         holder["leg"] = leg
         ua.dead_cbs = (leg._dead,)

@@ -187,3 +187,20 @@ async def test_acl_drops_sources_outside_the_trunk_networks(tmp_path: Path) -> N
     finally:
         await app.close()
         await server.stop(0)
+
+
+async def test_originate_unanswered_is_cancelled_after_ring_timeout(control: Control, tmp_path: Path) -> None:
+    """An outbound call still ringing after ring_timeout_s is CANCELled (sipp expects CANCEL, answers 487)."""
+    sipp_port = free_udp_port()
+    sipp = asyncio.create_task(run_sipp("uas_no_answer", None, tmp_path, listen_port=sipp_port))
+    await asyncio.sleep(0.3)
+    async with grpc.aio.insecure_channel(control.grpc_address) as channel:
+        stub = pb_grpc.MediaGatewayControlStub(channel)
+        reply = await stub.Originate(pb.OriginateRequest(to_uri=f"sip:bob@127.0.0.1:{sipp_port}",
+                                                         ring_timeout_s=1), timeout=10)
+        assert reply.session_id
+    result = await sipp
+    assert result.returncode == 0, result.errors + result.stdout
+    await wait_until(lambda: not control.app.calls.calls, 10, "call gone")  # type: ignore[union-attr]
+    assert not control.speech.streams
+    assert MediaSpy.opened and MediaSpy.opened[0].closed and not MediaSpy.opened[0].started

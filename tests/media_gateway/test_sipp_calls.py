@@ -250,3 +250,13 @@ async def test_call_over_tcp_with_bye_from_the_gateway(harness: Harness) -> None
 async def test_options_over_tcp(harness: Harness) -> None:
     """OPTIONS over TCP is answered 200 on the connection."""
     await harness.sipp("options", extra=["-t", "t1"])
+
+
+async def test_late_offer_invite_gets_our_offer_and_the_ack_answer_starts_media(harness: Harness) -> None:
+    """INVITE without SDP: the 200 carries our offer (all codecs + telephone-event), the ACK's answer (PCMA) is
+    what MediaSession.start gets."""
+    await harness.sipp("late_offer")
+    await _call_ended(harness)
+    started = MediaSpy.opened[0].started
+    assert [(m.codec, m.payload_type, m.telephone_event_pt) for m in started] == [("PCMA", 8, 101)]
+    assert harness.only_stream().of("call_end")[0].reason == "caller_hangup"
