@@ -94,6 +94,7 @@ class OAuth2Auth:
     client_id: str = ""
     client_secret: SecretRef = dataclasses.field(default_factory=SecretRef)
     scope: str = ""
+    client_auth: Literal["body", "basic"] = "body"  # credentials in the form body, or HTTP Basic (RFC 6749 2.3.1)
     refresh_margin_s: float = 30.0  # refresh this long before the token expires
 
 

@@ -61,12 +61,16 @@ class OAuth2Tokens:
             self._token = None
 
     async def _fetch(self, client: httpx.AsyncClient, timeout: httpx.Timeout) -> CachedToken:
-        form = {"grant_type": "client_credentials", "client_id": self._config.client_id,
-                "client_secret": self._secret}
+        form = {"grant_type": "client_credentials"}
+        auth: tuple[str, str] | None = None
+        if self._config.client_auth == "basic":
+            auth = (self._config.client_id, self._secret)
+        else:
+            form.update(client_id=self._config.client_id, client_secret=self._secret)
         if self._config.scope:
             form["scope"] = self._config.scope
         try:
-            reply = await client.post(self._config.token_url, data=form, timeout=timeout)
+            reply = await client.post(self._config.token_url, data=form, auth=auth, timeout=timeout)
         except httpx.TimeoutException as exc:
             raise TokenError(f"token endpoint timed out: {exc!r}", "timeout") from exc
         except (httpx.TransportError, OSError) as exc:  # OSError: TLS failures httpcore leaves unmapped

@@ -4,6 +4,7 @@ which can serve an OAuth2 token endpoint and TLS with required client certificat
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import json
 import ssl
@@ -102,7 +103,7 @@ class Backend:
             queue = self._scripts.get(parts.path)
             reply = queue.pop(0) if queue else Reply()
         if parts.path == "/token":
-            reply = self._token_reply(body)
+            reply = self._token_reply(body, seen.headers.get("Authorization", ""))
         elif parts.path.startswith(self.require_bearer_prefix):
             token = seen.headers.get("Authorization", "").removeprefix("Bearer ")
             with self._lock:
@@ -126,9 +127,11 @@ class Backend:
         except (BrokenPipeError, ConnectionResetError):
             pass  # the gateway gave up (timeout test); nothing to answer
 
-    def _token_reply(self, body: str) -> Reply:
+    def _token_reply(self, body: str, authorization: str) -> Reply:
         form = parse_qs(body)
-        if form.get("grant_type") != ["client_credentials"] or form.get("client_secret") != ["cs-123"]:
+        basic = "Basic " + base64.b64encode(b"dialtone:cs-123").decode()
+        credentials_ok = form.get("client_secret") == ["cs-123"] or authorization == basic
+        if form.get("grant_type") != ["client_credentials"] or not credentials_ok:
             return Reply(401, {"error": "invalid_client"})
         with self._lock:
             token = f"tok-{len(self.tokens_issued) + 1}"

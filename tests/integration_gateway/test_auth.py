@@ -7,12 +7,14 @@ import json
 import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 import trustme
 from dialtone.integration_gateway.config import (
     ApiKeyAuth,
     AuthConfig,
+    BackendServiceConfig,
     OAuth2Auth,
     RetryConfig,
     SecretRef,
@@ -47,9 +49,10 @@ async def test_api_key_in_the_query(backend: Backend, make_gateway: GatewayFacto
     assert "q-secret-9" not in caplog.text and "backend svc.get_item" in caplog.text
 
 
-def oauth_service(backend: Backend, margin_s: float = 30.0):  # noqa: ANN201 - a BackendServiceConfig
+def oauth_service(backend: Backend, margin_s: float = 30.0,
+                  client_auth: Literal["body", "basic"] = "body") -> BackendServiceConfig:
     auth = AuthConfig(kind="oauth2", oauth2=OAuth2Auth(
-        token_url=backend.url + "/token", client_id="dialtone", scope="orders",
+        token_url=backend.url + "/token", client_id="dialtone", scope="orders", client_auth=client_auth,
         client_secret=SecretRef(env="IG_TEST_CLIENT_SECRET"), refresh_margin_s=margin_s))
     return service(backend.url, auth=auth)
 
@@ -69,6 +72,15 @@ async def test_oauth2_token_is_fetched_once_and_reused(backend: Backend, make_ga
     assert {r.headers["Authorization"] for r in backend.seen("/secure")} == {"Bearer tok-1"}
     token_request = backend.seen("/token")[0]
     assert "grant_type=client_credentials" in token_request.body and "scope=orders" in token_request.body
+
+
+async def test_oauth2_client_credentials_in_http_basic(backend: Backend, make_gateway: GatewayFactory,
+                                                        client_secret: None) -> None:
+    """With client_auth: basic the credentials go in an Authorization header, not in the form."""
+    gateway = make_gateway({"svc": oauth_service(backend, client_auth="basic")})
+    assert (await gateway.invoke(call(method="secure"))).ok
+    token_request = backend.seen("/token")[0]
+    assert token_request.headers["Authorization"].startswith("Basic ") and "cs-123" not in token_request.body
 
 
 async def test_oauth2_token_is_refreshed_before_expiry(backend: Backend, make_gateway: GatewayFactory,
