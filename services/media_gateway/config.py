@@ -23,6 +23,16 @@ class SipConfig:
 
 
 @dataclasses.dataclass
+class RegistrationConfig:
+    """Register to a PBX as an extension (many PBXes route to a bot that way). Empty registrar: off."""
+
+    registrar: str = ""                   # sip:pbx.example.com[:port]
+    user: str = ""                        # extension / auth user
+    password: str = ""                    # digest password (use DIALTONE_MEDIA_GATEWAY__REGISTRATION__PASSWORD)
+    expires_s: int = 300
+
+
+@dataclasses.dataclass
 class RtpConfig:
     host: str = "127.0.0.1"               # bind address of RTP sockets
     port_low: int = 20000
@@ -49,6 +59,7 @@ class MediaGatewayConfig(ServiceConfig):
     speech_gateway_address: str = "127.0.0.1:7002"   # comma-separated replicas: a broken stream moves on
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
     rtp: RtpConfig = dataclasses.field(default_factory=RtpConfig)
+    registration: RegistrationConfig = dataclasses.field(default_factory=RegistrationConfig)
     routing: RoutingConfig = dataclasses.field(default_factory=RoutingConfig)
     control_http: ControlHttpConfig = dataclasses.field(default_factory=ControlHttpConfig)
     webrtc: WebRtcConfig = dataclasses.field(default_factory=WebRtcConfig)

@@ -7,10 +7,11 @@ import logging
 from typing import Any
 
 import grpc
+from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import abort_invalid
 from dialtone.media_gateway import control
-from dialtone.media_gateway.calls import CallManager, MediaFactory
+from dialtone.media_gateway.calls import CallManager, MediaFactory, parse_sip_uri
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.control_http import ControlHttpServer
 from dialtone.media_gateway.sip_bridge import SippyBridge
@@ -117,6 +118,12 @@ class MediaGatewayApp:
         self.sip_port = await self.stack.start()
         log.info("SIP listening on udp %s:%d", config.sip.host, self.sip_port,
                  extra={"event": "sip_listening", "sip_port": self.sip_port})
+        if config.registration.registrar:
+            try:
+                parse_sip_uri(config.registration.registrar)
+            except ValueError as exc:
+                raise ConfigError(f"registration.registrar: {exc}") from None
+            await self.stack.register(config.registration)
         if config.control_http.enabled:
             self.http = ControlHttpServer(lambda: self.calls, lambda: self.draining)
             self.http_port = await self.http.start(config.control_http.host, config.control_http.port)

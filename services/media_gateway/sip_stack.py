@@ -315,6 +315,7 @@ class SipStack:
         self.global_config: dict[str, Any] = {}
         self._tm: Any = None
         self._legs: dict[int, SipLeg] = {}
+        self.registration: Any = None
 
     async def start(self) -> int:
         self.bridge.start()
@@ -339,7 +340,24 @@ class SipStack:
                                    self._tm.handleIncoming)
         return self.bound_port
 
+    async def register(self, config: Any) -> Any:
+        """Start registering to a PBX (``RegistrationConfig``); returns the ``Registration``."""
+        from dialtone.media_gateway.sip_register import Registration
+
+        def start() -> Any:
+            server = self._tm.l4r.getServer(None)
+            (host, port), _transport = server.getSIPaddr()
+            registration = Registration(self.global_config, config, host, port)
+            registration.start()
+            self.registration = registration
+            return registration
+
+        return await self.bridge.call_in_sippy(start)
+
     async def stop(self) -> None:
+        if self.registration is not None:
+            await self.bridge.call_in_sippy(self.registration.stop)
+            self.registration = None
         if self._tm is not None:
             if self._tm.tcp is not None:
                 self._tm.tcp.close()

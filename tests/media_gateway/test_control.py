@@ -204,3 +204,30 @@ async def test_originate_unanswered_is_cancelled_after_ring_timeout(control: Con
     await wait_until(lambda: not control.app.calls.calls, 10, "call gone")  # type: ignore[union-attr]
     assert not control.speech.streams
     assert MediaSpy.opened and MediaSpy.opened[0].closed and not MediaSpy.opened[0].started
+
+
+@pytest.mark.parametrize(("password", "registered"), [("s3cret", True), ("wrong", False)])
+async def test_registers_to_a_pbx_with_digest_auth(tmp_path: Path, password: str, registered: bool) -> None:
+    """With a registrar configured the gateway REGISTERs, answers the 401 challenge with digest auth,
+    and reports registered only when the PBX (sipp) accepts the credentials."""
+    server, _speech, address = await start_speech()
+    registrar_port = free_udp_port()
+    sipp = asyncio.create_task(run_sipp("registrar", None, tmp_path, listen_port=registrar_port, timeout=10))
+    await asyncio.sleep(0.3)
+    config = gateway_config(address)
+    config.registration.registrar = f"sip:127.0.0.1:{registrar_port}"
+    config.registration.user, config.registration.password = "1001", password
+    app = await start_gateway(config)
+    try:
+        result = await sipp
+        assert (result.returncode == 0) == registered, result.errors + result.stdout
+        if not registered:  # sipp took the "credentials wrong" branch, not some other failure
+            assert "receive timeout on message" in result.errors and ":4 " in result.errors, result.errors
+        assert app.stack is not None
+        if registered:
+            await wait_until(lambda: app.stack.registration.registered, 5, "registered")  # type: ignore[union-attr]
+        else:
+            assert not app.stack.registration.registered  # type: ignore[union-attr]
+    finally:
+        await app.close()
+        await server.stop(0)
