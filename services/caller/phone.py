@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 CODECS = ("PCMU",)            # the caller offers G.711 u-law only: every gateway and softphone has it
 DTMF_DURATION_MS = 160
+RING_TIMEOUT_S = 30.0         # unanswered this long: sippy CANCELs the INVITE
 RTP_PORTS = (40000, 50000)    # away from the gateway's default 20000-30000
 
 
@@ -148,7 +149,7 @@ class PhoneCall:
         assert isinstance(media, _TappedMediaSession)
         media._tap = self._on_packet
         self._media = media
-        leg = self._stack.new_outbound_leg(host, port)
+        leg = self._stack.new_outbound_leg(host, port, RING_TIMEOUT_S)
         leg.listener = self
         self._leg = leg
         self._watch_refer(leg)

@@ -51,10 +51,12 @@ from dialtone.speech_gateway.metrics import (
     ASR_DECODE,
     ASR_LATENCY,
     BACKCHANNELS,
+    BARGE_IN_REACTION,
     BARGE_INS,
     SAYS_SKIPPED,
     SPECULATIVE,
     TTS_FIRST_AUDIO,
+    TURN_LATENCY,
     UTTERANCES,
     VAD_DECISIONS,
 )
@@ -137,6 +139,7 @@ class CallSession:
         self._tasks: set[asyncio.Task[None]] = set()
         self._down_seq = 0
         self._last_ts = 0
+        self._speech_end_at: float | None = None  # perf_counter of the caller's last end of speech (metrics)
         self.outbox: asyncio.Queue[pb.MediaDownlink | None] = asyncio.Queue()
         self.error: InvalidArgument | None = None
         started = None if call_start.resume else rpb.CallStarted(call=call_start.call)
@@ -188,6 +191,8 @@ class CallSession:
         self._judged = None
         if isinstance(verdict, Interrupt):
             BARGE_INS.labels(verdict.reason).inc()
+            if utt is not None:
+                BARGE_IN_REACTION.observe((self._last_ts + FRAME_MS - utt.start_ms) / 1000.0)
             # For live panels (and tests): the call time of the frame that decided it.
             self._notice("barge_in", f"frame_ms={self._last_ts}")
             self._down(stop_playback=cpb.StopPlayback(utterance_id=verdict.utterance_id, reason="barge_in"))
@@ -247,6 +252,9 @@ class CallSession:
             self._apply(self._barge.dtmf())
         elif kind == "playback_started":
             uid = message.playback_started.utterance_id
+            if self._speech_end_at is not None:   # the answer to the caller's turn is on the wire
+                TURN_LATENCY.observe(time.perf_counter() - self._speech_end_at)
+                self._speech_end_at = None
             if self._barge.playing != uid and uid in self._policies:
                 self._barge.prompt_started(uid, self._policies[uid])
             self.link.send(playback_started=message.playback_started)
@@ -347,6 +355,8 @@ class CallSession:
         if utt is None:
             return
         UTTERANCES.labels("forced" if event.forced else "silence").inc()
+        # the caller stopped talking at end_ms of call time; the endpoint fired at the current frame
+        self._speech_end_at = time.perf_counter() - (self._last_ts + FRAME_MS - event.end_ms) / 1000.0
         utt.end_ms = event.end_ms
         self._emit(utt, speech_ended=rpb.SpeechEnded(timestamp_ms=event.end_ms, duration_ms=event.duration_ms))
         task = self._spawn(self._final(utt, event, time.perf_counter()))

@@ -24,6 +24,10 @@ BACKCHANNELS = counter("speech_backchannels_total",
 VAD_DECISIONS = counter("speech_vad_decisions_total", "Per-frame VAD decisions, by result (speech, silence)",
                         ["result"])
 UTTERANCES = counter("speech_utterances_total", "Endpointed utterances, by end (silence, forced)", ["end"])
+TURN_LATENCY = histogram("speech_turn_latency_seconds",
+                         "Caller's end of speech to the first frame of the next prompt sent (media's report)")
+BARGE_IN_REACTION = histogram("speech_barge_in_reaction_seconds",
+                              "Caller's speech onset over a prompt to the StopPlayback sent")
 ACTIVE_CALLS = gauge("speech_active_calls", "Calls with an open StreamCall")
 RUNTIME_RECONNECTS = counter("speech_runtime_reconnects_total", "Converse streams resumed after a break",
                              ["outcome"])

@@ -10,12 +10,14 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from tests.helpers import free_port
 
 UP_READY_S = 120.0
+MEDIA, SPEECH = 1, 2   # metrics port offsets (BASE+101, BASE+102)
 
 
 def free_base_port() -> int:
@@ -73,6 +75,16 @@ class Stack:
 
     def uri(self, dialog: str = "order_status") -> str:
         return f"sip:{dialog}@127.0.0.1:{self.sip_port}"
+
+    def metric(self, service_offset: int, name: str) -> float:
+        """A sample's value from a service's /metrics (offset 1 media .. 4 integration); 0 when absent."""
+        url = f"http://127.0.0.1:{self.base + 100 + service_offset}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:   # noqa: S310 - loopback http
+            text = response.read().decode()
+        for line in text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        return 0.0
 
     def child(self, name: str) -> int:
         """The pid of the supervised child whose command line names ``name``."""

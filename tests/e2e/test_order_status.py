@@ -5,6 +5,7 @@ processes) and `dialtone call` over real SIP/RTP on loopback; every check is on 
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 import wave
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from dialtone.caller.voices import Voices, read_wav
 from dialtone.common.audio import resample
 
 from tests.e2e.softphone import baresip_call
-from tests.e2e.support import Stack, call, first_heard
+from tests.e2e.support import MEDIA, SPEECH, Stack, call, first_heard
 
 ORDER = "one two three four five"
 
@@ -64,6 +65,12 @@ def test_barge_in_over_a_prompt_that_allows_it_stops_it_and_the_dialog_hears_the
     assert heard_contains(reprompt, "sorry") and not heard_contains(reprompt, "for an agent"), output
     assert any(heard_contains(text, "12345") or heard_contains(text, "12 345") for text in report["heard"][2:]) \
         or any("12,345" in text for text in report["heard"][2:]), output
+    # the call path's metrics saw it: barge-in reaction, turn latency, playback underruns counted
+    assert stack.metric(SPEECH, "dialtone_speech_barge_in_reaction_seconds_count") >= 1
+    assert stack.metric(SPEECH, "dialtone_speech_turn_latency_seconds_count") >= 1
+    assert stack.metric(SPEECH, "dialtone_speech_asr_latency_seconds_count") >= 1
+    assert "dialtone_rtp_playback_underruns_total" in urllib.request.urlopen(  # noqa: S310 - loopback
+        f"http://127.0.0.1:{stack.base + 100 + MEDIA}/metrics", timeout=5).read().decode()
 
 
 def test_barge_in_over_a_prompt_that_forbids_it_plays_to_the_end(stack: Stack, tmp_path: Path) -> None:
