@@ -422,7 +422,6 @@ class MediaSession:
             "rtcp_out": float(self._rtcp_out),
             "playback_queued_ms": float(self._playback.queued_frames * FRAME_MS),
             "playback_underruns": float(self._playback.underruns),
-            "playback_underruns": float(self._playback.underruns),
         })
         for reason, count in self._dropped.items():
             result[f"dropped_{reason}"] = float(count)
