@@ -151,3 +151,20 @@ async def test_pool_stream_reraises_the_job_error():
         async for _ in pool.stream(job):
             pass
     pool.shutdown()
+
+
+async def test_prompt_renderer_streams_then_serves_repeats_from_the_cache():
+    """A prompt is rendered sentence by sentence through the pool, then a repeat comes from the cache
+    (same audio, no engine call); prerender fills the cache at start."""
+    from dialtone.speech_gateway.prompts import PromptRenderer
+
+    engine = build_tts(TtsConfig(engine="espeak"))
+    pool = EnginePool("tts-test", [engine])
+    renderer = PromptRenderer(pool, engine, cache_entries=1)
+    first = [c async for c in renderer.render("One. Two.")]
+    assert len(first) == 2 and renderer.cached("One. Two.") == first
+    pool.shutdown()  # a cache hit must not need a worker
+    assert [c async for c in renderer.render("One. Two.")] == first
+    renderer2 = PromptRenderer(EnginePool("tts-test2", [engine]), engine, cache_entries=1)
+    await renderer2.prerender(["Welcome.", "Goodbye."])
+    assert renderer2.cached("Goodbye.") is not None and renderer2.cached("Welcome.") is None  # LRU of 1
