@@ -218,3 +218,18 @@ async def test_wrong_frame_size_mid_call_is_invalid_argument(gateway):
         await server.stop(0)
     assert media.status == grpc.StatusCode.INVALID_ARGUMENT
     assert "pcm must be 640 bytes" in media.details and "got 100" in media.details
+
+
+async def test_key_press_interrupts_a_dtmf_only_prompt_and_reaches_the_runtime(gateway):
+    """DTMF over a dtmf_only prompt sends StopPlayback at once; the digit goes to the runtime."""
+    server, runtime, media = await start_prompt_call(gateway, mode=cpb.BARGE_IN_MODE_DTMF_ONLY)
+    try:
+        await media.send(dtmf=cpb.Dtmf(digit="5", duration_ms=120, source=cpb.DTMF_SOURCE_RFC4733, timestamp_ms=300))
+        stop = await media.wait_for(lambda: media.of("stop_playback"))
+        await media.end()
+        await asyncio.wait_for(runtime.ended.wait(), 20)
+    finally:
+        await media.close()
+        await server.stop(0)
+    assert stop[0].stop_playback.utterance_id == "hold-msg"
+    assert [e.dtmf.digit for e in runtime.events("dtmf")] == ["5"]
