@@ -16,6 +16,7 @@ class StoreConfig:
     kind: Literal["sqlite", "redis"] = "sqlite"
     path: str = "dialtone-sessions.sqlite3"      # sqlite: the file (created when missing)
     url: str = "redis://127.0.0.1:6379/0"        # redis
+    retention_s: float = 86400.0                 # sessions are kept this long after their call started
 
 
 @dataclasses.dataclass

@@ -46,6 +46,7 @@ STORE_CONFLICTS = counter("runtime_store_conflicts_total",
 TIMERS_FIRED = counter("runtime_timers_fired_total", "Timer firings, by where they fired", ["where"])
 MAX_CHAINED_CALLS = 16
 MAX_CONFLICT_RETRIES = 3
+PURGE_EVERY_S = 300.0
 SUPERSEDE_WAIT_S = 5.0
 _END = object()         # the client closed its side of the stream
 _SUPERSEDED = object()  # a newer stream of the same session arrived on this replica
@@ -144,10 +145,16 @@ class Runtime:
 
     # -- timers of sessions without a stream here ------------------------------------------
     async def poll_timers(self) -> None:
+        next_purge = self.clock()
         while True:
             await asyncio.sleep(self.config.timer_poll_s)
             try:
                 await self.fire_due_timers()
+                if self.clock() >= next_purge:
+                    next_purge = self.clock() + PURGE_EVERY_S
+                    purged = await self.store.purge(self.clock() - self.config.store.retention_s)
+                    if purged:
+                        log.info("forgot %d sessions older than %.0f s", purged, self.config.store.retention_s)
             except (StoreUnavailable, LookupError, DialogLoadError) as exc:
                 log.warning("timer poll failed: %s", exc)
 
@@ -168,6 +175,7 @@ class Runtime:
     async def _fire(self, session_id: str) -> int:
         session = await self.store.load(session_id)
         if session is None:
+            await self.store.drop(session_id)  # a timer entry whose session expired
             return 0
         dialog = await self.dialog_for(session)
         session, actions = await self.apply(dialog, session, ev.Tick(), 0, self.clock())

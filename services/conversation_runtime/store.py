@@ -41,6 +41,13 @@ class SessionStore(Protocol):
     async def release_lease(self, session_id: str, owner: str) -> None:
         """Give the lease back if ``owner`` still holds it."""
 
+    async def drop(self, session_id: str) -> None:
+        """Forget one session and its timers (e.g. a timer entry whose session expired)."""
+
+    async def purge(self, before: float) -> int:
+        """Forget sessions whose call started before ``before``; returns how many (stores with
+        their own expiry may return 0)."""
+
     async def put_dialog(self, version: str, file: str, text: str) -> None:
         """Keep a dialog's source under its version (idempotent)."""
 
@@ -55,7 +62,7 @@ def open_store(config: StoreConfig) -> SessionStore:
     if config.kind == "redis":
         from dialtone.conversation_runtime.store_redis import RedisStore
 
-        return RedisStore(config.url)
+        return RedisStore(config.url, config.retention_s)
     from dialtone.conversation_runtime.store_sqlite import SqliteStore
 
     return SqliteStore(config.path)

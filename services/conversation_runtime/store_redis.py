@@ -14,7 +14,6 @@ from redis.exceptions import RedisError
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
-SESSION_TTL_S = 24 * 3600  # a session outlives its call by a day (resume, audits), then expires
 _PREFIX = "dialtone:runtime:"
 _TIMERS = _PREFIX + "timers"
 
@@ -55,8 +54,9 @@ def _mapped(method: F) -> F:
 
 
 class RedisStore:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, retention_s: float = 86400.0) -> None:
         self._redis = redis.Redis.from_url(url, decode_responses=True)
+        self._ttl_s = max(1, int(retention_s))  # Redis expires sessions itself
         self._acquire = self._redis.register_script(_ACQUIRE)
         self._release = self._redis.register_script(_RELEASE)
         self._save = self._redis.register_script(_SAVE)
@@ -71,7 +71,7 @@ class RedisStore:
         deadline = session.next_deadline()
         result = await self._save(
             keys=[_PREFIX + "session:" + session.session_id, _TIMERS],
-            args=[session.to_json(), "" if expected_step is None else str(expected_step), SESSION_TTL_S,
+            args=[session.to_json(), "" if expected_step is None else str(expected_step), self._ttl_s,
                   "" if deadline is None else repr(deadline), session.session_id])
         return int(result) == 1
 
@@ -90,6 +90,16 @@ class RedisStore:
     @_mapped
     async def release_lease(self, session_id: str, owner: str) -> None:
         await self._release(keys=[_PREFIX + "lease:" + session_id], args=[owner])
+
+    @_mapped
+    async def drop(self, session_id: str) -> None:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.delete(_PREFIX + "session:" + session_id)
+            pipe.zrem(_TIMERS, session_id)
+            await pipe.execute()
+
+    async def purge(self, before: float) -> int:
+        return 0  # sessions carry a TTL; a due-timer entry of an expired session is dropped on sight
 
     @_mapped
     async def put_dialog(self, version: str, file: str, text: str) -> None:

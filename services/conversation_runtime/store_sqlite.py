@@ -97,6 +97,14 @@ class SqliteStore:
             "UPDATE sessions SET lease_owner = NULL, lease_until = 0 WHERE id = ? AND lease_owner = ?",
             (session_id, owner)))
 
+    async def drop(self, session_id: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM sessions WHERE id = ?", (session_id,)))
+
+    async def purge(self, before: float) -> int:
+        deleted: int = await self._run(lambda c: c.execute(
+            "DELETE FROM sessions WHERE json_extract(data, '$.started_at') < ?", (before,)).rowcount)
+        return deleted
+
     async def put_dialog(self, version: str, file: str, text: str) -> None:
         await self._run(lambda c: c.execute(
             "INSERT OR IGNORE INTO dialogs (version, file, source) VALUES (?, ?, ?)", (version, file, text)))

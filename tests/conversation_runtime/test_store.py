@@ -90,3 +90,22 @@ async def test_save_with_expected_step_is_compare_and_set(store) -> None:
     assert (await store.load("c1")).state == "b"
     assert not await store.save(session("missing", None), expected_step=0)
     assert await store.load("missing") is None
+
+
+async def test_drop_and_purge_forget_sessions(store, request) -> None:
+    """drop() forgets a session and its timer; purge() forgets old calls (Redis expires them itself)."""
+    old = session("old", 5.0)
+    old.started_at = 100.0
+    new = session("new", 6.0)
+    new.started_at = 1000.0
+    await store.save(old)
+    await store.save(new)
+    purged = await store.purge(500.0)
+    if "sqlite" in request.node.callspec.id:
+        assert purged == 1 and await store.load("old") is None
+    else:
+        assert purged == 0  # by TTL instead
+    assert await store.load("new") is not None
+    await store.drop("new")
+    assert await store.load("new") is None
+    assert "new" not in await store.due(100.0, 10)
