@@ -79,6 +79,37 @@ def parse_dtmf_info(content_type: str, body: str) -> tuple[str, int] | None:
     return None
 
 
+class SessionIntervalTooSmall(ValueError):
+    """Session-Expires below our Min-SE: answer 422 with Min-SE (RFC 4028 §8.1)."""
+
+
+def session_timer(headers: tuple[tuple[str, str], ...], min_se_s: int) -> tuple[int, str] | None:
+    """(interval_s, refresher) to put in our 200 when the INVITE asks for session timers, else None.
+
+    We keep the caller's interval (raised to its Min-SE) and its choice of refresher; when it left
+    the choice to us, the caller refreshes ('uac'). Raises SessionIntervalTooSmall below ``min_se_s``."""
+    values = {name.lower(): value for name, value in headers}
+    raw = values.get("session-expires", values.get("x"))
+    if raw is None:
+        return None
+    number, _, params = raw.partition(";")
+    number = number.strip()
+    if not number.isdigit() or len(number) > 9:
+        return None
+    interval = int(number)
+    if interval < min_se_s:
+        raise SessionIntervalTooSmall(f"Session-Expires {interval} s is below our Min-SE {min_se_s} s")
+    their_min = values.get("min-se", "").split(";", 1)[0].strip()
+    if their_min.isdigit() and len(their_min) <= 9:
+        interval = max(interval, int(their_min))
+    refresher = "uac"
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "refresher" and value.strip().lower() in ("uac", "uas"):
+            refresher = value.strip().lower()
+    return interval, refresher
+
+
 def parse_sip_uri(uri: str) -> tuple[str, str, int]:
     """(user, host, port) of a sip: URI; ValueError with the reason otherwise."""
     match = _SIP_URI.match(uri.strip())
@@ -173,6 +204,12 @@ class Call:
                 self._fail_setup(exc.sip_status, reason, str(exc))
                 return
             try:
+                timer = session_timer(offer.headers, self.manager.config.sip.min_session_expires_s)
+            except SessionIntervalTooSmall as exc:
+                self._fail_setup(422, "Session Interval Too Small", str(exc),
+                                 [("Min-SE", str(self.manager.config.sip.min_session_expires_s))])
+                return
+            try:
                 self.media = await self._open_media()
             except Exception as exc:  # noqa: BLE001 - no media, no call: tell the caller why
                 log.exception("could not open media for call %s", self.leg.call_id)
@@ -192,7 +229,13 @@ class Call:
                     await asyncio.wait_for(self.ended.wait(), ring_s)
             if self.ended.is_set():
                 return
-            self.leg.answer(answer)
+            if timer is None:
+                self.leg.answer(answer)
+            else:
+                interval, refresher = timer
+                self.leg.answer(answer, [("Session-Expires", f"{interval};refresher={refresher}"),
+                                         ("Require", "timer")],
+                                refresh_every_s=interval / 2 if refresher == "uas" else 0.0)
             CALL_SETUPS.labels("inbound", "200").inc()
             SETUP_SECONDS.observe(time.monotonic() - received)
             log.info("answered call %s with %s/%d", self.leg.call_id, negotiated.codec, negotiated.clock_rate)
@@ -224,11 +267,12 @@ class Call:
         CALL_SETUPS.labels("inbound", "200").inc()
         SETUP_SECONDS.observe(time.monotonic() - received)
 
-    def _fail_setup(self, status: int, reason: str, detail: str) -> None:
+    def _fail_setup(self, status: int, reason: str, detail: str,
+                    headers: list[tuple[str, str]] | None = None) -> None:
         log.info("refused call %s: %d %s", self.leg.call_id, status, detail)
         CALL_SETUPS.labels("outbound" if self.direction == common_pb2.DIRECTION_OUTBOUND else "inbound",
                             str(status)).inc()
-        self.leg.reject(status, reason)
+        self.leg.reject(status, reason, headers)
         self._finish("rejected")
 
     # --- outbound setup ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ class SipConfig:
     retry_after_s: int = 30               # Retry-After on the 503 sent while draining
     transfer_timeout_s: float = 30.0      # how long to wait for the REFER's final NOTIFY
     ring_timeout_s: float = 60.0          # outbound calls not answered by then are cancelled
+    min_session_expires_s: int = 90      # RFC 4028 Min-SE: shorter Session-Expires get 422
 
 
 @dataclasses.dataclass

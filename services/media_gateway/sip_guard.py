@@ -38,7 +38,7 @@ ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REFER, NOTIFY"
 _STACK_METHODS = frozenset({"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "REFER", "NOTIFY", "UPDATE",
                             "PRACK"})
 _NOT_OURS = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE"})   # we are not a registrar/presence server
-_SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+_SUPPORTED_EXTENSIONS = frozenset({"timer"})   # RFC 4028 session timers (calls.session_timer)
 _SCHEMES = ("sip", "sips", "tel")
 _SDP_ACCEPTS = ("application/sdp", "application/*", "*/*")
 _REASONS = {400: "Bad Request", 405: "Method Not Allowed", 406: "Not Acceptable", 415: "Unsupported Media Type",

@@ -232,12 +232,20 @@ class SipLeg:
     def ring(self) -> None:
         self.stack.bridge.to_sippy(self._send, CCEventRing((180, "Ringing", None)))
 
-    def answer(self, sdp: str) -> None:
+    def answer(self, sdp: str, headers: list[tuple[str, str]] | None = None, refresh_every_s: float = 0.0) -> None:
+        """200 with ``sdp``; with ``refresh_every_s`` we refresh the session (RFC 4028 refresher=uas) by
+        re-INVITE with the same SDP, which is sippy's keep-alive."""
         # PreConnect: sippy sends the 200 and waits for the ACK, which then arrives as CCEventConnect.
-        self.stack.bridge.to_sippy(self._send, CCEventPreConnect((200, "OK", MsgBody(sdp))))
+        event = CCEventPreConnect((200, "OK", MsgBody(sdp)))
+        if headers:
+            event.extra_headers = tuple(exact_header(name, value) for name, value in headers)
+        self.stack.bridge.to_sippy(self._answer, event, refresh_every_s)
 
-    def reject(self, status: int, reason: str) -> None:
-        self.stack.bridge.to_sippy(self._send, CCEventFail((status, reason)))
+    def reject(self, status: int, reason: str, headers: list[tuple[str, str]] | None = None) -> None:
+        event = CCEventFail((status, reason))
+        if headers:
+            event.extra_headers = tuple(exact_header(name, value) for name, value in headers)
+        self.stack.bridge.to_sippy(self._send, event)
 
     def answer_reoffer(self, sdp: str) -> None:
         self.stack.bridge.to_sippy(self._send, CCEventConnect((200, "OK", MsgBody(sdp))))
@@ -252,6 +260,11 @@ class SipLeg:
         self.stack.bridge.to_sippy(self._refer, target_uri)
 
     # --- sippy thread: verb bodies -----------------------------------------------------------
+    def _answer(self, event: Any, refresh_every_s: float) -> None:
+        if refresh_every_s > 0:
+            self.ua.kaInterval = refresh_every_s   # read when the UA enters the Connected state
+        self._send(event)
+
     def _send(self, event: Any) -> None:
         if not self.ua.isDead():
             self.ua.recvEvent(event)

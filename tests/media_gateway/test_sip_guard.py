@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dialtone.media_gateway.calls import parse_dtmf_info, parse_sip_uri
+from dialtone.media_gateway.calls import SessionIntervalTooSmall, parse_dtmf_info, parse_sip_uri, session_timer
 from dialtone.media_gateway.sip_guard import GuardConfig, GuardedMessage, SipGuard, Verdict
 from dialtone.media_gateway.sip_syntax import SipSyntaxError, canonical_request, read_request, split_message
 
@@ -123,3 +123,22 @@ def test_sip_uri_parsing() -> None:
     for bad in ("tel:+1555", "bob@host", "sip:bob@host:99999"):
         with pytest.raises(ValueError):
             parse_sip_uri(bad)
+
+
+@pytest.mark.parametrize(("headers", "expected"), [
+    ((), None),
+    ((("Session-Expires", "1800"),), (1800, "uac")),
+    ((("Session-Expires", "1800;refresher=uas"),), (1800, "uas")),
+    ((("x", "600 ; refresher=UAC"),), (600, "uac")),
+    ((("Session-Expires", "100"), ("Min-SE", "300")), (300, "uac")),
+    ((("Session-Expires", "soon"),), None),
+])
+def test_session_timer_negotiation(headers: tuple[tuple[str, str], ...], expected: tuple[int, str] | None) -> None:
+    """RFC 4028: the caller's interval (raised to its Min-SE) and refresher; 'uac' when it left the choice."""
+    assert session_timer(headers, 90) == expected
+
+
+def test_session_timer_below_min_se_is_refused() -> None:
+    """An interval below our Min-SE raises (the call answers 422 with Min-SE)."""
+    with pytest.raises(SessionIntervalTooSmall):
+        session_timer((("Session-Expires", "30"),), 90)

@@ -260,3 +260,25 @@ async def test_late_offer_invite_gets_our_offer_and_the_ack_answer_starts_media(
     started = MediaSpy.opened[0].started
     assert [(m.codec, m.payload_type, m.telephone_event_pt) for m in started] == [("PCMA", 8, 101)]
     assert harness.only_stream().of("call_end")[0].reason == "caller_hangup"
+
+
+async def test_session_timer_caller_refreshes(harness: Harness) -> None:
+    """INVITE with Session-Expires 1800;refresher=uac: our 200 confirms it with Require: timer (sipp checks),
+    the caller's refresh re-INVITE is answered, the call goes on to a normal BYE."""
+    await harness.sipp("session_timer_uac")
+    await _call_ended(harness)
+    assert harness.only_stream().of("call_end")[0].reason == "caller_hangup"
+
+
+async def test_session_interval_below_min_se_gets_422(harness: Harness) -> None:
+    """Session-Expires 30 is below our Min-SE 90: 422 with Min-SE, no media, no stream."""
+    await harness.sipp("session_timer_small")
+    assert not MediaSpy.opened and not harness.speech.streams
+
+
+@pytest.mark.parametrize("harness", [{"min_session_expires_s": 1}], indirect=True)
+async def test_session_timer_we_refresh_when_asked(harness: Harness) -> None:
+    """Session-Expires 2;refresher=uas: we are the refresher and send a re-INVITE within the interval
+    (sipp waits for it and answers), then the call ends normally."""
+    await harness.sipp("session_timer_uas")
+    await _call_ended(harness)
