@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         prefix = "DIALTONE_" + service.upper().replace("-", "_") + "__"
         extra[prefix + "SHUTDOWN_GRACE_S"] = str(args.grace)
     media_argv = _argv("media-gateway", args.config_dir)
-    if "--config" not in media_argv:
+    if "--config" not in media_argv and "DIALTONE_MEDIA_GATEWAY__ROUTING__BY_CALLEE" not in os.environ:
         # out of the box, dialing a packaged example's name reaches that example
         extra["DIALTONE_MEDIA_GATEWAY__ROUTING__BY_CALLEE"] = "{" + ", ".join(
             f"{name}: {name}" for name in EXAMPLE_DIALOGS) + "}"

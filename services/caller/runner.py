@@ -47,9 +47,10 @@ class ScriptRunner:
 
     def __init__(self, phone: Phone, voices: Voices, uri: str, steps: tuple[Step, ...], *,
                  timeout_s: float = 60.0, step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S,
-                 end_silence_ms: int | None = None) -> None:
+                 end_silence_ms: int | None = None, transcribe: bool = True) -> None:
         self.phone, self.voices, self.uri, self.steps = phone, voices, uri, steps
         self.timeout_s = timeout_s
+        self.transcribe = transcribe   # False: timings only (load tests), no local ASR
         self.step_timeout_s = step_timeout_s
         self.entries: list[Entry] = []
         self.turn_latencies_ms: list[float] = []
@@ -97,9 +98,12 @@ class ScriptRunner:
                 self._add(event.last_voice, "barge-in", f"prompt stopped {reaction:.0f} ms after we spoke",
                           reaction_ms=round(reaction, 1))
                 self._barge = None
-            task = self._loop.create_task(self._transcribe(heard))
-            self._transcribing.add(task)
-            task.add_done_callback(self._transcribing.discard)
+            if self.transcribe:
+                task = self._loop.create_task(self._transcribe(heard))
+                self._transcribing.add(task)
+                task.add_done_callback(self._transcribing.discard)
+            else:
+                heard.text = ""
         self._changed.set()
 
     async def _transcribe(self, heard: _Heard) -> None:

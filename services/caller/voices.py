@@ -19,6 +19,7 @@ from dialtone.speech_gateway.engines.factory import build_asr, build_tts
 
 TRIM_LEVEL = 300       # |sample| below this at either end of a rendered line is not speech (~-40 dBFS)
 MAX_WAV_SECONDS = 120
+MAX_RENDERED = 256
 
 
 class Voices:
@@ -29,6 +30,7 @@ class Voices:
         self.asr = asr
         self._tts_worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="caller-tts")
         self._asr_worker = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="caller-asr")
+        self._rendered: dict[str, tuple[bytes, int]] = {}   # a line said again is not rendered again
 
     @classmethod
     async def load(cls, tts_engine: str = "piper", tts_voice: str = "", asr_threads: int = 1) -> Voices:
@@ -39,9 +41,14 @@ class Voices:
 
     async def render(self, text: str) -> tuple[bytes, int]:
         """``text`` spoken: (s16le mono PCM with the silence at both ends cut, sample rate)."""
+        if text in self._rendered:
+            return self._rendered[text]
         loop = asyncio.get_running_loop()
         pcm = await loop.run_in_executor(self._tts_worker, lambda: b"".join(self.tts.synthesize(text)))
-        return trim_silence(pcm), self.tts.sample_rate
+        if len(self._rendered) >= MAX_RENDERED:
+            self._rendered.clear()
+        self._rendered[text] = (trim_silence(pcm), self.tts.sample_rate)
+        return self._rendered[text]
 
     async def transcribe(self, pcm: bytes, rate: int) -> str:
         loop = asyncio.get_running_loop()
