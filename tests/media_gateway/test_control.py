@@ -231,3 +231,25 @@ async def test_registers_to_a_pbx_with_digest_auth(tmp_path: Path, password: str
     finally:
         await app.close()
         await server.stop(0)
+
+
+async def test_flood_from_one_source_is_bounded(tmp_path: Path) -> None:
+    """With a 5-datagram burst and 1/s refill, 30 OPTIONS sent at once from one socket get about 5 answers."""
+    server, _speech, address = await start_speech()
+    app = await start_gateway(gateway_config(address, flood_burst=5, flood_rate_per_s=1.0))
+    try:
+        from tests.media_gateway.torture import open_collector, point_top_via_at
+
+        collector, port = await open_collector()
+        for i in range(30):
+            message = (f"OPTIONS sip:bot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-f{i}\r\n"
+                       f"From: <sip:a@b>;tag={i}\r\nTo: <sip:bot@c>\r\nCall-ID: flood-{i}\r\nCSeq: 1 OPTIONS\r\n"
+                       "Content-Length: 0\r\n\r\n").encode()
+            collector.transport.sendto(point_top_via_at(message, "127.0.0.1", port), ("127.0.0.1", app.sip_port))
+        await asyncio.sleep(0.8)
+        answered = collector.status_codes()
+        collector.transport.close()
+        assert 5 <= len(answered) <= 7 and set(answered) == {200}, answered
+    finally:
+        await app.close()
+        await server.stop(0)
