@@ -47,6 +47,7 @@ TIMERS_FIRED = counter("runtime_timers_fired_total", "Timer firings, by where th
 MAX_CHAINED_CALLS = 16
 MAX_CONFLICT_RETRIES = 3
 PURGE_EVERY_S = 300.0
+QUEUE_LIMIT = 256
 SUPERSEDE_WAIT_S = 5.0
 _END = object()         # the client closed its side of the stream
 _SUPERSEDED = object()  # a newer stream of the same session arrived on this replica
@@ -203,7 +204,9 @@ class CallLoop:
         self.dialog = dialog
         self.initial = initial
         self.pending = pending           # calls to (re-)invoke on resume; same keys, so the backend runs once
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        # Bounded: a flood of events waits in gRPC's flow control, not in this process's memory.
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        self.superseded = False
         self.tasks: set[asyncio.Task[None]] = set()
         self.renew_at = 0.0
         self.finished = asyncio.Event()
@@ -228,7 +231,7 @@ class CallLoop:
                 item = await self._next_item()
                 if item is _END:
                     break
-                if item is _SUPERSEDED:
+                if item is _SUPERSEDED or self.superseded:
                     log.info("a newer stream of this call took over; closing this one")
                     break
                 if isinstance(item, InvalidArgument):
@@ -266,7 +269,9 @@ class CallLoop:
                 self.finished.set()
 
     def supersede(self) -> None:
-        self.queue.put_nowait(_SUPERSEDED)
+        self.superseded = True  # seen at the loop's next turn even if the queue is full now
+        with contextlib.suppress(asyncio.QueueFull):
+            self.queue.put_nowait(_SUPERSEDED)
 
     def _stream(self, actions: list[ev.Action]) -> list[pb.DialogAction]:
         out = []
@@ -292,26 +297,31 @@ class CallLoop:
 
     async def _read(self, messages: AsyncIterator[pb.SpeechEvent]) -> None:
         try:
-            async for message in messages:
-                if message.session_id != self.session_id:
-                    self.queue.put_nowait(InvalidArgument(
-                        f"SpeechEvent seq {message.seq}: session_id {message.session_id[:64]!r} does not match "
-                        f"the stream's session {self.session_id!r}"))
-                    return
-                try:
-                    event = convert.to_event(message)
-                except InvalidArgument as exc:
-                    self.queue.put_nowait(exc)
-                    return
-                if event is not None:
-                    self.queue.put_nowait((event, message.seq))
+            await self._read_events(messages)
         finally:
-            self.queue.put_nowait(_END)
+            task = asyncio.current_task()
+            if task is None or not task.cancelling():  # cancelled: the loop is over and no one listens
+                await self.queue.put(_END)
+
+    async def _read_events(self, messages: AsyncIterator[pb.SpeechEvent]) -> None:
+        async for message in messages:
+            if message.session_id != self.session_id:
+                await self.queue.put(InvalidArgument(
+                    f"SpeechEvent seq {message.seq}: session_id {message.session_id[:64]!r} does not match "
+                    f"the stream's session {self.session_id!r}"))
+                return
+            try:
+                event = convert.to_event(message)
+            except InvalidArgument as exc:
+                await self.queue.put(exc)
+                return
+            if event is not None:
+                await self.queue.put((event, message.seq))
 
     def _invoke(self, key: str, call: dict[str, Any]) -> None:
         async def invoke() -> None:
             result = await self.runtime.backend.invoke(self.session_id, key, call)
-            self.queue.put_nowait((result, 0))
+            await self.queue.put((result, 0))
         task = asyncio.create_task(invoke())
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

@@ -352,3 +352,16 @@ async def test_event_is_reapplied_when_another_replica_moved_the_session_on(tmp_
     finally:
         await running.server.stop(0)
         await app.close()
+
+
+async def test_a_flood_of_events_is_applied_in_order_through_a_bounded_queue(runtime) -> None:
+    """Thousands of events sent at once are all applied, in order; the last one still acts."""
+    stream = Stream(runtime)
+    await stream.send(call_started("f1"))
+    await stream.read(3)
+    for seq in range(2, 2002):
+        await stream.send(pb.SpeechEvent(session_id="f1", seq=seq, speech_started=pb.SpeechStarted()))
+    await stream.send(dtmf("f1", 2002, "0"))
+    actions = await stream.read_until("transfer", timeout=60)
+    assert actions[0].state_changed.state == "agent" and actions[0].seq == 4
+    await stream.close()
