@@ -61,7 +61,7 @@ def spoken_wav(directory: Path, text: str) -> Path:
     if espeak is None or sox is None:
         pytest.fail("espeak-ng and sox are needed (Debian packages; scripts/system-deps.sh test)")
     raw, wav = directory / "spoken_raw.wav", directory / "spoken_48k.wav"
-    subprocess.run([espeak, "-w", str(raw), text], check=True, timeout=30)
+    subprocess.run([espeak, "-s", "140", "-g", "8", "-w", str(raw), text], check=True, timeout=30)
     subprocess.run([sox, str(raw), "-r", "48000", "-c", "1", "-b", "16", str(wav), "pad", "0.5", "2.5"],
                    check=True, timeout=30)
     return wav
