@@ -5,12 +5,30 @@ from __future__ import annotations
 
 import collections
 import logging
+import re
 from collections.abc import AsyncIterator
 
 from dialtone.speech_gateway.engines.base import TtsEngine
 from dialtone.speech_gateway.engines.pool import EnginePool
 
 log = logging.getLogger(__name__)
+
+
+_LONG_NUMBER = re.compile(r"\b\d[\d-]*\d\b")
+
+
+def speakable(text: str, read_digits_from: int) -> str:
+    """Numbers of ``read_digits_from`` or more digits are read digit by digit, as callers say
+    order and phone numbers ("12345" -> "1 2 3 4 5"); piper would otherwise read "twelve
+    thousand ...", which is slower to follow on a phone and harder to recognise. 0 = off."""
+    if read_digits_from <= 0:
+        return text
+
+    def spell(match: re.Match[str]) -> str:
+        digits = match.group(0).replace("-", "")
+        return " ".join(digits) if len(digits) >= read_digits_from and digits.isdigit() else match.group(0)
+
+    return _LONG_NUMBER.sub(spell, text)
 
 
 class PromptCache:
@@ -40,17 +58,20 @@ class PromptCache:
 class PromptRenderer:
     """``render(text)`` yields s16le chunks at ``sample_rate``; a repeated prompt comes from the cache."""
 
-    def __init__(self, pool: EnginePool[TtsEngine], engine: TtsEngine, cache_entries: int) -> None:
+    def __init__(self, pool: EnginePool[TtsEngine], engine: TtsEngine, cache_entries: int,
+                 read_digits_from: int = 0) -> None:
         self._pool = pool
+        self._read_digits_from = read_digits_from
         self.engine_name = engine.name
         self.voice = engine.voice
         self.sample_rate = engine.sample_rate
         self.cache = PromptCache(cache_entries)
 
     def cached(self, text: str) -> list[bytes] | None:
-        return self.cache.get(self.voice, text)
+        return self.cache.get(self.voice, speakable(text, self._read_digits_from))
 
     async def render(self, text: str) -> AsyncIterator[bytes]:
+        text = speakable(text, self._read_digits_from)
         hit = self.cache.get(self.voice, text)
         if hit is not None:
             for chunk in hit:

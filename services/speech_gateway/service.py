@@ -49,7 +49,8 @@ class Engines:
         self.asr_name = asr[0].name
         self.asr_pool: EnginePool[AsrEngine] = EnginePool("asr", asr, config.asr.max_queue)
         self.tts_pool: EnginePool[TtsEngine] = EnginePool("tts", tts, config.tts.max_queue)
-        self.renderer = PromptRenderer(self.tts_pool, tts[0], config.tts.cache_entries)
+        self.renderer = PromptRenderer(self.tts_pool, tts[0], config.tts.cache_entries,
+                                       config.tts.read_digits_from)
 
     @classmethod
     def load(cls, config: SpeechGatewayConfig) -> Engines:

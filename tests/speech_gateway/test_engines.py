@@ -168,3 +168,11 @@ async def test_prompt_renderer_streams_then_serves_repeats_from_the_cache():
     renderer2 = PromptRenderer(EnginePool("tts-test2", [engine]), engine, cache_entries=1)
     await renderer2.prerender(["Welcome.", "Goodbye."])
     assert renderer2.cached("Goodbye.") is not None and renderer2.cached("Welcome.") is None  # LRU of 1
+
+
+def test_long_numbers_are_spoken_digit_by_digit():
+    from dialtone.speech_gateway.prompts import speakable
+
+    assert speakable("Order 12345 shipped on day 12 of 2026.", 5) == "Order 1 2 3 4 5 shipped on day 12 of 2026."
+    assert speakable("Call 555-0199.", 4) == "Call 5 5 5 0 1 9 9."
+    assert speakable("Order 12345.", 0) == "Order 12345."
