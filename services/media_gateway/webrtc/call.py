@@ -70,6 +70,7 @@ class WebRtcCall:
         self._watcher: asyncio.Task[None] | None = None
         self._first_in = self._first_out = False
         self._finishing = False
+        self._connected = asyncio.Event()
         self.leg = WebRtcLeg(session_id, on_frame=self._on_frame, on_dtmf=self._on_dtmf,
                              on_playback=self._on_playback, on_state=self._on_leg_state, ice_servers=ice_servers)
 
@@ -133,10 +134,15 @@ class WebRtcCall:
         await self._finish(reason)
 
     async def _wait_connected(self) -> None:
-        while self.state != "connected":
-            if self.leg.closed or self.ended.is_set():
-                return
-            await asyncio.sleep(0.05)
+        """Until ICE + DTLS are up, or the leg ended first (then the caller's wait_ended returns at once)."""
+        connected = asyncio.ensure_future(self._connected.wait())
+        gone = asyncio.ensure_future(self.leg.wait_ended())
+        try:
+            await asyncio.wait({connected, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (connected, gone):
+                waiter.cancel()
+            await asyncio.gather(connected, gone, return_exceptions=True)
 
     async def _finish(self, reason: str) -> None:
         if self._finishing:
@@ -171,6 +177,7 @@ class WebRtcCall:
     def _on_leg_state(self, state: str) -> None:
         if state == "connected" and self.state == "connecting":
             self.state = "connected"
+            self._connected.set()
             self._publish("timing", name="connected_ms", ms=self.leg.now_ms())
         if not state.startswith("ice.") or state in ("ice.checking", "ice.completed", "ice.failed"):
             self._publish("state", state=state)
