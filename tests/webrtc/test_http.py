@@ -210,3 +210,22 @@ async def test_browser_that_never_connects_is_given_up(standin):
         assert server.calls == {}
     finally:
         await server.close()
+
+
+async def test_draining_refuses_new_calls_and_waits_for_the_rest(softphone, standin):
+    """While draining, new offers get 503; wait_idle() returns once the call in hand has ended."""
+    server, base = softphone
+    peer = BrowserLikePeer()
+    async with httpx.AsyncClient(base_url=base, timeout=20.0) as client:
+        answer = (await client.post("/api/offer", json={"sdp": await peer.offer()})).json()
+        await peer.accept(answer["sdp"])
+        server.draining = True
+        refused = await client.post("/api/offer", json={"sdp": CHROMIUM_OFFER})
+        assert refused.status_code == 503 and "draining" in refused.json()["error"]
+        idle = asyncio.ensure_future(server.wait_idle())
+        await asyncio.sleep(0.2)
+        assert not idle.done()
+        await client.post("/api/hangup", json={"session_id": answer["session_id"]})
+        await asyncio.wait_for(idle, 10.0)
+    await peer.close()
+    assert server.calls == {}
