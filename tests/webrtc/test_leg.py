@@ -140,6 +140,9 @@ async def test_failing_owner_callback_does_not_stop_media():
         await wait_until(lambda: len(seen) >= 20, what="20 frames despite the failing callback")
         leg.play("u", tone_pcm(440, 100), 16000, last=True)
         await wait_until(lambda: any(r.finished for r in recorder.reports), what="playback finished")
+        stats = leg.stats()
+        assert stats["callback_errors"] == stats["frames_delivered"] >= 20
+        assert stats["audio_frames_out"] == 5
     finally:
         await peer.close()
         await leg.close()

@@ -62,13 +62,15 @@ def ice_configuration(servers: Sequence[IceServerConfig]) -> RTCConfiguration:
         for s in servers if s.urls])
 
 
-def _call_owner(callback: Callable[..., None], *args: object) -> None:
+def _call_owner(callback: Callable[..., None], *args: object) -> bool:
     """Run one of the owner's callbacks from inside aiortc (its track loop, its event emitter):
-    a failing callback is logged, and must not stop the media flowing."""
+    a failing callback is logged (False), and must not stop the media flowing."""
     try:
         callback(*args)
     except Exception:  # noqa: BLE001 - one bad callback must not end the call's media
         log.exception("webrtc leg callback %s failed", getattr(callback, "__qualname__", callback))
+        return False
+    return True
 
 
 def answered_codec(answer_sdp: str) -> str | None:
@@ -102,6 +104,8 @@ class WebRtcLeg:
         self._closed = False
         self.codec: str | None = None
         self.frames_received = 0
+        self._dtmf_count = 0
+        self._callback_errors = 0
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -184,6 +188,18 @@ class WebRtcLeg:
 
     # --- what the pipeline calls ---------------------------------------------------
 
+    def stats(self) -> dict[str, float]:
+        """Counters in the shape of ``MediaSession.stats()`` where they mean the same."""
+        return {
+            "frames_delivered": float(self.frames_received),
+            "frames_out": float(self._track.frames_sent),
+            "audio_frames_out": float(self._track.audio_frames_sent),
+            "queued_ms": float(self._playout.queued_ms),
+            "dropped_playout_ms": float(self._playout.dropped_bytes // 32),
+            "dtmf_digits": float(self._dtmf_count),
+            "callback_errors": float(self._callback_errors),
+        }
+
     def play(self, utterance_id: str, pcm: bytes, sample_rate: int, last: bool) -> None:
         """Queue audio to send (mono s16le at ``sample_rate``; 0 means 16000)."""
         if self._closed:
@@ -239,7 +255,7 @@ class WebRtcLeg:
         pcm = self._inbound_resampler.process(np.ascontiguousarray(mono, dtype="<i2").tobytes())
         for chunk, timestamp_ms in self._chunker.push(pcm, self.now_ms()):
             self.frames_received += 1
-            _call_owner(self._on_frame, chunk, timestamp_ms)
+            self._guarded(self._on_frame, chunk, timestamp_ms)
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != DTMF_CHANNEL_LABEL:
@@ -255,7 +271,8 @@ class WebRtcLeg:
                 BAD_KEY_MESSAGES.inc()
                 log.debug("bad keypad message: %s", exc)
                 return
-            _call_owner(self._on_dtmf, DtmfDigit(press.digit, press.duration_ms, DtmfMode.WEBRTC, self.now_ms()))
+            self._dtmf_count += 1
+            self._guarded(self._on_dtmf, DtmfDigit(press.digit, press.duration_ms, DtmfMode.WEBRTC, self.now_ms()))
 
     def _on_connection_state(self) -> None:
         pc = self._pc
@@ -268,11 +285,15 @@ class WebRtcLeg:
 
     def _deliver_reports(self, reports: list[PlaybackReport]) -> None:
         for report in reports:
-            _call_owner(self._on_playback, report)
+            self._guarded(self._on_playback, report)
+
+    def _guarded(self, callback: Callable[..., None], *args: object) -> None:
+        if not _call_owner(callback, *args):
+            self._callback_errors += 1
 
     def _emit_state(self, state: str) -> None:
         if self._on_state is not None:
-            _call_owner(self._on_state, state)
+            self._guarded(self._on_state, state)
 
     async def _close_pc(self, pc: RTCPeerConnection) -> None:
         try:
