@@ -25,15 +25,13 @@ from typing import Any
 import grpc
 import numpy as np
 import webrtcvad
-from dialtone.common.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, StreamResampler, resample
+from dialtone.common.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import require_session_id
-from dialtone.speech_gateway.audio_io import AudioFileError, read_wav
 from dialtone.speech_gateway.config import SpeechGatewayConfig
 from dialtone.speech_gateway.core.barge_in import DEFAULT_BACKCHANNEL_WORDS, BargeIn, BargeInSettings
 from dialtone.speech_gateway.core.events import (
     Backchannel,
-    BargeInMode,
     BargeInPolicy,
     BargeInVerdict,
     Interrupt,
@@ -43,7 +41,6 @@ from dialtone.speech_gateway.core.events import (
     SpeechStarted,
 )
 from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSettings
-from dialtone.speech_gateway.core.playback import PlaybackLedger
 from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings
 from dialtone.speech_gateway.engines.base import AsrEngine, Recognition
 from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
@@ -53,13 +50,12 @@ from dialtone.speech_gateway.metrics import (
     BACKCHANNELS,
     BARGE_IN_REACTION,
     BARGE_INS,
-    SAYS_SKIPPED,
     SPECULATIVE,
-    TTS_FIRST_AUDIO,
     TURN_LATENCY,
     UTTERANCES,
     VAD_DECISIONS,
 )
+from dialtone.speech_gateway.playout import PromptPlayer
 from dialtone.speech_gateway.prompts import PromptRenderer
 from dialtone.speech_gateway.runtime_link import RuntimeLink, RuntimeUnavailable
 from dialtone.v1 import common_pb2 as cpb
@@ -71,20 +67,7 @@ log = logging.getLogger(__name__)
 _VAD_SPEECH = VAD_DECISIONS.labels("speech")
 _VAD_SILENCE = VAD_DECISIONS.labels("silence")
 _TAIL_MS = 200  # silence kept after the end of speech: whisper decodes word ends better with it
-_PLAY_CHUNK_MS = 1000
 _FINISH_WAIT_S = 15.0  # at CallEnd: time left for the last transcript to reach the runtime
-
-_MODES = {
-    cpb.BARGE_IN_MODE_UNSPECIFIED: BargeInMode.ON,
-    cpb.BARGE_IN_MODE_ON: BargeInMode.ON,
-    cpb.BARGE_IN_MODE_OFF: BargeInMode.OFF,
-    cpb.BARGE_IN_MODE_DTMF_ONLY: BargeInMode.DTMF_ONLY,
-    cpb.BARGE_IN_MODE_AFTER_WORDS: BargeInMode.AFTER_WORDS,
-}
-
-
-def policy_from_proto(policy: cpb.BargeInPolicy) -> BargeInPolicy:
-    return BargeInPolicy(_MODES.get(policy.mode, BargeInMode.ON), int(policy.min_words))
 
 
 @dataclasses.dataclass
@@ -93,7 +76,6 @@ class _Utterance:
     start_ms: int
     audio: bytearray
     gate: str = "forward"  # forward | hold | drop
-    held: list[rpb.SpeechEvent] = dataclasses.field(default_factory=list)
     held_payloads: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     end_ms: int | None = None
     speculative: asyncio.Future[Recognition] | None = None
@@ -111,8 +93,6 @@ class CallSession:
         self._config = config
         self._asr_pool = asr_pool
         self._asr_name = asr_name
-        self._renderer = renderer
-        self._playback_rate = call_start.playback_sample_rate or SAMPLE_RATE
         vad = config.vad
         self._vad = webrtcvad.Vad(vad.aggressiveness)
         self._segmenter = Segmenter(SegmenterSettings(
@@ -125,16 +105,15 @@ class CallSession:
         self._partials = PartialScheduler(PartialSettings(
             enabled=config.asr.partials, interval_ms=config.asr.partial_interval_ms,
             min_audio_ms=config.asr.partial_min_audio_ms))
-        self._ledger = PlaybackLedger()
         self._preroll: collections.deque[tuple[int, bytes]] = collections.deque(
             maxlen=max(1, vad.start_window_ms // FRAME_MS))
         self._utt: _Utterance | None = None
         self._judged: _Utterance | None = None
         self._utt_count = 0
-        self._policies: dict[str, BargeInPolicy] = {}
-        self._keys: dict[str, str] = {}
-        self._renders: dict[str, asyncio.Task[None]] = {}
-        self._say_lock = asyncio.Lock()
+        self._call_end_reason = ""
+        self._player = PromptPlayer(renderer, call_start.playback_sample_rate or SAMPLE_RATE,
+                                    config.tts.max_text_chars, down=self._down, notice=self._notice,
+                                    spawn=self._spawn, on_first_audio=self._prompt_sent)
         self._finals: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._down_seq = 0
@@ -196,7 +175,7 @@ class CallSession:
             # For live panels (and tests): the call time of the frame that decided it.
             self._notice("barge_in", f"frame_ms={self._last_ts}")
             self._down(stop_playback=cpb.StopPlayback(utterance_id=verdict.utterance_id, reason="barge_in"))
-            self._stop_renders()
+            self._player.stop()
             if utt is not None:
                 self._release(utt, interrupted=verdict.utterance_id)
         elif isinstance(verdict, Backchannel):
@@ -205,10 +184,11 @@ class CallSession:
                 utt.gate = "drop"
                 utt.held_payloads.clear()
 
-    def _stop_renders(self, utterance_id: str = "") -> None:
-        for uid, task in list(self._renders.items()):
-            if not utterance_id or uid == utterance_id:
-                task.cancel()
+    def _prompt_sent(self, utterance_id: str, policy: BargeInPolicy) -> None:
+        """A prompt's first audio went down. The media side's PlaybackStarted is the better signal
+        when prompts are queued; until it comes, the first prompt sent is the one playing."""
+        if self._barge.playing is None:
+            self._barge.prompt_started(utterance_id, policy)
 
     # ---- uplink -----------------------------------------------------------------------------
 
@@ -255,8 +235,9 @@ class CallSession:
             if self._speech_end_at is not None:   # the answer to the caller's turn is on the wire
                 TURN_LATENCY.observe(time.perf_counter() - self._speech_end_at)
                 self._speech_end_at = None
-            if self._barge.playing != uid and uid in self._policies:
-                self._barge.prompt_started(uid, self._policies[uid])
+            policy = self._player.policy_of(uid)
+            if self._barge.playing != uid and policy is not None:
+                self._barge.prompt_started(uid, policy)
             self.link.send(playback_started=message.playback_started)
         elif kind == "playback_finished":
             self._on_playback_finished(message.playback_finished)
@@ -273,10 +254,7 @@ class CallSession:
 
     def _on_playback_finished(self, finished: cpb.PlaybackFinished) -> None:
         uid = finished.utterance_id
-        key = self._keys.pop(uid, "")
-        self._policies.pop(uid, None)
-        if key:
-            self._ledger.finished(key)
+        self._player.finished(uid)
         if self._barge.prompt_finished(uid) and self._judged is not None:
             if self._judged.end_ms is None:
                 # The prompt ended while the caller is still talking: that is an ordinary turn.
@@ -439,7 +417,7 @@ class CallSession:
                 self._speech_ended(event)
         if self._finals:
             await asyncio.wait(set(self._finals), timeout=_FINISH_WAIT_S)
-        reason = getattr(self, "_call_end_reason", "") or fallback_reason
+        reason = self._call_end_reason or fallback_reason
         self.link.send(call_ended=rpb.CallEnded(reason=reason))
         self.link.close()
 
@@ -448,11 +426,11 @@ class CallSession:
     async def _on_action(self, action: rpb.DialogAction) -> None:
         kind = action.WhichOneof("payload")
         if kind == "say":
-            self._start_prompt(action, action.say.utterance_id, action.say.barge_in)
+            self._player.start(action, action.say.utterance_id, action.say.barge_in)
         elif kind == "play":
-            self._start_prompt(action, action.play.utterance_id, action.play.barge_in)
+            self._player.start(action, action.play.utterance_id, action.play.barge_in)
         elif kind == "stop_playback":
-            self._stop_renders(action.stop_playback.utterance_id)
+            self._player.stop(action.stop_playback.utterance_id)
             self._down(stop_playback=action.stop_playback)
         elif kind == "transfer":
             self._down(transfer=action.transfer)
@@ -462,64 +440,3 @@ class CallSession:
             self._notice("state", f"{action.state_changed.dialog}:{action.state_changed.state}")
         else:
             log.warning("runtime sent an action with no payload (seq %d)", action.seq)
-
-    def _start_prompt(self, action: rpb.DialogAction, utterance_id: str, policy: cpb.BargeInPolicy) -> None:
-        key = action.idempotency_key
-        if not self._ledger.claim(key):
-            SAYS_SKIPPED.inc()
-            log.info("prompt %s already played; not playing it again", key)
-            return
-        uid = utterance_id or key or f"prompt-{action.seq}"
-        self._policies[uid] = policy_from_proto(policy)
-        if key:
-            self._keys[uid] = key
-        task = self._spawn(self._play(action, uid, key))
-        self._renders[uid] = task
-        task.add_done_callback(lambda _t: self._renders.pop(uid, None))
-
-    async def _play(self, action: rpb.DialogAction, uid: str, key: str) -> None:
-        async with self._say_lock:
-            received = time.perf_counter()
-            sent_any = False
-            try:
-                if action.WhichOneof("payload") == "say":
-                    chunks, rate, cache = self._say_chunks(action.say.text)
-                else:
-                    chunks, rate, cache = self._file_chunks(action.play.audio_uri), self._playback_rate, "file"
-                resampler = StreamResampler(rate, self._playback_rate)
-                async for chunk in chunks:
-                    out = resampler.process(chunk)
-                    if not sent_any:
-                        sent_any = True
-                        if cache != "file":
-                            TTS_FIRST_AUDIO.labels(self._renderer.engine_name, cache).observe(
-                                time.perf_counter() - received)
-                        if self._barge.playing is None:
-                            self._barge.prompt_started(uid, self._policies.get(uid, BargeInPolicy()))
-                    for i in range(0, len(out), self._playback_rate * 2 * _PLAY_CHUNK_MS // 1000):
-                        piece = out[i:i + self._playback_rate * 2 * _PLAY_CHUNK_MS // 1000]
-                        self._down(play_audio=pb.PlayAudio(utterance_id=uid, pcm=piece,
-                                                           sample_rate=self._playback_rate, idempotency_key=key))
-                tail = resampler.process(b"", last=True)
-                self._down(play_audio=pb.PlayAudio(utterance_id=uid, pcm=tail, sample_rate=self._playback_rate,
-                                                   last=True, idempotency_key=key))
-            except (PoolBusy, AudioFileError, ValueError, RuntimeError) as exc:
-                log.warning("prompt %s not rendered: %s", uid, exc, extra={"session_id": self.session_id})
-                self._notice("error", f"prompt {uid} not rendered: {exc}")
-                # An empty last chunk lets the media side report the (empty) playback as finished.
-                self._down(play_audio=pb.PlayAudio(utterance_id=uid, last=True, sample_rate=self._playback_rate,
-                                                   idempotency_key=key))
-
-    def _say_chunks(self, text: str) -> tuple[AsyncIterator[bytes], int, str]:
-        text = text.strip()
-        if not text:
-            raise ValueError("Say text is empty")
-        if len(text) > self._config.tts.max_text_chars:
-            raise ValueError(f"Say text is {len(text)} characters; the limit is {self._config.tts.max_text_chars}")
-        cache = "hit" if self._renderer.cached(text) is not None else "miss"
-        self._notice("say", text)
-        return self._renderer.render(text), self._renderer.sample_rate, cache
-
-    async def _file_chunks(self, path: str) -> AsyncIterator[bytes]:
-        pcm, rate = await asyncio.to_thread(read_wav, path)
-        yield await asyncio.to_thread(resample, pcm, rate, self._playback_rate)
