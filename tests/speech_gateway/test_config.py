@@ -1,0 +1,29 @@
+"""The speech gateway's config sections load from YAML and env, and bad values name the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from dialtone.common.config import ConfigError, load_config
+from dialtone.speech_gateway.config import SpeechGatewayConfig
+
+
+def test_sections_from_yaml_and_env(tmp_path):
+    path = tmp_path / "speech.yaml"
+    path.write_text("runtime_address: 10.0.0.5:7003\nasr:\n  engine: whispercpp\n  ggml_model: /m/tiny.bin\n"
+                    "barge_in:\n  backchannel_words: [mm-hmm, okay]\ntts:\n  prerender: [Welcome.]\n")
+    config = load_config(SpeechGatewayConfig, path, service="speech-gateway",
+                         environ={"DIALTONE_SPEECH_GATEWAY__VAD__STOP_MS": "500"})
+    assert config.runtime_address == "10.0.0.5:7003"
+    assert config.asr.engine == "whispercpp" and config.asr.ggml_model == "/m/tiny.bin"
+    assert config.vad.stop_ms == 500
+    assert config.barge_in.backchannel_words == ["mm-hmm", "okay"] and config.tts.prerender == ["Welcome."]
+
+
+def test_unknown_engine_is_refused_with_file_line_and_choices(tmp_path):
+    path = tmp_path / "speech.yaml"
+    path.write_text("asr:\n  engine: pocketsphinx\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(SpeechGatewayConfig, path, service="speech-gateway", environ={})
+    assert str(err.value) == (f"{path}:2: key 'asr.engine': expected one of 'faster_whisper', 'whispercpp', "
+                              "got a string 'pocketsphinx'")
