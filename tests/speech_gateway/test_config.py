@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from dialtone.common.config import ConfigError, load_config
 from dialtone.speech_gateway.config import SpeechGatewayConfig
 
