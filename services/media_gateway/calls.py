@@ -422,6 +422,13 @@ class Call:
             if self.media is not None:
                 media, self.media = self.media, None
                 try:
+                    stats = media.stats()
+                    log.info("call %s media summary: %s", self.leg.call_id,
+                             ", ".join(f"{key}={value:g}" for key, value in sorted(stats.items())),
+                             extra={"event": "call_media_summary", **{f"rtp_{k}": v for k, v in stats.items()}})
+                except Exception:  # noqa: BLE001 - a summary must not stop the clean-up
+                    log.debug("no media summary", exc_info=True)
+                try:
                     await media.close()
                 except Exception:  # noqa: BLE001 - closing must go on with the link
                     log.exception("closing media failed")
@@ -457,7 +464,10 @@ class CallManager:
                         ring_timeout_s: float = 0.0) -> Call:
         user, host, port = parse_sip_uri(to_uri)
         assert isinstance(self.stack, SipStack)
-        leg = self.stack.new_outbound_leg(host, port, ring_timeout_s or self.config.sip.ring_timeout_s)
+        registration = self.config.registration
+        credentials = (registration.user, registration.password) if registration.user and registration.password \
+            else None
+        leg = self.stack.new_outbound_leg(host, port, ring_timeout_s or self.config.sip.ring_timeout_s, credentials)
         call = Call(self, leg, common_pb2.DIRECTION_OUTBOUND, f"sip:{caller_id or 'dialtone'}@{self.config.sip.host}",
                     user, tuple(headers), dialog or self.dialog_for(user))
         self._add(call)

@@ -437,7 +437,8 @@ class SipStack:
         return len(self._legs)
 
     # asyncio thread: outbound call
-    def new_outbound_leg(self, host: str, port: int, ring_timeout_s: float) -> SipLeg:
+    def new_outbound_leg(self, host: str, port: int, ring_timeout_s: float,
+                         credentials: tuple[str, str] | None = None) -> SipLeg:
         """A leg for a call we place; nothing is sent until ``originate_with``. (UA() only sets fields.)
         Unanswered after ``ring_timeout_s``, sippy CANCELs it."""
         holder: dict[str, SipLeg] = {}
@@ -445,7 +446,10 @@ class SipStack:
         def event_cb(event: Any, ua: Any) -> None:
             holder["leg"]._event(event, ua)
 
-        ua = self._new_ua(event_cb=event_cb, nh_address=(host, port), expire_time=ring_timeout_s)
+        # With credentials sippy answers a 401/407 on our INVITE with digest auth (a PBX trunk).
+        username, password = credentials or (None, None)
+        ua = self._new_ua(event_cb=event_cb, nh_address=(host, port), expire_time=ring_timeout_s,
+                          username=username, password=password)
         leg = SipLeg(self, ua, inbound=False)
         holder["leg"] = leg
         ua.dead_cbs = (leg._dead,)

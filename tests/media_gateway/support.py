@@ -141,7 +141,7 @@ async def run_sipp(scenario: str, gateway_port: int | None, tmp_path: Path, *, c
     error_file = tmp_path / f"{scenario}_errors.log"
     target = [f"127.0.0.1:{gateway_port}"] if gateway_port is not None else []
     args = [binary, *target, "-sf", str(SCENARIOS / f"{scenario}.xml"), "-m", str(calls),
-            "-i", "127.0.0.1", "-p", str(listen_port or free_udp_port()), "-mp", str(free_udp_port(even=True)),
+            "-i", "127.0.0.1", "-p", str(listen_port or free_udp_port()), "-mp", str(free_media_port()),
             "-timeout", f"{int(timeout)}s", "-timeout_error", "-nostdin", "-nd", "-trace_err",
             "-error_file", str(error_file), "-key", "pcaps", str(PCAPS), "-key", "tmp", str(tmp_path),
             *(extra or [])]
@@ -155,6 +155,27 @@ async def run_sipp(scenario: str, gateway_port: int | None, tmp_path: Path, *, c
     errors = error_file.read_text(errors="replace") if error_file.exists() else ""
     return SippResult(proc.returncode or 0, out.decode(errors="replace")[-3000:], err.decode(errors="replace")[-3000:],
                       errors[-3000:])
+
+
+def free_media_port() -> int:
+    """An even UDP port with the next three free too: sipp binds audio RTP/RTCP at -mp and video at -mp+2."""
+    import socket
+
+    for _ in range(200):
+        base = free_udp_port(even=True)
+        sockets = []
+        try:
+            for offset in range(4):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+        return base
+    raise AssertionError("no four free consecutive UDP ports for sipp media")
 
 
 def free_udp_port(even: bool = False) -> int:

@@ -253,3 +253,26 @@ async def test_flood_from_one_source_is_bounded(tmp_path: Path) -> None:
     finally:
         await app.close()
         await server.stop(0)
+
+
+async def test_originate_answers_a_digest_challenge(tmp_path: Path) -> None:
+    """A PBX that challenges our INVITE with 401: sippy retries with digest auth from the registration
+    credentials; the PBX (sipp) verifies them, answers, and gets our BYE on HangupCall."""
+    server, speech, address = await start_speech()
+    config = gateway_config(address)
+    config.registration.user, config.registration.password = "1001", "s3cret"
+    app = await start_gateway(config)
+    MediaSpy.opened.clear()
+    sipp_port = free_udp_port()
+    sipp = asyncio.create_task(run_sipp("uas_auth", None, tmp_path, listen_port=sipp_port))
+    await asyncio.sleep(0.3)
+    try:
+        assert app.calls is not None
+        call = await app.calls.originate(f"sip:bob@127.0.0.1:{sipp_port}", "survey", "1001", [("X-Campaign", "q4")])
+        await wait_until(lambda: call.state == "active", 10, "answered after the challenge")
+        assert app.calls.hangup(call.session_id)
+        result = await sipp
+        assert result.returncode == 0, result.errors + result.stdout
+    finally:
+        await app.close()
+        await server.stop(0)
