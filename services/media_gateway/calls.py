@@ -145,6 +145,7 @@ class Call:
         self._transfer_target: str | None = None
         self._transfer_timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
         leg.listener = self
 
     # --- helpers -----------------------------------------------------------------------------
@@ -185,6 +186,18 @@ class Call:
         self.link = SpeechLink(addresses, self.session_id, self.call_info(), self._on_downlink,
                                self.manager.channels)
         self.link.start()
+        self._watchdog = asyncio.create_task(self._watch_speech(self.link), name=f"speech-watch-{self.session_id}")
+
+    async def _watch_speech(self, link: SpeechLink) -> None:
+        """A call nobody listens to is hung up: no speech gateway reachable within the timeout."""
+        timeout = self.manager.config.speech_connect_timeout_s
+        try:
+            await asyncio.wait_for(link.connected.wait(), timeout)
+        except TimeoutError:
+            if not self.ended.is_set():
+                log.warning("call %s: no speech gateway reachable within %.0f s; hanging up", self.leg.call_id,
+                            timeout)
+                self.hangup("speech_unavailable")
 
     # --- inbound setup -----------------------------------------------------------------------
     def start_inbound(self, offer: InboundOffer) -> None:
@@ -419,6 +432,8 @@ class Call:
         with session_context(self.session_id):
             if self._transfer_timer is not None:
                 self._transfer_timer.cancel()
+            if self._watchdog is not None and self._watchdog is not asyncio.current_task():
+                self._watchdog.cancel()
             if self.media is not None:
                 media, self.media = self.media, None
                 try:

@@ -58,6 +58,7 @@ class MediaGatewayConfig(ServiceConfig):
     grpc: GrpcServerConfig = dataclasses.field(default_factory=lambda: GrpcServerConfig(port=7001))
     metrics: MetricsConfig = dataclasses.field(default_factory=lambda: MetricsConfig(port=9101))
     speech_gateway_address: str = "127.0.0.1:7002"   # comma-separated replicas: a broken stream moves on
+    speech_connect_timeout_s: float = 10.0            # no speech gateway reachable by then: hang up
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
     rtp: RtpConfig = dataclasses.field(default_factory=RtpConfig)
     registration: RegistrationConfig = dataclasses.field(default_factory=RegistrationConfig)

@@ -28,6 +28,7 @@ UPLINK_DROPPED = counter("media_speech_uplink_dropped_total", "uplink audio fram
 
 MAX_QUEUED = 500            # 10 s of audio
 RECONNECT_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
+CONNECT_TIMEOUT_S = 2.0
 _CLOSE = object()
 
 
@@ -66,14 +67,16 @@ class SpeechLink:
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self.connects = 0
+        self.ever_connected = False
         self.connected = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"speech-link-{self._session_id}")
 
     def _next(self, **payload: object) -> spb.MediaUplink:
-        self._seq += 1
-        return spb.MediaUplink(session_id=self._session_id, seq=self._seq, **payload)  # type: ignore[arg-type]
+        # seq is stamped when the message is sent (in _uplink), so it increases in wire order even when
+        # messages were queued before a (re)connect's CallStart.
+        return spb.MediaUplink(session_id=self._session_id, **payload)  # type: ignore[arg-type]
 
     def send_audio(self, pcm: bytes, timestamp_ms: int) -> None:
         if self._closing:
@@ -114,18 +117,33 @@ class SpeechLink:
             if item is _CLOSE:
                 return
             assert isinstance(item, spb.MediaUplink)
+            self._seq += 1
+            item.seq = self._seq
             yield item
 
     async def _run(self) -> None:
         attempt = 0
         while True:
             address = self._addresses[self.connects % len(self._addresses)]
-            resume = self.connects > 0
             self.connects += 1
+            channel = self._pool.get(address)
+            try:
+                await asyncio.wait_for(channel.channel_ready(), CONNECT_TIMEOUT_S)
+            except TimeoutError:
+                if self._closing:
+                    return
+                log.warning("speech gateway %s unreachable; trying again", address)
+                delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
+                attempt += 1
+                await asyncio.sleep(delay)
+                continue
+            # resume=true only once the speech side has seen this call's CallStart on an earlier stream.
+            resume = self.ever_connected
             if resume:
                 STREAM_RECONNECTS.inc()
+            self.ever_connected = True
             try:
-                stream = spb_grpc.SpeechGatewayStub(self._pool.get(address)).StreamCall(self._uplink(resume))
+                stream = spb_grpc.SpeechGatewayStub(channel).StreamCall(self._uplink(resume))
                 self.connected.set()
                 async for down in stream:
                     attempt = 0

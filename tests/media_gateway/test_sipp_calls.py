@@ -282,3 +282,19 @@ async def test_session_timer_we_refresh_when_asked(harness: Harness) -> None:
     (sipp waits for it and answers), then the call ends normally."""
     await harness.sipp("session_timer_uas")
     await _call_ended(harness)
+
+
+async def test_call_without_a_reachable_speech_gateway_is_hung_up(tmp_path: Path) -> None:
+    """Nothing listens at speech_gateway_address: after speech_connect_timeout_s the gateway sends BYE
+    (sipp waits for it) instead of leaving the caller in silence."""
+    from tests.helpers import free_port
+
+    config = gateway_config(f"127.0.0.1:{free_port()}")
+    config.speech_connect_timeout_s = 1.0
+    app = await start_gateway(config)
+    try:
+        result = await run_sipp("hangup_by_gateway", app.sip_port, tmp_path)
+        assert result.returncode == 0, result.errors + result.stdout
+        await wait_until(lambda: not app.calls.calls, 5, "call removed")  # type: ignore[union-attr]
+    finally:
+        await app.close()
