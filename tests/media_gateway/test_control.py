@@ -276,3 +276,32 @@ async def test_originate_answers_a_digest_challenge(tmp_path: Path) -> None:
     finally:
         await app.close()
         await server.stop(0)
+
+
+async def test_sigterm_drains_a_real_gateway_process(start_service, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """`dialtone media-gateway` as a process: on SIGTERM a new INVITE gets 503 + Retry-After, the call in
+    progress is hung up (BYE) when the grace period ends, and the process exits 0."""
+    from tests.media_gateway.test_torture import _invite
+
+    server, speech, address = await start_speech()
+    sip_port = free_udp_port()
+    prefix = "DIALTONE_MEDIA_GATEWAY__"
+    proc = start_service("media-gateway", env={
+        f"{prefix}SIP__PORT": str(sip_port), f"{prefix}SPEECH_GATEWAY_ADDRESS": address,
+        f"{prefix}SHUTDOWN_GRACE_S": "3", f"{prefix}CONTROL_HTTP__ENABLED": "false"})
+    try:
+        sipp = asyncio.create_task(run_sipp("hangup_by_gateway", sip_port, tmp_path, timeout=30))
+        await wait_until(lambda: bool(speech.streams and speech.streams[0].uplink), 15, "call up")
+        proc.terminate()
+        await asyncio.sleep(0.5)
+        received: list[bytes] = []
+        codes = await exchange(sip_port, _invite(), 0.5, sink=received)
+        assert 503 in codes and any(b"Retry-After: 30" in data for data in received), codes
+        result = await sipp
+        assert result.returncode == 0, result.errors + result.stdout
+        exit_code = await asyncio.get_running_loop().run_in_executor(None, proc.proc.wait, 20)
+        assert exit_code == 0
+        await wait_until(lambda: bool(speech.streams[0].of("call_end")), 5, "CallEnd")
+        assert speech.streams[0].of("call_end")[0].reason == "shutdown"
+    finally:
+        await server.stop(0)
