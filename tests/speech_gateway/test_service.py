@@ -233,3 +233,14 @@ async def test_key_press_interrupts_a_dtmf_only_prompt_and_reaches_the_runtime(g
         await server.stop(0)
     assert stop[0].stop_playback.utterance_id == "hold-msg"
     assert [e.dtmf.digit for e in runtime.events("dtmf")] == ["5"]
+
+
+async def test_unreachable_runtime_ends_in_a_hangup_not_a_hung_call(gateway, port):
+    """With no runtime listening, the gateway retries for runtime_reconnect_s, then asks media to hang up."""
+    media = MediaClient(await gateway(f"127.0.0.1:{port}", runtime_reconnect_s=0.5), SID)
+    try:
+        await media.start()
+        hangup = await media.wait_for(lambda: media.of("hangup"), timeout=30)
+    finally:
+        await media.close()
+    assert hangup[0].hangup.reason == "runtime_unavailable"
