@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dialtone.caller.phone import Phone
+from dialtone.caller.phone import Phone, free_sip_port
 from dialtone.caller.runner import ScriptRunner
 from dialtone.caller.script import Step
 from dialtone.caller.voices import Voices
@@ -107,9 +107,7 @@ class UpStack:
         for name, text in BENCH_DIALOGS.items():
             (dialogs / f"{name}.yaml").write_text(text)
         self.base = _free_base()
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.bind(("127.0.0.1", 0))
-            self.sip_port = s.getsockname()[1]
+        self.sip_port = free_sip_port("127.0.0.1")
         env = {**os.environ,
                "DIALTONE_CONVERSATION_RUNTIME__DIALOGS": f"[{EXAMPLES_DIR}, {dialogs}]",
                "DIALTONE_MEDIA_GATEWAY__ROUTING__BY_CALLEE": "{" + ", ".join(

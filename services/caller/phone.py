@@ -14,6 +14,7 @@ import asyncio
 import itertools
 import logging
 import random
+import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -99,7 +100,7 @@ class Phone:
         loop = asyncio.get_running_loop()
         # The caller dials out; the guard still bounds what may arrive on its socket.
         guard = SipGuard(GuardConfig(allowed_networks=("0.0.0.0/0", "::/0")))
-        self._stack = SipStack(SippyBridge(loop), guard, self.host, 0, self)
+        self._stack = SipStack(SippyBridge(loop), guard, self.host, free_sip_port(self.host), self)
         await self._stack.start()
 
     async def stop(self) -> None:
@@ -119,6 +120,23 @@ class Phone:
         call = PhoneCall(self._stack, events, uri)
         await call.dial(self._ports, self.host, user, host, port, caller_id, headers or [])
         return call
+
+
+def free_sip_port(host: str) -> int:
+    """A port free for both UDP and TCP: the stack binds its TCP listener on its UDP port's number,
+    so letting the kernel pick the UDP port (0) can collide with a TCP socket already there."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(50):
+        with socket.socket(family, socket.SOCK_DGRAM) as udp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(family, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((host, port))
+                except OSError:
+                    continue
+        return port
+    raise OSError(f"no port free for both UDP and TCP on {host}")
 
 
 _utterance_ids = itertools.count(1)

@@ -35,6 +35,19 @@ def free_base_port() -> int:
     raise RuntimeError("no free block of ports")
 
 
+def free_sip_port() -> int:
+    """A port free for UDP and TCP both (the media gateway listens for SIP on both)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        with socket.socket() as tcp:
+            try:
+                tcp.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
 def children_of(pid: int) -> dict[int, str]:
     """Direct children of ``pid`` -> their command line."""
     found = {}
@@ -56,7 +69,7 @@ class Stack:
     def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
         self.folder = folder
         self.base = free_base_port()
-        self.sip_port = free_port(socket.SOCK_DGRAM)
+        self.sip_port = free_sip_port()
         self.log_path = folder / "up.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

@@ -30,11 +30,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 def test_spoken_order_number_is_looked_up_and_the_status_heard_then_the_dialog_hangs_up(
         stack: Stack, tmp_path: Path) -> None:
-    code, report, output = call(stack, "--say", ORDER, "--expect", "shipped", "--wait", "bye",
+    code, report, output = call(stack, "--say", ORDER, "--expect", "tuesday", "--wait", "bye",
                                 folder=tmp_path, name="order")
     assert code == 0, output + stack.log()[-3000:]
-    # the backend's answer (example backend via the integration gateway) was read out
-    assert any(heard_contains(text, "tuesday") for text in report["heard"]), output
+    # the backend's answer (example backend via the integration gateway: shipped, eta Tuesday) was read
+    # out; "Tuesday" is the word the tiny ASR gets right every time ("is shipped" may come out "a ship")
+    assert any(heard_contains(text, "arrive tuesday") for text in report["heard"]), output
     assert report["ended_by"] == "bot_hangup", output     # the dialog's hangup became a BYE
     assert len(report["turn_latencies_ms"]) >= 1
     assert "orders.get_status GET /orders/12345 -> 200" in stack.log()
