@@ -105,6 +105,13 @@ class MediaGatewayApp:
         return [pb.DESCRIPTOR.services_by_name["MediaGatewayControl"].full_name]
 
     async def start(self) -> None:
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()   # the SIP thread and sockets must not outlive a failed start
+            raise
+
+    async def _start(self) -> None:
         config = self.config
         factory = self._media_factory or _default_media_factory(config)
         self.calls = CallManager(config, factory)

@@ -9,9 +9,11 @@ re-INVITE) hop onto the sippy thread. All sippy objects are touched only on that
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
+import socket
 from typing import Any, Protocol
 
 from dialtone.media_gateway.sip_bridge import SippyBridge
@@ -291,6 +293,21 @@ class SipLeg:
         self.ua.newTransaction(req, resp_cb=self._refer_response)
 
 
+def _free_udp_and_tcp_port(host: str) -> int:
+    """A port free for both UDP and TCP (SIP listens on both); for ``sip.port: 0``."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_DGRAM) as udp, socket.socket(family, socket.SOCK_STREAM) as tcp:
+            udp.bind((host, 0))
+            port = int(udp.getsockname()[1])
+            try:
+                tcp.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise OSError(f"no port free for both UDP and TCP on {host}")
+
+
 def _body_text(body: Any) -> str | None:
     if body is None:
         return None
@@ -331,8 +348,19 @@ class SipStack:
         self.registration: Any = None
 
     async def start(self) -> int:
+        if self._port == 0:
+            self._port = _free_udp_and_tcp_port(self._host)
         self.bridge.start()
-        return int(await self.bridge.call_in_sippy(self._start))
+        try:
+            return int(await self.bridge.call_in_sippy(self._start))
+        except BaseException:
+            # ED2 is a process-wide singleton: never leave its loop running for a stack that did not start.
+            if self._tm is not None:
+                with contextlib.suppress(Exception):
+                    await self.bridge.call_in_sippy(self._tm.shutdown)
+                self._tm = None
+            self.bridge.stop()
+            raise
 
     def _start(self) -> int:
         config: dict[str, Any] = {"_sip_address": self._host, "_sip_port": self._port,

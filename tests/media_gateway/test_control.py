@@ -305,3 +305,26 @@ async def test_sigterm_drains_a_real_gateway_process(start_service, tmp_path: Pa
         assert speech.streams[0].of("call_end")[0].reason == "shutdown"
     finally:
         await server.stop(0)
+
+
+async def test_failed_start_leaves_no_sip_thread_behind() -> None:
+    """A start that fails (bad registrar URI -> ConfigError) stops sippy's loop thread, and the next gateway in
+    the same process starts and answers OPTIONS."""
+    import threading
+
+    from dialtone.common.config import ConfigError
+
+    from tests.media_gateway.test_sip_guard import OPTIONS
+
+    server, _speech, address = await start_speech()
+    config = gateway_config(address)
+    config.registration.registrar = "mailto:pbx@example.com"
+    with pytest.raises(ConfigError, match="registration.registrar"):
+        await start_gateway(config)
+    assert not any(t.name == "sippy-ed2" and t.is_alive() for t in threading.enumerate())
+    app = await start_gateway(gateway_config(address))
+    try:
+        assert 200 in await exchange(app.sip_port, OPTIONS, 0.5)
+    finally:
+        await app.close()
+        await server.stop(0)
