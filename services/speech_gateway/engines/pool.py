@@ -119,6 +119,13 @@ class EnginePool(Generic[E]):
                 post(_DONE)
 
         runner = asyncio.ensure_future(self.run(work))
+
+        def refused(future: asyncio.Future[None]) -> None:
+            # The job never ran (PoolBusy): nothing else will wake the reader below.
+            if not future.cancelled() and future.exception() is not None:
+                items.put_nowait(future.exception())
+
+        runner.add_done_callback(refused)
         try:
             while True:
                 item = await items.get()
@@ -128,12 +135,9 @@ class EnginePool(Generic[E]):
                     raise item
                 yield item  # type: ignore[misc]
         finally:
+            # The worker finishes its current sentence, then stops; we do not wait for it.
+            # (``refused`` retrieves a failed runner's exception, so none goes unobserved.)
             cancelled.set()
-            if runner.done():
-                runner.result()
-            else:
-                # The worker finishes its current sentence, then stops; we do not wait for it.
-                runner.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
