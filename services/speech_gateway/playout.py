@@ -102,6 +102,10 @@ class PromptPlayer:
             step = self._rate * 2 * _PLAY_CHUNK_MS // 1000
             try:
                 if action.WhichOneof("payload") == "say":
+                    if action.say.voice and action.say.voice != self._renderer.voice:
+                        # One voice per gateway (tts.voice): a Say asking for another is spoken in it.
+                        log.info("Say %s asks for voice %r; speaking it in %r", uid, action.say.voice,
+                                 self._renderer.voice)
                     chunks, rate, cache = self._say_chunks(action.say.text)
                 else:
                     chunks, rate, cache = self._file_chunks(action.play.audio_uri), self._rate, "file"
