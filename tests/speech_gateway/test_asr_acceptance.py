@@ -73,3 +73,41 @@ def test_say_then_transcribe_round_trip_through_the_cli(tmp_path):
                            capture_output=True, text=True, timeout=60)
     assert heard.returncode == 0, heard.stderr
     assert normalize(heard.stdout) == normalize(text)
+
+
+def test_transcribe_accepts_any_rate_and_channel_count(tmp_path):
+    """A 44.1 kHz stereo WAV is mixed down and resampled before decoding."""
+    import wave
+
+    import numpy as np
+    from dialtone.common.audio import resample
+    from dialtone.speech_gateway.audio_io import read_wav
+
+    from tests.speech_gateway.corpus import SOUNDS
+
+    pcm, rate = read_wav(SOUNDS / "auth-thankyou.wav")
+    mono = np.frombuffer(resample(pcm, rate, 44100), dtype="<i2")
+    path = tmp_path / "stereo.wav"
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(2)
+        wav.setsampwidth(2)
+        wav.setframerate(44100)
+        wav.writeframes(np.column_stack([mono, mono]).astype("<i2").tobytes())
+    heard = subprocess.run([sys.executable, "-m", "dialtone", "transcribe", str(path)],
+                           capture_output=True, text=True, timeout=60)
+    assert heard.returncode == 0, heard.stderr
+    assert normalize(heard.stdout) == "thank you"
+
+
+def test_say_with_a_light_engine_and_bad_input(tmp_path):
+    out = tmp_path / "flite.wav"
+    done = subprocess.run([sys.executable, "-m", "dialtone", "say", "Goodbye.", "-o", str(out), "--engine", "flite",
+                           "--rate", "8000"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    from dialtone.speech_gateway.audio_io import read_wav
+
+    pcm, rate = read_wav(out)
+    assert rate == 8000 and len(pcm) > 8000  # more than half a second of speech
+    empty = subprocess.run([sys.executable, "-m", "dialtone", "say", "  ", "-o", str(out)],
+                           capture_output=True, text=True, timeout=60)
+    assert empty.returncode == 2 and "the text is empty" in empty.stderr
