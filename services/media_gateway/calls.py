@@ -316,7 +316,12 @@ class Call:
                     self._start_link()
             self.state = "active"
             if self.media is not None and self.negotiated is not None:
-                self.media.start(self.negotiated)
+                try:
+                    self.media.start(self.negotiated)
+                except (ValueError, RuntimeError) as exc:
+                    log.error("call %s: media cannot run %s (%s); hanging up", leg.call_id, self.negotiated.codec,
+                              exc)
+                    self.hangup("media_error")
 
     def on_failed(self, leg: SipLeg, status: int, reason: str) -> None:
         if self.direction == common_pb2.DIRECTION_OUTBOUND and self.state == "ringing":
@@ -337,10 +342,15 @@ class Call:
                 log.info("re-INVITE refused: %s", exc)
                 leg.reject_reoffer(exc.sip_status, "Not Acceptable Here" if exc.sip_status == 488 else "Bad Request")
                 return
+            if self.media is not None:
+                try:
+                    self.media.update(negotiated)
+                except (ValueError, RuntimeError) as exc:
+                    log.info("re-INVITE refused, media cannot run it: %s", exc)
+                    leg.reject_reoffer(488, "Not Acceptable Here")
+                    return
             self._remote_offer = parsed
             self.negotiated = negotiated
-            if self.media is not None:
-                self.media.update(negotiated)
             self.state = "active" if negotiated.direction is Direction.SENDRECV else "held"
             leg.answer_reoffer(self._answer_sdp(parsed, negotiated))
             log.info("re-INVITE answered %s", negotiated.direction.value)
