@@ -142,3 +142,20 @@ def test_session_timer_below_min_se_is_refused() -> None:
     """An interval below our Min-SE raises (the call answers 422 with Min-SE)."""
     with pytest.raises(SessionIntervalTooSmall):
         session_timer((("Session-Expires", "30"),), 90)
+
+
+def test_tcp_framing_cuts_messages_by_content_length() -> None:
+    """SIP over TCP: keep-alive CRLFs skipped, messages cut at Content-Length, a partial one waits,
+    an unusable Content-Length closes the stream (None)."""
+    from dialtone.media_gateway.sip_tcp import frame_messages
+
+    body = b"v=0\r\n"
+    one = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: 5\r\n\r\n" + body
+    two = b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\n"
+    buffer = bytearray(b"\r\n\r\n" + one + two + one[:20])
+    assert frame_messages(buffer) == [one, two]
+    assert bytes(buffer) == one[:20]
+    buffer += one[20:]
+    assert frame_messages(buffer) == [one] and not buffer
+    assert frame_messages(bytearray(b"INVITE x SIP/2.0\r\nContent-Length: -1\r\n\r\n")) is None
+    assert frame_messages(bytearray(b"X" * 70000)) is None
