@@ -40,7 +40,7 @@ class TtsConfig:
     max_queue: int = 32
     cache_entries: int = 256
     max_text_chars: int = 2000
-    read_digits_from: int = 4   # numbers this long are read digit by digit ("4815" -> "4 8 1 5"); 0 = off
+    read_digits_from: int = 0   # numbers this long are read digit by digit ("4815" -> "4 8 1 5"); 0 = off
     prerender: list[str] = dataclasses.field(default_factory=list)  # texts rendered at start
 
 
