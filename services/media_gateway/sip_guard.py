@@ -28,6 +28,7 @@ from dialtone.media_gateway.sip_syntax import (
     canonical_request,
     canonical_response,
     read_request,
+    sdp_part_of_multipart,
     split_message,
 )
 
@@ -166,15 +167,23 @@ class SipGuard:
                            if tag.strip() and tag.strip().lower() not in _SUPPORTED_EXTENSIONS]
             if unsupported:
                 raise _Refuse(420, "extension not supported", [("Unsupported", ", ".join(unsupported))])
+        override = None
         if method == "INVITE":
-            content_type = (message.get("content-type") or [""])[0].split(";", 1)[0].strip().lower()
-            if request.body and content_type != "application/sdp":
+            full_type = (message.get("content-type") or [""])[0]
+            content_type = full_type.split(";", 1)[0].strip().lower()
+            if request.body and content_type == "multipart/mixed":
+                sdp_part = sdp_part_of_multipart(full_type, request.body)
+                if sdp_part is None:
+                    raise _Refuse(415, "multipart INVITE without an application/sdp part",
+                                  [("Accept", "application/sdp")])
+                override = ("application/sdp", sdp_part)   # sippy and we only need the SDP
+            elif request.body and content_type != "application/sdp":
                 raise _Refuse(415, "INVITE body must be application/sdp", [("Accept", "application/sdp")])
             accepts = [a.split(";", 1)[0].strip().lower() for value in message.get("accept")
                        for a in value.split(",") if a.strip()]
             if accepts and not any(a in _SDP_ACCEPTS for a in accepts):
                 raise _Refuse(406, "we answer with application/sdp only", [("Accept", "application/sdp")])
-        return canonical_request(request)
+        return canonical_request(request, override)
 
     def _reply(self, message: Message, status: int, detail: str,
                extra: Iterable[tuple[str, str]] = ()) -> tuple[Verdict, bytes | str | None, str]:

@@ -303,14 +303,37 @@ def read_request(message: Message) -> Request:
     return Request(message, method, uri, cseq, body)
 
 
-def canonical_request(request: Request) -> str:
-    """The request re-written plainly for sippy: canonical names, no folding, tidy Via/addresses."""
+def sdp_part_of_multipart(content_type: str, body: bytes) -> bytes | None:
+    """The application/sdp part of a multipart/mixed body (RFC 5621; e.g. SDP + ISUP from a carrier)."""
+    boundary = None
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "boundary":
+            boundary = value.strip().strip('"')
+    if not boundary:
+        return None
+    for part in body.split(b"--" + boundary.encode("utf-8", errors="replace"))[1:]:
+        if part.startswith(b"--"):
+            break
+        head, sep, content = part.lstrip(b"\r\n").partition(b"\r\n\r\n")
+        if not sep:
+            continue
+        for line in head.split(b"\r\n"):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-type" and value.split(b";")[0].strip().lower() == b"application/sdp":
+                return content[:-2] if content.endswith(b"\r\n") else content
+    return None
+
+
+def canonical_request(request: Request, body_override: tuple[str, bytes] | None = None) -> str:
+    """The request re-written plainly for sippy: canonical names, no folding, tidy Via/addresses.
+    ``body_override`` (content type, body) replaces the body (the SDP part of a multipart INVITE)."""
     message = request.message
     lines = [message.start_line]
     has_contact = False
     for name, value in message.headers:
         key = canonical_name(name)
-        if key == "content-length":
+        if key == "content-length" or (body_override is not None and key == "content-type"):
             continue
         if key == "via":
             value = _via(value)
@@ -325,9 +348,13 @@ def canonical_request(request: Request) -> str:
         # RFC 2543 INVITEs may lack Contact; its remote target was the From URI. sippy needs one.
         from_uri = _address(message.get("from")[0], "from")
         lines.append("Contact: " + from_uri[from_uri.find("<"):from_uri.find(">") + 1])
+    raw_body = request.body
+    if body_override is not None:
+        lines.append(f"Content-Type: {body_override[0]}")
+        raw_body = body_override[1]
     try:
-        body = request.body.decode("utf-8")
+        body = raw_body.decode("utf-8")
     except UnicodeDecodeError:
-        body = request.body.decode("latin-1")  # one char per octet keeps Content-Length true
+        body = raw_body.decode("latin-1")  # one char per octet keeps Content-Length true
     lines.append(f"Content-Length: {len(body)}")  # sippy counts characters of the decoded text
     return lower_transport_params("\r\n".join(lines)) + "\r\n\r\n" + body

@@ -147,3 +147,25 @@ async def test_corpus_repeated_then_a_normal_call_works(gateway: MediaGatewayApp
     assert gateway.calls is not None and not gateway.calls.calls
     result = await run_sipp("short_call", gateway.sip_port, tmp_path)
     assert result.returncode == 0, result.errors + result.stdout
+
+
+def _multipart_invite(with_sdp: bool) -> bytes:
+    sdp = "v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\n"
+    parts = [("application/sdp", sdp)] if with_sdp else []
+    parts.append(("application/ISUP;version=itu-t92+", "\x01\x00\x49\x00\x00\x03\x02\x00\x07"))
+    body = "".join(f"--b0undary\r\nContent-Type: {ctype}\r\n\r\n{content}\r\n" for ctype, content in parts)
+    body += "--b0undary--\r\n"
+    return (f"INVITE sip:bot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-{os.urandom(4).hex()}"
+            f"\r\nFrom: <sip:a@example.com>;tag=1\r\nTo: <sip:bot@example.com>\r\nCall-ID: mp-{os.urandom(6).hex()}"
+            "\r\nCSeq: 1 INVITE\r\nContact: <sip:a@192.0.2.1>\r\nMax-Forwards: 70\r\n"
+            "Content-Type: multipart/mixed;boundary=b0undary\r\n"
+            f"Content-Length: {len(body.encode())}\r\n\r\n{body}").encode()
+
+
+async def test_multipart_invite_with_sdp_is_answered(gateway: MediaGatewayApp) -> None:
+    """A carrier INVITE with SDP + ISUP (multipart/mixed) is answered 200 from its SDP part;
+    one without an SDP part gets 415 with Accept."""
+    assert 200 in await exchange(gateway.sip_port, _multipart_invite(True), 0.6)
+    received: list[bytes] = []
+    codes = await exchange(gateway.sip_port, _multipart_invite(False), 0.4, sink=received)
+    assert codes == [415] and b"Accept: application/sdp" in received[0]
