@@ -24,7 +24,8 @@ async def main_async(args: argparse.Namespace) -> int:
     rng = random.Random(4733)
     reactions: list[float] = []
     with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as folder:
-        stack = UpStack(Path(folder))
+        env = {"DIALTONE_SPEECH_GATEWAY__BARGE_IN__BACKCHANNEL_MAX_MS": str(args.backchannel_ms)}
+        stack = UpStack(Path(folder), env if args.backchannel_ms is not None else None)
         try:
             voices = await Voices.load()
             phone = Phone("127.0.0.1")
@@ -49,7 +50,8 @@ async def main_async(args: argparse.Namespace) -> int:
     name = "dialtone_speech_barge_in_reaction_seconds"
     count = speech_after.get(name + "_count", 0) - speech_before.get(name + "_count", 0)
     decided = (speech_after.get(name + "_sum", 0) - speech_before.get(name + "_sum", 0)) / count * 1000 if count else 0
-    print("barge-in reaction on the wire (caller's speech onset -> last non-silent packet of the prompt):")
+    policy = "service default" if args.backchannel_ms is None else f"backchannel_max_ms={args.backchannel_ms}"
+    print(f"barge-in reaction on the wire ({policy}; caller's speech onset -> last non-silent packet of the prompt):")
     print(f"  {percentiles(reactions)}")
     print(f"  speech gateway's decision (onset -> StopPlayback sent): mean {decided:.0f} ms over {count:.0f}")
     return 0 if reactions else 1
@@ -59,6 +61,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--budget-s", type=float, default=300.0)
+    parser.add_argument("--backchannel-ms", type=int, default=None,
+                        help="speech gateway barge_in.backchannel_max_ms (default: its config, 700; 0 = at onset)")
     return asyncio.run(main_async(parser.parse_args()))
 
 

@@ -101,7 +101,7 @@ def _free_base() -> int:
 class UpStack:
     """`dialtone up` with the bench dialogs next to the packaged examples, on free ports."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
         dialogs = folder / "dialogs"
         dialogs.mkdir()
         for name, text in BENCH_DIALOGS.items():
@@ -111,7 +111,7 @@ class UpStack:
         env = {**os.environ,
                "DIALTONE_CONVERSATION_RUNTIME__DIALOGS": f"[{EXAMPLES_DIR}, {dialogs}]",
                "DIALTONE_MEDIA_GATEWAY__ROUTING__BY_CALLEE": "{" + ", ".join(
-                   f"{n}: {n}" for n in ("order_status", *BENCH_DIALOGS)) + "}"}
+                   f"{n}: {n}" for n in ("order_status", *BENCH_DIALOGS)) + "}", **(env or {})}
         self.log_path = folder / "up.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
