@@ -12,10 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import itertools
 import logging
 import random
-import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +23,12 @@ from dialtone.common.ids import new_session_id
 from dialtone.common.logging import session_context
 from dialtone.common.metrics import counter, gauge, histogram
 from dialtone.media_gateway import sdp
+from dialtone.media_gateway.call_rules import (
+    SessionIntervalTooSmall,
+    parse_dtmf_info,
+    parse_sip_uri,
+    session_timer,
+)
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.media_types import Direction, DtmfDigit, DtmfMode, NegotiatedMedia, PlaybackReport
 from dialtone.media_gateway.sip_stack import InboundOffer, SipLeg, SipStack
@@ -42,9 +46,6 @@ TRANSFERS = counter("media_transfers_total", "blind transfers by outcome", ["out
 
 _DTMF_SOURCE = {DtmfMode.RFC4733: common_pb2.DTMF_SOURCE_RFC4733, DtmfMode.SIP_INFO: common_pb2.DTMF_SOURCE_SIP_INFO,
                 DtmfMode.INBAND: common_pb2.DTMF_SOURCE_INBAND, DtmfMode.WEBRTC: common_pb2.DTMF_SOURCE_WEBRTC}
-_INFO_SIGNAL = re.compile(r"^\s*signal\s*=\s*([0-9*#A-Da-d])\s*$", re.IGNORECASE | re.MULTILINE)
-_INFO_DURATION = re.compile(r"^\s*duration\s*=\s*(\d{1,6})\s*$", re.IGNORECASE | re.MULTILINE)
-_SIP_URI = re.compile(r"^sips?:(?:(?P<user>[^@;?]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^:;?]+)(?::(?P<port>\d{1,5}))?")
 
 
 class Media(Protocol):
@@ -61,64 +62,6 @@ class Media(Protocol):
 
 
 MediaFactory = Callable[..., Awaitable[Media]]   # MediaSession.open(session_id=, bind_host=, on_frame=, ...)
-
-
-def parse_dtmf_info(content_type: str, body: str) -> tuple[str, int] | None:
-    """(digit, duration_ms) from an INFO body (application/dtmf-relay or application/dtmf), else None."""
-    content_type = content_type.lower()
-    if content_type == "application/dtmf-relay":
-        signal = _INFO_SIGNAL.search(body)
-        if signal is None:
-            return None
-        duration = _INFO_DURATION.search(body)
-        return signal.group(1).upper(), int(duration.group(1)) if duration else 100
-    if content_type == "application/dtmf":
-        digit = body.strip()
-        if len(digit) == 1 and digit.upper() in "0123456789*#ABCD":
-            return digit.upper(), 100
-    return None
-
-
-class SessionIntervalTooSmall(ValueError):
-    """Session-Expires below our Min-SE: answer 422 with Min-SE (RFC 4028 §8.1)."""
-
-
-def session_timer(headers: tuple[tuple[str, str], ...], min_se_s: int) -> tuple[int, str] | None:
-    """(interval_s, refresher) to put in our 200 when the INVITE asks for session timers, else None.
-
-    We keep the caller's interval (raised to its Min-SE) and its choice of refresher; when it left
-    the choice to us, the caller refreshes ('uac'). Raises SessionIntervalTooSmall below ``min_se_s``."""
-    values = {name.lower(): value for name, value in headers}
-    raw = values.get("session-expires", values.get("x"))
-    if raw is None:
-        return None
-    number, _, params = raw.partition(";")
-    number = number.strip()
-    if not number.isdigit() or len(number) > 9:
-        return None
-    interval = int(number)
-    if interval < min_se_s:
-        raise SessionIntervalTooSmall(f"Session-Expires {interval} s is below our Min-SE {min_se_s} s")
-    their_min = values.get("min-se", "").split(";", 1)[0].strip()
-    if their_min.isdigit() and len(their_min) <= 9:
-        interval = max(interval, int(their_min))
-    refresher = "uac"
-    for param in params.split(";"):
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "refresher" and value.strip().lower() in ("uac", "uas"):
-            refresher = value.strip().lower()
-    return interval, refresher
-
-
-def parse_sip_uri(uri: str) -> tuple[str, str, int]:
-    """(user, host, port) of a sip: URI; ValueError with the reason otherwise."""
-    match = _SIP_URI.match(uri.strip())
-    if match is None:
-        raise ValueError(f"not a SIP URI (sip:user@host[:port]): {uri[:80]!r}")
-    port = int(match.group("port") or 5060)
-    if not 0 < port < 65536:
-        raise ValueError(f"SIP URI port out of range: {port}")
-    return match.group("user") or "", match.group("host").strip("[]"), port
 
 
 class Call:
@@ -546,5 +489,3 @@ class CallView:
                    "outbound" if call.direction == common_pb2.DIRECTION_OUTBOUND else "inbound",
                    call.state, call.codec, call.started_unix_ms, call.now_ms())
 
-
-_counter = itertools.count()

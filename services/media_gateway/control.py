@@ -12,7 +12,8 @@ from typing import Any
 
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.ids import valid_session_id
-from dialtone.media_gateway.calls import CallManager, CallView, parse_sip_uri
+from dialtone.media_gateway.call_rules import parse_sip_uri
+from dialtone.media_gateway.calls import CallManager, CallView
 
 _HEADER_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 

@@ -11,7 +11,8 @@ from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import abort_invalid
 from dialtone.media_gateway import control
-from dialtone.media_gateway.calls import CallManager, MediaFactory, parse_sip_uri
+from dialtone.media_gateway.call_rules import parse_sip_uri
+from dialtone.media_gateway.calls import CallManager, MediaFactory
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.control_http import ControlHttpServer
 from dialtone.media_gateway.sip_bridge import SippyBridge

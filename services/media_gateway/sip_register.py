@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from dialtone.common.metrics import gauge
-from dialtone.media_gateway.calls import parse_sip_uri
+from dialtone.media_gateway.call_rules import parse_sip_uri
 from dialtone.media_gateway.config import RegistrationConfig
 from sippy.SipRegistrationAgent import SipRegistrationAgent
 from sippy.SipURL import SipURL

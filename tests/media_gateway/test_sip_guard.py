@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dialtone.media_gateway.calls import SessionIntervalTooSmall, parse_dtmf_info, parse_sip_uri, session_timer
+from dialtone.media_gateway.call_rules import SessionIntervalTooSmall, parse_dtmf_info, parse_sip_uri, session_timer
 from dialtone.media_gateway.sip_guard import GuardConfig, GuardedMessage, SipGuard, Verdict
 from dialtone.media_gateway.sip_syntax import SipSyntaxError, canonical_request, read_request, split_message
 
