@@ -24,7 +24,6 @@ from typing import Any
 
 import grpc
 import numpy as np
-import webrtcvad
 from dialtone.common.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import require_session_id
@@ -44,6 +43,7 @@ from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSetti
 from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings
 from dialtone.speech_gateway.engines.base import AsrEngine, Recognition
 from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
+from dialtone.speech_gateway.engines.vad import build_vad
 from dialtone.speech_gateway.metrics import (
     ASR_DECODE,
     ASR_LATENCY,
@@ -94,7 +94,7 @@ class CallSession:
         self._asr_pool = asr_pool
         self._asr_name = asr_name
         vad = config.vad
-        self._vad = webrtcvad.Vad(vad.aggressiveness)
+        self._vad = build_vad(vad.engine, vad.aggressiveness, vad.silero_threshold)
         self._segmenter = Segmenter(SegmenterSettings(
             frame_ms=FRAME_MS, start_window_ms=vad.start_window_ms, start_ratio=vad.start_ratio,
             stop_ms=vad.stop_ms, speculative_ms=vad.speculative_ms, max_utterance_ms=vad.max_utterance_ms))
@@ -270,7 +270,7 @@ class CallSession:
             raise InvalidArgument(f"AudioFrame: pcm must be {FRAME_BYTES} bytes (20 ms of 16 kHz s16le), "
                                   f"got {len(pcm)}")
         self._last_ts = ts
-        speech = self._vad.is_speech(pcm, SAMPLE_RATE)
+        speech = self._vad.is_speech(pcm)
         (_VAD_SPEECH if speech else _VAD_SILENCE).inc()
         self._preroll.append((ts, pcm))
         started_now = False

@@ -46,7 +46,9 @@ class TtsConfig:
 
 @dataclasses.dataclass
 class VadConfig:
+    engine: Literal["webrtc", "silero"] = "webrtc"
     aggressiveness: int = 2     # webrtcvad mode 0-3
+    silero_threshold: float = 0.5  # speech probability above which a Silero window is speech
     start_window_ms: int = 200
     start_ratio: float = 0.6
     stop_ms: int = 600

@@ -19,6 +19,7 @@ from dialtone.speech_gateway.config import SpeechGatewayConfig
 from dialtone.speech_gateway.engines.base import AsrEngine, ModelError, TtsEngine
 from dialtone.speech_gateway.engines.factory import asr_workers, build_asr, build_tts
 from dialtone.speech_gateway.engines.pool import EnginePool
+from dialtone.speech_gateway.engines.vad import build_vad
 from dialtone.speech_gateway.metrics import ACTIVE_CALLS
 from dialtone.speech_gateway.prompts import PromptRenderer
 from dialtone.v1 import speech_gateway_pb2 as pb
@@ -56,6 +57,7 @@ class Engines:
     def load(cls, config: SpeechGatewayConfig) -> Engines:
         """Blocking: build every engine (raises ModelError with the path and the fix)."""
         started = time.perf_counter()
+        build_vad(config.vad.engine, config.vad.aggressiveness, config.vad.silero_threshold)  # checked at start
         asr = [build_asr(config.asr) for _ in range(asr_workers(config.asr))]
         tts = [build_tts(config.tts) for _ in range(max(1, config.tts.workers))]
         log.info("speech engines loaded in %.2f s: asr %s x%d, tts %s (%s) x%d",

@@ -8,6 +8,7 @@ import asyncio
 
 import grpc
 import pytest
+from dialtone.speech_gateway.config import VadConfig
 from dialtone.speech_gateway.textnorm import digit_string
 from dialtone.v1 import common_pb2 as cpb
 from prometheus_client import REGISTRY
@@ -23,7 +24,8 @@ def kinds(events) -> list[str]:
     return [e.WhichOneof("payload") for e in events]
 
 
-async def test_call_transcribes_digits_and_streams_a_prompt_at_the_media_rate(gateway, speech_audio):
+@pytest.mark.parametrize("vad_engine", ["webrtc", "silero"])
+async def test_call_transcribes_digits_and_streams_a_prompt_at_the_media_rate(gateway, speech_audio, vad_engine):
     """CallStarted reaches the runtime, its Say comes back as 8 kHz PlayAudio chunks ending with last,
     and the caller's digit string arrives as SpeechStarted, SpeechEnded and a final Transcript."""
     def script(stream, event):
@@ -32,7 +34,7 @@ async def test_call_transcribes_digits_and_streams_a_prompt_at_the_media_rate(ga
         return []
 
     server, runtime, address = await start_runtime(script)
-    media = MediaClient(await gateway(address), SID, playback_rate=8000)
+    media = MediaClient(await gateway(address, vad=VadConfig(engine=vad_engine)), SID, playback_rate=8000)
     try:
         await media.start()
         await media.wait_for(lambda: any(m.play_audio.last for m in media.of("play_audio")))
