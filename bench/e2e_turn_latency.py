@@ -6,7 +6,7 @@ packet back, measured at the caller. Breakdown (means, from the services' own hi
 turns): endpointing wait (the VAD's configured stop silence), ASR final, dialog (runtime event), TTS
 first audio, and the rest (gRPC hops, playout/pacing to the first frame on the wire).
 
-    python -m bench.e2e_turn_latency [--turns 100] [--callers 1] [--budget-s 540]
+    python -m bench.e2e_turn_latency [--turns 100] [--callers 1] [--budget-s 540] [--asr whispercpp]
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from dialtone.caller.runner import ScriptRunner
 from dialtone.caller.script import Step
 from dialtone.caller.voices import Voices
 from dialtone.conversation_runtime.config import EXAMPLES_DIR
+from dialtone.speech_gateway.engines.asr_faster_whisper import default_model_dir
+from dialtone.speech_gateway.engines.ggml_convert import convert_ct2_to_ggml
 
 WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 VAD_STOP_MS = 600          # speech gateway vad.stop_ms default: the silence that ends an utterance
@@ -197,7 +199,14 @@ def _mean_delta(before: dict[str, float], after: dict[str, float], name: str) ->
 async def main_async(args: argparse.Namespace) -> int:
     rng = random.Random(8)
     with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as folder:
-        stack = UpStack(Path(folder))
+        env = {}
+        if args.asr == "whispercpp":
+            # whisper.cpp with tiny.en converted from the packaged model (as `dialtone models convert-ggml`)
+            ggml = str(Path(folder) / "tiny.en.ggml.bin")
+            await asyncio.to_thread(convert_ct2_to_ggml, default_model_dir(), ggml)
+            env = {"DIALTONE_SPEECH_GATEWAY__ASR__ENGINE": "whispercpp",
+                   "DIALTONE_SPEECH_GATEWAY__ASR__GGML_MODEL": ggml, "DIALTONE_SPEECH_GATEWAY__ASR__AUDIO_CTX": "512"}
+        stack = UpStack(Path(folder), env)
         try:
             voices = await Voices.load()
             phone = Phone("127.0.0.1")
@@ -227,7 +236,8 @@ async def main_async(args: argparse.Namespace) -> int:
     dialog = _mean_delta(runtime_before, runtime_after, "dialtone_runtime_event_seconds") or 0.0
     gateway_turn = _mean_delta(speech_before, speech_after, "dialtone_speech_turn_latency_seconds") or 0.0
     rest = wire - VAD_STOP_MS - asr - dialog - tts
-    print(f"turn latency on the wire ({args.callers} caller(s), embedded defaults: faster-whisper tiny.en, piper):")
+    asr_name = "whisper.cpp tiny.en (audio_ctx 512)" if args.asr == "whispercpp" else "faster-whisper tiny.en"
+    print(f"turn latency on the wire ({args.callers} caller(s), {asr_name}, piper):")
     print(f"  {percentiles(latencies)}  mean {wire:.0f} ms")
     print(f"  speech gateway's own view (its end of speech -> media's first frame): mean {gateway_turn:.0f} ms")
     print(f"  breakdown (means): endpointing wait {VAD_STOP_MS} ms | ASR final {asr:.0f} ms | dialog {dialog:.1f} ms"
@@ -240,6 +250,7 @@ def main() -> int:
     parser.add_argument("--turns", type=int, default=100)
     parser.add_argument("--callers", type=int, default=1)
     parser.add_argument("--budget-s", type=float, default=540.0, help="stop measuring after this long")
+    parser.add_argument("--asr", choices=("faster_whisper", "whispercpp"), default="faster_whisper")
     return asyncio.run(main_async(parser.parse_args()))
 
 
