@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -117,3 +119,15 @@ def test_quiet_audio_is_not_speech_and_trim_cuts_silent_ends() -> None:
     assert trim_silence(bytes(100)) == b""
     with pytest.raises(ValueError):
         Hearing(0)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["sip:order_status@127.0.0.1:5060", "--dtmf", "12x"], "dtmf digits must be 0-9 * # A-D"),
+    (["sip:order_status@127.0.0.1:5060"], "nothing to do"),
+    (["http://example.org", "--say", "hi"], "not a SIP URI"),
+    (["sip:a@127.0.0.1", "--script", "/nonexistent/x.yaml"], "cannot read"),
+])
+def test_the_cli_refuses_a_bad_call_with_status_2_and_says_why(argv: list[str], message: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "dialtone", "call", *argv], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2 and message in done.stderr, done.stderr

@@ -42,7 +42,9 @@ def test_spoken_order_number_is_looked_up_and_the_status_heard_then_the_dialog_h
 
 
 def test_dtmf_zero_transfers_to_the_agent_with_a_refer(stack: Stack, tmp_path: Path) -> None:
-    code, report, output = call(stack, "--dtmf", "0", "--wait", "refer", folder=tmp_path, name="agent")
+    script = tmp_path / "agent.yaml"
+    script.write_text("steps:\n  - dtmf: '0'\n  - wait: refer\n")
+    code, report, output = call(stack, "--script", str(script), folder=tmp_path, name="agent")
     assert code == 0, output
     assert report["refer_to"] == "sip:agent@127.0.0.1"
     assert report["ended_by"] == "transferred"
