@@ -43,6 +43,7 @@ CALL_SETUPS = counter("media_call_setups_total", "call setups by final response 
 DTMF_DIGITS = counter("media_dtmf_total", "DTMF digits sent to the speech side, by mode", ["mode"])
 SETUP_SECONDS = histogram("media_call_setup_seconds", "INVITE received to 200 OK sent")
 TRANSFERS = counter("media_transfers_total", "blind transfers by outcome", ["outcome"])
+_PLAYBACK_BEFORE_VERB_S = 30.0   # longest a dialog's transfer/hangup waits for its prompt to finish playing
 
 _DTMF_SOURCE = {DtmfMode.RFC4733: common_pb2.DTMF_SOURCE_RFC4733, DtmfMode.SIP_INFO: common_pb2.DTMF_SOURCE_SIP_INFO,
                 DtmfMode.INBAND: common_pb2.DTMF_SOURCE_INBAND, DtmfMode.WEBRTC: common_pb2.DTMF_SOURCE_WEBRTC}
@@ -53,6 +54,8 @@ class Media(Protocol):
 
     local_port: int
 
+    @property
+    def playback_pending(self) -> bool: ...
     def start(self, media: NegotiatedMedia) -> None: ...
     def update(self, media: NegotiatedMedia) -> None: ...
     def play(self, utterance_id: str, pcm: bytes, sample_rate: int, last: bool) -> None: ...
@@ -87,6 +90,8 @@ class Call:
         self._sdp_version = 1
         self._transfer_target: str | None = None
         self._transfer_timer: asyncio.TimerHandle | None = None
+        self._after_playback: list[Callable[[], None]] = []   # dialog verbs waiting for the prompt to end
+        self._after_playback_timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         leg.listener = self
@@ -329,6 +334,8 @@ class Call:
                                                 source=_DTMF_SOURCE[digit.mode], timestamp_ms=digit.timestamp_ms))
 
     def _on_playback(self, report: PlaybackReport) -> None:
+        if report.finished and self._after_playback and not self._playback_pending():
+            self._run_after_playback()
         if self.link is None:
             return
         if not report.finished:
@@ -348,9 +355,34 @@ class Call:
         elif kind == "stop_playback" and self.media is not None:
             self.media.stop_playback(down.stop_playback.utterance_id or None)
         elif kind == "transfer":
-            self.transfer(down.transfer.target_uri)
+            target = down.transfer.target_uri
+            self._when_played(lambda: self.transfer(target))
         elif kind == "hangup":
-            self.hangup(down.hangup.reason or "dialog_hangup")
+            reason = down.hangup.reason or "dialog_hangup"
+            self._when_played(lambda: self.hangup(reason))
+
+    # A dialog's "say goodbye, then hang up" must be heard whole, as on any IVR: its transfer or hangup
+    # waits until the prompts queued before it have played (bounded, so a stuck prompt cannot hold a call).
+    def _playback_pending(self) -> bool:
+        return self.media is not None and self.media.playback_pending
+
+    def _when_played(self, verb: Callable[[], None]) -> None:
+        if not self._playback_pending() and not self._after_playback:
+            verb()
+            return
+        self._after_playback.append(verb)
+        if self._after_playback_timer is None:
+            self._after_playback_timer = asyncio.get_running_loop().call_later(
+                _PLAYBACK_BEFORE_VERB_S, self._run_after_playback)
+
+    def _run_after_playback(self) -> None:
+        if self._after_playback_timer is not None:
+            self._after_playback_timer.cancel()
+            self._after_playback_timer = None
+        verbs, self._after_playback = self._after_playback, []
+        for verb in verbs:
+            if not self.ended.is_set():
+                verb()
 
     # --- verbs -------------------------------------------------------------------------------
     def transfer(self, target_uri: str) -> None:
@@ -377,6 +409,10 @@ class Call:
     def _finish(self, reason: str) -> None:
         if self.ended.is_set():
             return
+        if self._after_playback_timer is not None:
+            self._after_playback_timer.cancel()
+            self._after_playback_timer = None
+        self._after_playback.clear()
         self.end_reason = reason
         self.ended.set()
         asyncio.get_running_loop().create_task(self._cleanup(), name=f"call-end-{self.session_id}")

@@ -64,6 +64,8 @@ from dialtone.v1 import speech_gateway_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+_RENDER_BEFORE_VERB_S = 15.0  # longest wait for a prompt's rendering before a transfer/hangup goes anyway
+
 _VAD_SPEECH = VAD_DECISIONS.labels("speech")
 _VAD_SILENCE = VAD_DECISIONS.labels("silence")
 _TAIL_MS = 200  # silence kept after the end of speech: whisper decodes word ends better with it
@@ -432,10 +434,14 @@ class CallSession:
         elif kind == "stop_playback":
             self._player.stop(action.stop_playback.utterance_id)
             self._down(stop_playback=action.stop_playback)
-        elif kind == "transfer":
-            self._down(transfer=action.transfer)
-        elif kind == "hangup":
-            self._down(hangup=action.hangup)
+        elif kind in ("transfer", "hangup"):
+            # "Transferring you now" / "Goodbye" must reach the caller before the REFER or BYE: the
+            # prompt's audio goes down first, and the media side holds the verb until it has played.
+            await self._player.rendered(_RENDER_BEFORE_VERB_S)
+            if kind == "transfer":
+                self._down(transfer=action.transfer)
+            else:
+                self._down(hangup=action.hangup)
         elif kind == "state_changed":
             self._notice("state", f"{action.state_changed.dialog}:{action.state_changed.state}")
         else:

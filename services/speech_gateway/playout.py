@@ -71,6 +71,12 @@ class PromptPlayer:
         if key:
             self._ledger.finished(key)
 
+    async def rendered(self, timeout: float) -> None:
+        """Return once every prompt started so far has its last chunk sent down (or ``timeout`` passed)."""
+        pending = list(self._renders.values())
+        if pending:
+            await asyncio.wait(pending, timeout=timeout)
+
     def stop(self, utterance_id: str = "") -> None:
         """Stop rendering one prompt (or all: empty id), including those still waiting their turn."""
         for uid, task in list(self._renders.items()):

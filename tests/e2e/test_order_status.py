@@ -48,6 +48,8 @@ def test_dtmf_zero_transfers_to_the_agent_with_a_refer(stack: Stack, tmp_path: P
     assert code == 0, output
     assert report["refer_to"] == "sip:agent@127.0.0.1"
     assert report["ended_by"] == "transferred"
+    # the dialog's "Transferring you to an agent." is played whole before the REFER goes out
+    assert any(heard_contains(text, "transferring") for text in report["heard"]), output
 
 
 def test_silence_runs_the_no_input_path(stack: Stack, tmp_path: Path) -> None:

@@ -39,6 +39,10 @@ class MediaSpy:
     def local_port(self) -> int:
         return self.inner.local_port
 
+    @property
+    def playback_pending(self) -> bool:
+        return self.inner.playback_pending
+
     def start(self, media: NegotiatedMedia) -> None:
         self.started.append(media)
         self.inner.start(media)

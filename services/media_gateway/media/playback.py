@@ -50,6 +50,11 @@ class PlaybackQueue:
         self.underruns = 0   # ticks where a started prompt had no audio yet (TTS behind the wire)
 
     @property
+    def pending(self) -> bool:
+        """An utterance is queued or still playing (its last frame has not gone out)."""
+        return bool(self._utterances)
+
+    @property
     def queued_frames(self) -> int:
         return sum(len(u.frames) for u in self._utterances)
 

@@ -239,6 +239,11 @@ class MediaSession:
                 self._play_resampler = None
         self._playback.enqueue(utterance_id, pcm, last)
 
+    @property
+    def playback_pending(self) -> bool:
+        """Audio is queued or playing; a dialog's transfer or hangup waits for it."""
+        return self._playback.pending
+
     def stop_playback(self, utterance_id: str | None = None) -> None:
         """Drop queued audio now (the next tick sends silence); report each dropped utterance."""
         if self._play_resampler is not None and utterance_id in (None, self._play_resampler[0]):
