@@ -49,3 +49,15 @@ def test_template_keeps_literal_text_and_renders_values() -> None:
     assert template.render({"order_id": "12", "n": 3.0, "ok": True}) == "Order 12: 3 items, yes"
     with pytest.raises(ExpressionError, match="unterminated"):
         compile_template("hello ${name")
+
+
+@pytest.mark.parametrize("transcript,digits", [
+    ("Order 12 34.", "1234"),
+    ("One, two, three, four, five.", "12345"),
+    ("my number is four oh seven 9", "4079"),
+    ("Someone said nothing", ""),
+    ("1-2-3-4-5", "12345"),
+])
+def test_only_digits_reads_numerals_and_spelled_digits(transcript: str, digits: str) -> None:
+    """only_digits keeps the digits of a transcript, whether the ASR wrote them as numerals or words."""
+    assert compile_expression("only_digits(transcript)").evaluate({"transcript": transcript}) == digits

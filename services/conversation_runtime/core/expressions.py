@@ -12,6 +12,7 @@ import ast
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,9 +24,21 @@ from celpy import celtypes
 _ENV = celpy.Environment()
 
 
+_DIGIT_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+                "six": "6", "seven": "7", "eight": "8", "nine": "9"}
+_WORD_OR_DIGITS = re.compile(r"[a-z]+|[0-9]+")
+
+
 def _only_digits(text: Any) -> celtypes.StringType:
-    """``only_digits("order 12 34.")`` == "1234": ASR writes numbers with spaces and punctuation."""
-    return celtypes.StringType("".join(ch for ch in str(text) if ch.isdigit()))
+    """``only_digits("order 12 34.")`` == "1234" and ``only_digits("one two oh 4")`` == "1204".
+
+    ASR writes numbers with spaces and punctuation, and sometimes spells digits out as words
+    ("One, two, three."), so both are read, in order; other words are ignored.
+    """
+    out = []
+    for token in _WORD_OR_DIGITS.findall(str(text).lower()):
+        out.append(token if token.isdigit() else _DIGIT_WORDS.get(token, ""))
+    return celtypes.StringType("".join(out))
 
 
 def _lower(text: Any) -> celtypes.StringType:
