@@ -206,6 +206,9 @@ async def main_async(args: argparse.Namespace) -> int:
             await asyncio.to_thread(convert_ct2_to_ggml, default_model_dir(), ggml)
             env = {"DIALTONE_SPEECH_GATEWAY__ASR__ENGINE": "whispercpp",
                    "DIALTONE_SPEECH_GATEWAY__ASR__GGML_MODEL": ggml, "DIALTONE_SPEECH_GATEWAY__ASR__AUDIO_CTX": "512"}
+        if args.asr_model_dir:
+            # a configured CTranslate2 model, e.g. Whisper base from `dialtone models assemble-base`
+            env["DIALTONE_SPEECH_GATEWAY__ASR__MODEL_DIR"] = args.asr_model_dir
         stack = UpStack(Path(folder), env)
         try:
             voices = await Voices.load()
@@ -236,7 +239,8 @@ async def main_async(args: argparse.Namespace) -> int:
     dialog = _mean_delta(runtime_before, runtime_after, "dialtone_runtime_event_seconds") or 0.0
     gateway_turn = _mean_delta(speech_before, speech_after, "dialtone_speech_turn_latency_seconds") or 0.0
     rest = wire - VAD_STOP_MS - asr - dialog - tts
-    asr_name = "whisper.cpp tiny.en (audio_ctx 512)" if args.asr == "whispercpp" else "faster-whisper tiny.en"
+    asr_name = "whisper.cpp tiny.en (audio_ctx 512)" if args.asr == "whispercpp" else (
+        f"faster-whisper {Path(args.asr_model_dir).name}" if args.asr_model_dir else "faster-whisper tiny.en")
     print(f"turn latency on the wire ({args.callers} caller(s), {asr_name}, piper):")
     print(f"  {percentiles(latencies)}  mean {wire:.0f} ms")
     print(f"  speech gateway's own view (its end of speech -> media's first frame): mean {gateway_turn:.0f} ms")
@@ -251,6 +255,8 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=1)
     parser.add_argument("--budget-s", type=float, default=540.0, help="stop measuring after this long")
     parser.add_argument("--asr", choices=("faster_whisper", "whispercpp"), default="faster_whisper")
+    parser.add_argument("--asr-model-dir", default="",
+                        help="faster-whisper CT2 model folder (e.g. Whisper base from `dialtone models assemble-base`)")
     return asyncio.run(main_async(parser.parse_args()))
 
 
