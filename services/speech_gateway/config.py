@@ -20,7 +20,10 @@ class AsrConfig:
     ggml_model: str = ""
     compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
     language: str = "en"
-    threads: int = 2           # native threads per decode
+    # native threads per decode. 1 (so 2 workers on 2 cores) beat 2 threads x 1 worker on the wire: a
+    # partial decode in flight no longer holds up the speculative end-of-speech decode (bench.e2e_turn_latency,
+    # 15 turns: p50 1164 ms vs 1482 ms).
+    threads: int = 1
     workers: int = 0           # concurrent decodes; 0 = CPU count // threads (at least 1)
     max_queue: int = 32        # decodes waiting beyond the workers; more are refused
     audio_ctx: int = 0         # whispercpp encoder context (512 = 10.24 s); 0 = full 30 s
