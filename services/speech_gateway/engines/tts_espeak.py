@@ -5,6 +5,7 @@ walked by hand instead of trusting it to the ``wave`` module."""
 
 from __future__ import annotations
 
+import abc
 import re
 import shutil
 import struct
@@ -39,13 +40,16 @@ def parse_wav_stream(data: bytes) -> tuple[bytes, int]:
     raise ValueError("no data chunk")
 
 
-class _ProcessTts:
+class _ProcessTts(abc.ABC):
+    """A TTS engine run as one process per sentence; subclasses give the command line."""
+
     name = ""
     sample_rate = 0
     voice = ""
 
+    @abc.abstractmethod
     def _argv(self, sentence: str) -> list[str]:
-        raise NotImplementedError
+        """The command that writes ``sentence`` as a WAV on stdout."""
 
     def synthesize(self, text: str) -> Iterator[bytes]:
         for sentence in split_sentences(text):
