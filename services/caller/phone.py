@@ -213,7 +213,8 @@ class PhoneCall:
     def hangup(self) -> None:
         if self._leg is not None and not self.ended.is_set():
             self._leg.hangup()
-            self._end("caller_hangup")
+            # after a REFER sippy is already tearing the call down itself; our BYE only races it
+            self._end("transferred" if self._refer_to else "caller_hangup")
 
     def stats(self) -> dict[str, float]:
         return self._media.stats() if self._media is not None else {}
