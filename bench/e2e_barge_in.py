@@ -2,7 +2,10 @@
 dialog under `dialtone up`); reaction = the first frame of its speech sent -> the arrival of the
 prompt's last non-silent RTP packet.
 
-    python -m bench.e2e_barge_in [--samples 40] [--budget-s 300]
+    python -m bench.e2e_barge_in [--samples 40] [--budget-s 300] [--no-hold]
+
+--no-hold measures the prompt playing on until the verdict (barge_in.hold_on_speech off), the way it
+was before the hold at onset; run both for the comparison.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ async def main_async(args: argparse.Namespace) -> int:
     rng = random.Random(4733)
     reactions: list[float] = []
     with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as folder:
-        env = {"DIALTONE_SPEECH_GATEWAY__BARGE_IN__BACKCHANNEL_MAX_MS": str(args.backchannel_ms)}
-        stack = UpStack(Path(folder), env if args.backchannel_ms is not None else None)
+        env = {"DIALTONE_SPEECH_GATEWAY__BARGE_IN__HOLD_ON_SPEECH": "false" if args.no_hold else "true"}
+        if args.backchannel_ms is not None:
+            env["DIALTONE_SPEECH_GATEWAY__BARGE_IN__BACKCHANNEL_MAX_MS"] = str(args.backchannel_ms)
+        stack = UpStack(Path(folder), env)
         try:
             voices = await Voices.load()
             phone = Phone("127.0.0.1")
@@ -50,7 +55,8 @@ async def main_async(args: argparse.Namespace) -> int:
     name = "dialtone_speech_barge_in_reaction_seconds"
     count = speech_after.get(name + "_count", 0) - speech_before.get(name + "_count", 0)
     decided = (speech_after.get(name + "_sum", 0) - speech_before.get(name + "_sum", 0)) / count * 1000 if count else 0
-    policy = "service default" if args.backchannel_ms is None else f"backchannel_max_ms={args.backchannel_ms}"
+    policy = "backchannel_max_ms " + ("default" if args.backchannel_ms is None else str(args.backchannel_ms))
+    policy += ", prompt " + ("plays on until the verdict" if args.no_hold else "held at speech onset")
     print(f"barge-in reaction on the wire ({policy}; caller's speech onset -> last non-silent packet of the prompt):")
     print(f"  {percentiles(reactions)}")
     print(f"  speech gateway's decision (onset -> StopPlayback sent): mean {decided:.0f} ms over {count:.0f}")
@@ -61,6 +67,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--budget-s", type=float, default=300.0)
+    parser.add_argument("--no-hold", action="store_true", help="barge_in.hold_on_speech off")
     parser.add_argument("--backchannel-ms", type=int, default=None,
                         help="speech gateway barge_in.backchannel_max_ms (default: its config, 700; 0 = at onset)")
     return asyncio.run(main_async(parser.parse_args()))

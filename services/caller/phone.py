@@ -61,6 +61,7 @@ class _TappedMediaSession(MediaSession):
     """
 
     _tap: Callable[[float, bytes], None] | None = None
+    symmetric_latching = False
     _decoder = PcmuCodec()
 
     def _handle_rtp(self, data: bytes, addr: Any) -> None:

@@ -73,6 +73,7 @@ class ScriptRunner:
         self._speaking_since: dict[str, float] = {}  # our utterance id -> first frame on the wire
         self._said_done: dict[str, float] = {}
         self._barge: tuple[float, float] | None = None   # (our onset, bot utterance onset) over a prompt
+        self._interrupting: tuple[str, float] | None = None  # (our utterance id, bot onset) until it starts
         self._mark = 0                               # index into _heard where the current step's window starts
         self._ended_at: float | None = None
 
@@ -120,6 +121,10 @@ class ScriptRunner:
     def on_said(self, at: float, utterance_id: str, finished: bool) -> None:
         if not finished:
             self._speaking_since[utterance_id] = at
+            if self._interrupting is not None and self._interrupting[0] == utterance_id:
+                # armed now, not when we finish talking: a prompt silenced at our onset ends long before
+                self._barge = (at, self._interrupting[1])
+                self._interrupting = None
         else:
             self._said_done[utterance_id] = at
         self._changed.set()
@@ -222,14 +227,14 @@ class ScriptRunner:
         self._mark = len(self._heard)
         bot_onset = self._hearing_onset()
         utterance_id = self._call.play(pcm, rate)
+        if step.interrupt and bot_onset is not None:
+            self._interrupting = (utterance_id, bot_onset)
         await self._until(lambda: utterance_id in self._said_done or self._call_over(), len(pcm) / 2 / rate + 5.0)
         started = self._speaking_since.get(utterance_id)
         ended = self._said_done.get(utterance_id)
         text = step.value if step.kind == "say" else f"[{step.value}]"
         if started is not None:
             self._add(started, "said", text, seconds=round(len(pcm) / 2 / rate, 2), interrupt=step.interrupt)
-            if step.interrupt and bot_onset is not None:
-                self._barge = (started, bot_onset)
         if ended is not None:
             self._said_end = ended
             self._said_text = text

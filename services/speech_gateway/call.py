@@ -50,6 +50,7 @@ from dialtone.speech_gateway.metrics import (
     BACKCHANNELS,
     BARGE_IN_REACTION,
     BARGE_INS,
+    PROMPT_HOLDS,
     SPECULATIVE,
     TURN_LATENCY,
     UTTERANCES,
@@ -103,7 +104,9 @@ class CallSession:
         b = config.barge_in
         self._barge = BargeIn(BargeInSettings(
             enabled=b.enabled, backchannel_max_ms=b.backchannel_max_ms, backchannel_max_words=b.backchannel_max_words,
-            backchannel_words=frozenset(w.lower() for w in b.backchannel_words) or DEFAULT_BACKCHANNEL_WORDS))
+            backchannel_words=frozenset(w.lower() for w in b.backchannel_words) or DEFAULT_BACKCHANNEL_WORDS,
+            hold_on_speech=b.hold_on_speech))
+        self._held: str | None = None   # prompt silenced at speech onset, verdict pending
         self._partials = PartialScheduler(PartialSettings(
             enabled=config.asr.partials, interval_ms=config.asr.partial_interval_ms,
             min_audio_ms=config.asr.partial_min_audio_ms))
@@ -177,14 +180,31 @@ class CallSession:
             # For live panels (and tests): the call time of the frame that decided it.
             self._notice("barge_in", f"frame_ms={self._last_ts}")
             self._down(stop_playback=cpb.StopPlayback(utterance_id=verdict.utterance_id, reason="barge_in"))
+            if self._held is not None:   # the StopPlayback ended the hold on the media side
+                PROMPT_HOLDS.labels("stopped").inc()
+                self._held = None
             self._player.stop()
             if utt is not None:
                 self._release(utt, interrupted=verdict.utterance_id)
         elif isinstance(verdict, Backchannel):
             BACKCHANNELS.labels(verdict.reason).inc()
+            self._resume_held()
             if utt is not None:
                 utt.gate = "drop"
                 utt.held_payloads.clear()
+
+    def _hold_prompt(self) -> None:
+        uid = self._barge.prompt_to_hold()
+        if uid is not None and self._held is None:
+            self._held = uid
+            self._notice("barge_in.hold", f"frame_ms={self._last_ts}")
+            self._down(hold_playback=pb.HoldPlayback(utterance_id=uid))
+
+    def _resume_held(self) -> None:
+        if self._held is not None:
+            PROMPT_HOLDS.labels("resumed").inc()
+            self._down(resume_playback=pb.ResumePlayback(utterance_id=self._held))
+            self._held = None
 
     def _prompt_sent(self, utterance_id: str, policy: BargeInPolicy) -> None:
         """A prompt's first audio went down. The media side's PlaybackStarted is the better signal
@@ -262,6 +282,7 @@ class CallSession:
                 # The prompt ended while the caller is still talking: that is an ordinary turn.
                 self._release(self._judged)
                 self._judged = None
+                self._resume_held()   # it ended before the hold reached the media side
             else:
                 # The speech ended over the prompt; its transcript still decides if it was a backchannel.
                 self._judged.after_prompt = True
@@ -311,6 +332,7 @@ class CallSession:
         if self._barge.judging:
             utt.gate = "hold"
             self._judged = utt
+            self._hold_prompt()
         elif isinstance(verdict, Backchannel):
             utt.gate = "drop"
         started = rpb.SpeechStarted(timestamp_ms=event.start_ms)
@@ -399,6 +421,7 @@ class CallSession:
         utt.final_sent = True
         if self._judged is utt and utt.after_prompt:
             self._judged = None
+            self._resume_held()   # the prompt ended before its hold reached the media side
             if self._barge.settings.is_backchannel(rec.text):
                 BACKCHANNELS.labels("backchannel_words").inc()
                 utt.gate = "drop"

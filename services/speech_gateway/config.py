@@ -65,6 +65,8 @@ class BargeInConfig:
     backchannel_max_ms: int = 700     # speech shorter than this may be a backchannel
     backchannel_max_words: int = 2
     backchannel_words: list[str] = dataclasses.field(default_factory=list)  # empty = built-in list
+    # silence an `on` prompt the moment speech starts over it; resume it if that was a backchannel
+    hold_on_speech: bool = True
 
 
 @dataclasses.dataclass

@@ -27,7 +27,10 @@ UTTERANCES = counter("speech_utterances_total", "Endpointed utterances, by end (
 TURN_LATENCY = histogram("speech_turn_latency_seconds",
                          "Caller's end of speech to the first frame of the next prompt sent (media's report)")
 BARGE_IN_REACTION = histogram("speech_barge_in_reaction_seconds",
-                              "Caller's speech onset over a prompt to the StopPlayback sent")
+                              "Caller's speech onset over a prompt to the StopPlayback sent (the prompt "
+                              "went silent earlier where it was held at onset)")
+PROMPT_HOLDS = counter("speech_prompt_holds_total",
+                       "Prompts silenced at speech onset, by outcome (stopped, resumed)", ["outcome"])
 ACTIVE_CALLS = gauge("speech_active_calls", "Calls with an open StreamCall")
 RUNTIME_RECONNECTS = counter("speech_runtime_reconnects_total", "Converse streams resumed after a break",
                              ["outcome"])

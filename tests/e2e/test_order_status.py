@@ -72,6 +72,8 @@ def test_barge_in_over_a_prompt_that_allows_it_stops_it_and_the_dialog_hears_the
         or any("12,345" in text for text in report["heard"][2:]), output
     # the call path's metrics saw it: barge-in reaction, turn latency, playback underruns counted
     assert stack.metric(SPEECH, "dialtone_speech_barge_in_reaction_seconds_count") >= 1
+    # the reprompt was silenced at the speech's onset, then stopped by the verdict (not resumed)
+    assert stack.metric(SPEECH, 'dialtone_speech_prompt_holds_total{outcome="stopped"}') >= 1
     assert stack.metric(SPEECH, "dialtone_speech_turn_latency_seconds_count") >= 1
     assert stack.metric(SPEECH, "dialtone_speech_asr_latency_seconds_count") >= 1
     assert "dialtone_rtp_playback_underruns_total" in urllib.request.urlopen(  # noqa: S310 - loopback

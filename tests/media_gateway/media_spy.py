@@ -24,6 +24,8 @@ class MediaSpy:
         self.updates: list[NegotiatedMedia] = []
         self.played: list[tuple[str, int, bool]] = []
         self.stopped: list[str | None] = []
+        self.holds: list[int] = []
+        self.resumes = 0
         self.closed = False
 
     @classmethod
@@ -58,6 +60,14 @@ class MediaSpy:
     def stop_playback(self, utterance_id: str | None = None) -> None:
         self.stopped.append(utterance_id)
         self.inner.stop_playback(utterance_id)
+
+    def hold_playback(self, max_ms: int = 0) -> None:
+        self.holds.append(max_ms)
+        self.inner.hold_playback(max_ms)
+
+    def resume_playback(self) -> None:
+        self.resumes += 1
+        self.inner.resume_playback()
 
     def stats(self) -> dict[str, float]:
         return self.inner.stats()

@@ -91,3 +91,24 @@ def test_disabled_globally_never_interrupts():
 
 def test_words_of_keeps_hyphenated_backchannels():
     assert words_of("Mm-hmm, OK.") == ["mm-hmm", "ok"]
+
+
+def test_an_on_prompt_is_held_while_speech_over_it_is_judged():
+    b = arbiter()
+    assert b.prompt_to_hold() is None          # nobody is talking yet
+    b.speech_started()
+    assert b.prompt_to_hold() == "u1"
+    b.transcript("Mm-hmm.", final=True)
+    assert b.prompt_to_hold() is None          # judged: nothing to hold any more
+
+
+def test_only_on_prompts_are_held_and_the_setting_turns_it_off():
+    for policy in (BargeInPolicy(BargeInMode.AFTER_WORDS, 2), BargeInPolicy(BargeInMode.OFF),
+                   BargeInPolicy(BargeInMode.DTMF_ONLY)):
+        b = arbiter(policy)
+        b.speech_started()
+        assert b.prompt_to_hold() is None, policy
+    b = BargeIn(BargeInSettings(hold_on_speech=False))
+    b.prompt_started("u1", ON)
+    b.speech_started()
+    assert b.judging and b.prompt_to_hold() is None

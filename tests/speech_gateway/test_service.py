@@ -111,6 +111,15 @@ async def test_barge_in_stops_the_prompt_within_one_vad_decision(gateway, speech
     # The decision frame: the one whose end makes the speech 700 ms long (the default threshold).
     decided_frame_ms = int(notice.text.split("=")[1])
     assert decided_frame_ms + 20 - started.timestamp_ms == 700
+    # ...but the prompt went silent long before: held on the frame where the speech was detected,
+    # ahead of the StopPlayback in the downlink, and never resumed.
+    hold_notice = next(m.notice for m in media.received if m.notice.kind == "barge_in.hold")
+    held_frame_ms = int(hold_notice.text.split("=")[1])
+    assert held_frame_ms + 20 - started.timestamp_ms <= 200 + 20   # the VAD's 200 ms start window
+    order = [m.WhichOneof("payload") for m in media.received]
+    assert order.index("hold_playback") < order.index("stop_playback")
+    assert [m.hold_playback.utterance_id for m in media.of("hold_playback")] == ["hold-msg"]
+    assert media.of("resume_playback") == []
     assert runtime.events("transcript")[-1].transcript.text.lower().startswith("please enter your password")
 
 
@@ -127,6 +136,11 @@ async def test_backchannel_over_a_prompt_does_not_interrupt_it(gateway, speech_a
         await media.close()
         await server.stop(0)
     assert media.of("stop_playback") == []
+    # the prompt was silenced while the "okay" was judged, then resumed where it stopped
+    order = [m.WhichOneof("payload") for m in media.received]
+    assert order.count("hold_playback") == 1 and order.count("resume_playback") == 1
+    assert order.index("hold_playback") < order.index("resume_playback")
+    assert media.of("resume_playback")[0].resume_playback.utterance_id == "hold-msg"
     names = kinds(runtime.events())
     assert "speech_started" not in names and "transcript" not in names
     assert "playback_finished" in names
@@ -144,7 +158,7 @@ async def test_speech_over_a_barge_in_off_prompt_is_ignored(gateway, speech_audi
     finally:
         await media.close()
         await server.stop(0)
-    assert media.of("stop_playback") == []
+    assert media.of("stop_playback") == [] and media.of("hold_playback") == []
     assert "speech_started" not in kinds(runtime.events())
 
 

@@ -108,3 +108,29 @@ def test_empty_utterance_is_still_reported():
     frame, reports = playout.next_frame(0)
     assert frame is None
     assert [(r.finished, r.played_ms, r.total_ms) for r in reports] == [(False, 0, 0), (True, 0, 0)]
+
+
+def test_hold_silences_at_once_and_resume_continues_where_it_stopped():
+    """Barge-in under judgement: silence from the next frame, then the rest of the prompt, nothing lost."""
+    playout = Playout()
+    playout.enqueue("u1", TONE, last=True)
+    first, _ = drain(playout, 1)
+    playout.hold(20)
+    held, held_reports = drain(playout, 3, now_ms=20)
+    assert held == [None] * 3 and held_reports == [] and playout.held
+    playout.resume()
+    rest, reports = drain(playout, 4, now_ms=80)
+    assert b"".join(first + rest[:3]) == TONE and rest[3] is None
+    assert [(r.finished, r.played_ms, r.interrupted) for r in reports] == [(True, 80, False)]
+
+
+def test_stop_ends_a_hold_and_an_unresumed_hold_expires():
+    playout = Playout()
+    playout.enqueue("u1", TONE, last=True)
+    playout.hold(0)
+    [report] = playout.stop("u1", 20)
+    assert report.interrupted and not playout.held
+    playout.enqueue("u2", TONE, last=True)
+    playout.hold(40, max_ms=60)
+    frames, _ = drain(playout, 4, now_ms=40)
+    assert frames[:3] == [None] * 3 and frames[3] == TONE[:FRAME_BYTES]

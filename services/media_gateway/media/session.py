@@ -58,6 +58,9 @@ class MediaSession:
 
     local_port: int
     rtcp_interval_s: float = 5.0     # RFC 3550's minimum; randomised 0.5..1.5x per report
+    # A server behind NAT answers where RTP comes from; a dialling client (the caller tool) takes RTP
+    # only from the address the answer named, so a stale stream aimed at a reused port is not heard.
+    symmetric_latching: bool = True
 
     def __init__(self, *, session_id: str, loop: asyncio.AbstractEventLoop, port: int,
                  port_allocator: PortAllocator, on_frame: Callable[[bytes, int], None],
@@ -254,6 +257,13 @@ class MediaSession:
         for report in reports:
             self._call(self._on_playback, report)
 
+    def hold_playback(self, max_ms: int = 0) -> None:
+        """Send silence, keeping queued audio in place, until resume_playback or stop_playback (barge-in)."""
+        self._playback.hold(self._now_ms(self._loop.time()), max_ms)
+
+    def resume_playback(self) -> None:
+        self._playback.resume()
+
     # ── clock ─────────────────────────────────────────────────
 
     def _arm(self) -> None:
@@ -347,6 +357,9 @@ class MediaSession:
             return
         source = (addr[0], addr[1])
         now = self._loop.time()
+        if not self.symmetric_latching and source != self._remote:
+            self._dropped["foreign_source"] += 1
+            return
         if source != self._latched:
             if self._latched is not None and now - self._last_from_latched < RELATCH_AFTER_S:
                 self._dropped["foreign_source"] += 1

@@ -221,6 +221,10 @@ class WebRtcCall:
             self.leg.play(play.utterance_id, play.pcm, play.sample_rate or 16000, play.last)
         elif kind == "stop_playback":
             self.leg.stop_playback(down.stop_playback.utterance_id or None)
+        elif kind == "hold_playback":
+            self.leg.hold_playback(down.hold_playback.max_ms)
+        elif kind == "resume_playback":
+            self.leg.resume_playback()
         elif kind == "notice":
             self._publish("notice", notice=down.notice.kind[:64], text=down.notice.text[:2000])
         elif kind == "hangup":

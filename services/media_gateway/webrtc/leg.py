@@ -225,6 +225,13 @@ class WebRtcLeg:
             self._play_resamplers.pop(utterance_id, None)
         self._deliver_reports(self._playout.stop(utterance_id or None, self.now_ms()))
 
+    def hold_playback(self, max_ms: int = 0) -> None:
+        """Send silence, keeping queued audio in place, until resume_playback or stop_playback (barge-in)."""
+        self._playout.hold(self.now_ms(), max_ms)
+
+    def resume_playback(self) -> None:
+        self._playout.resume()
+
     # --- aiortc callbacks (each wrapped: an exception must not escape into aiortc) ---
 
     def _on_track(self, track: MediaStreamTrack) -> None:

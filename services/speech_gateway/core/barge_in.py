@@ -7,6 +7,11 @@ not a backchannel ("mm-hmm", "okay"). ``after_words`` waits for ``min_words`` wo
 in the partial or final transcript. ``dtmf_only`` is interrupted by a key press
 only; ``off`` by nothing. The adapter holds the runtime events of speech under
 judgement and forwards them on Interrupt, drops them on Backchannel.
+
+With ``hold_on_speech`` an ``on`` prompt is silenced (held in place) the moment speech
+starts over it, before the verdict: the caller hears the prompt stop within the VAD's
+onset window instead of after ``backchannel_max_ms``, and a backchannel resumes it where
+it stopped, as LiveKit's and Pipecat's "false interruption" handling does.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ class BargeInSettings:
     backchannel_max_ms: int = 700
     backchannel_max_words: int = 2
     backchannel_words: frozenset[str] = DEFAULT_BACKCHANNEL_WORDS
+    hold_on_speech: bool = True
 
     def is_backchannel(self, text: str) -> bool:
         words = words_of(text)
@@ -88,6 +94,13 @@ class BargeIn:
         if policy.mode is BargeInMode.ON and self.settings.backchannel_max_ms <= 0:
             return self._decide(Interrupt(utterance_id, "speech"))
         return None
+
+    def prompt_to_hold(self) -> str | None:
+        """The prompt to silence while speech over it is judged (None: let it play on)."""
+        if not (self._judging and self._playing and self.settings.hold_on_speech):
+            return None
+        utterance_id, policy = self._playing
+        return utterance_id if policy.mode is BargeInMode.ON else None
 
     def speech_progress(self, duration_ms: int) -> BargeInVerdict | None:
         """Called on every voiced-state frame with the speech's length so far."""

@@ -112,3 +112,37 @@ def test_empty_last_utterance_starts_and_finishes() -> None:
     frames, reports = drain(queue, 1)
     assert frames == [None]
     assert [(r.finished, r.played_ms, r.total_ms) for r in reports] == [(False, 0, 0), (True, 0, 0)]
+
+
+def test_hold_silences_at_the_next_tick_and_resume_continues_where_it_stopped() -> None:
+    """Barge-in under judgement: the prompt goes silent at once and, if it was a backchannel, resumes
+    with the frame that was due, nothing skipped and no report in between."""
+    queue = PlaybackQueue()
+    queue.enqueue("u1", frame(1) + frame(2) + frame(3), last=True)
+    first, _ = drain(queue, 1)
+    queue.hold(20)
+    held, held_reports = drain(queue, 3, start_ms=20)
+    assert held == [None, None, None] and held_reports == [] and queue.held
+    queue.resume()
+    rest, reports = drain(queue, 3, start_ms=80)
+    assert first + rest == [frame(1), frame(2), frame(3), None]
+    assert [(r.finished, r.played_ms, r.interrupted) for r in reports] == [(True, 60, False)]
+
+
+def test_stop_ends_a_hold_and_the_next_prompt_plays() -> None:
+    queue = PlaybackQueue()
+    queue.enqueue("u1", frame(1) * 5, last=True)
+    queue.hold(0)
+    [report] = queue.stop("u1", 20)
+    assert report.interrupted and report.played_ms == 0 and not queue.held
+    queue.enqueue("u2", frame(7), last=True)
+    frames, _ = drain(queue, 1, start_ms=40)
+    assert frames == [frame(7)]
+
+
+def test_a_hold_nobody_resumes_ends_by_itself() -> None:
+    queue = PlaybackQueue()
+    queue.enqueue("u1", frame(1) + frame(2), last=True)
+    queue.hold(0, max_ms=100)
+    frames, _ = drain(queue, 7)
+    assert frames == [None] * 5 + [frame(1), frame(2)]

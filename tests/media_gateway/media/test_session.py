@@ -96,6 +96,30 @@ async def test_symmetric_rtp_latches_to_the_real_source(open_session, peer) -> N
         intruder.close()
 
 
+async def test_without_symmetric_latching_only_the_answered_address_is_heard(open_session, peer) -> None:
+    """A dialling client (the caller tool): a stale stream from another port, still aimed at our
+    reused port, is dropped even when it arrives first; the answered address is heard."""
+    from tests.media_gateway.media.helpers import RawPeer
+
+    stale = await RawPeer.open()
+    try:
+        session, _ = await open_session()
+        session.symmetric_latching = False
+        session.start(media("PCMU", 0, peer.port))
+        tone = PcmuCodec().encode(sine(500, 20, 8000))
+        for i in range(5):
+            stale.send(rtp(5000 + i, 160 * i, tone, ssrc=0x5555), session.local_port)
+        await wait_until(lambda: session.stats()["dropped_foreign_source"] == 5)
+        for i in range(5):
+            peer.send(rtp(1000 + i, 160 * i, tone), session.local_port)
+            await asyncio.sleep(0.005)
+        await wait_until(lambda: session.stats()["packets_in"] == 5)
+        assert session.stats()["dropped_foreign_source"] == 5
+        assert stale.received == []      # nothing of ours went to the stale stream's source
+    finally:
+        stale.close()
+
+
 async def test_stop_playback_flushes_within_one_frame(open_session, peer) -> None:
     """Barge-in: after stop_playback every packet sent is silence, and the report says how much played."""
     session, rec = await open_session()
@@ -115,6 +139,27 @@ async def test_stop_playback_flushes_within_one_frame(open_session, peer) -> Non
     # audio still streaming in for the stopped utterance is dropped, not played
     session.play("long", sine(400, 500, 16000), 16000, last=True)
     assert session.stats()["playback_queued_ms"] == 0
+
+
+async def test_hold_playback_silences_the_prompt_and_resume_plays_the_rest(open_session, peer) -> None:
+    """Barge-in under judgement: silence on the wire from the next packet, the prompt kept in place;
+    a resume (backchannel) plays on from where it stopped, nothing skipped."""
+    session, rec = await open_session()
+    session.start(media("PCMU", 0, peer.port))
+    session.play("long", sine(400, 3000, 16000, dbfs=-10), 16000, last=True)
+    await wait_until(lambda: sum(p.payload != PCMU_SILENCE for _, p in peer.received) >= 10)
+    sent_before_hold = int(session.stats()["packets_out"])
+    session.hold_playback()
+    await wait_until(lambda: len(peer.received) >= sent_before_hold + 10)
+    held = [p for _, p in peer.received[sent_before_hold:sent_before_hold + 10]]
+    assert all(p.payload == PCMU_SILENCE for p in held)
+    assert session.stats()["playback_queued_ms"] > 2000    # kept, not dropped
+    session.resume_playback()
+    await wait_until(lambda: rec.reports and rec.reports[-1].finished, timeout=6)
+    final = rec.reports[-1]
+    assert (final.utterance_id, final.interrupted, final.played_ms) == ("long", False, 3000)
+    audio_packets = sum(p.payload != PCMU_SILENCE for _, p in peer.received)
+    assert abs(audio_packets - 150) <= 2     # every frame of the 3 s prompt went out once
 
 
 async def test_hold_stops_sending_and_resume_continues_the_stream(open_session, peer) -> None:
