@@ -74,6 +74,7 @@ class ScriptRunner:
         self._said_done: dict[str, float] = {}
         self._barge: tuple[float, float] | None = None   # (our onset, bot utterance onset) over a prompt
         self._interrupting: tuple[str, float] | None = None  # (our utterance id, bot onset) until it starts
+        self._interrupted_onset: float | None = None         # onset of the last prompt we talked over
         self._mark = 0                               # index into _heard where the current step's window starts
         self._ended_at: float | None = None
 
@@ -213,7 +214,11 @@ class ScriptRunner:
         if step.interrupt:
             # over the prompt: once the bot has been talking for interrupt_after_ms
             after = step.interrupt_after_ms / 1000.0
-            await self._until(lambda: self._bot_speaking_for() >= after or self._call_over(), self.step_timeout_s)
+            # ...and a prompt we have not interrupted already (the one we just talked over may still be
+            # in its end-of-speech hangover: talking again then would be over silence)
+            await self._until(lambda: (self._bot_speaking_for() >= after
+                                       and self._hearing_onset() != self._interrupted_onset)
+                              or self._call_over(), self.step_timeout_s)
         else:
             # our turn: the bot has said something since our last action and is quiet now
             await self._until(lambda: (len(self._heard) > self._mark and not self._hearing.speaking)
@@ -229,6 +234,7 @@ class ScriptRunner:
         utterance_id = self._call.play(pcm, rate)
         if step.interrupt and bot_onset is not None:
             self._interrupting = (utterance_id, bot_onset)
+            self._interrupted_onset = bot_onset
         await self._until(lambda: utterance_id in self._said_done or self._call_over(), len(pcm) / 2 / rate + 5.0)
         started = self._speaking_since.get(utterance_id)
         ended = self._said_done.get(utterance_id)
