@@ -2,13 +2,18 @@
 
 Events are numbered here (per session). The first message is CallStarted; after a
 break the link reconnects (backing off, up to ``reconnect_s``) and opens with
-Resume{last_event_seq, last_action_seq}, then re-sends the event whose write failed.
-Actions at or below the last action seq seen are dropped as repeats.
+Resume{last_event_seq, last_action_seq}, then re-sends the last ``REPLAYED_EVENTS``
+events it wrote and the one whose write failed. A write that succeeded says nothing of
+whether the runtime saved the event before it died; the runtime skips every event whose
+seq it has already applied (its session keeps the last one), so replaying is safe and a
+caller's answer is not lost with the replica that heard it. Actions at or below the last
+action seq seen are dropped as repeats.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +25,10 @@ from dialtone.v1 import conversation_runtime_pb2_grpc as rpb_grpc
 log = logging.getLogger(__name__)
 
 ActionHandler = Callable[[rpb.DialogAction], Awaitable[None]]
+
+# Events written and kept for a replay after a break: far more than a call produces between two
+# saves of its session (one save per event), small enough to re-send in one go.
+REPLAYED_EVENTS = 32
 
 
 class RuntimeUnavailable(Exception):
@@ -36,6 +45,8 @@ class RuntimeLink:
         self._reconnect_s = reconnect_s
         self._outbox: asyncio.Queue[rpb.SpeechEvent | None] = asyncio.Queue()
         self._retry: rpb.SpeechEvent | None = None
+        self._written: collections.deque[rpb.SpeechEvent] = collections.deque(maxlen=REPLAYED_EVENTS)
+        self.replayed = 0
         self._seq = 0
         self.last_written_seq = 0
         self.last_action_seq = 0
@@ -92,6 +103,9 @@ class RuntimeLink:
         await call.write(first)
         if self.connects:
             RUNTIME_RECONNECTS.labels("resumed").inc()
+            for event in list(self._written):
+                await call.write(event)
+                self.replayed += 1
         self.connects += 1
         reader = asyncio.create_task(self._read(call))
         try:
@@ -113,6 +127,7 @@ class RuntimeLink:
                 await call.write(event)
                 self._retry = None
                 self.last_written_seq = event.seq
+                self._written.append(event)
         finally:
             if not reader.done():
                 reader.cancel()

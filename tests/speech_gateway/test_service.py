@@ -192,6 +192,12 @@ async def test_resume_after_a_broken_runtime_stream_does_not_replay_a_played_say
     resume = runtime.streams[1][0]
     assert resume.WhichOneof("payload") == "resume"
     assert resume.resume.last_action_seq == 1 and resume.resume.last_event_seq >= 1
+    # the event the first stream received just before it died (unsaved, as far as the gateway can
+    # tell) is sent again after the Resume, with its own seq: the runtime skips it if it had it
+    died_on = runtime.streams[0][-1]
+    assert died_on.WhichOneof("payload") == "playback_started"
+    replayed = [e for e in runtime.streams[1][1:] if e.seq == died_on.seq]
+    assert replayed == [died_on]
     lasts = [m.play_audio.utterance_id for m in media.of("play_audio") if m.play_audio.last]
     assert lasts == ["u1", "u2"]
 
