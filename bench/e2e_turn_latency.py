@@ -3,10 +3,11 @@ every utterance ("Got it, <what you said>."), and `dialtone call`'s runner sayin
 
 Turn latency = end of the caller's speech audio (its last RTP frame sent) -> the first non-silent RTP
 packet back, measured at the caller. Breakdown (means, from the services' own histograms over the same
-turns): endpointing wait (the VAD's configured stop silence), ASR final, dialog (runtime event), TTS
+turns): endpointing wait (vad.stop_ms of silence, or less on an early end), ASR final, dialog (runtime event), TTS
 first audio, and the rest (gRPC hops, playout/pacing to the first frame on the wire).
 
     python -m bench.e2e_turn_latency [--turns 100] [--callers 1] [--budget-s 540] [--asr whispercpp]
+                                     [--early-stop-ms 300]
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from dialtone.speech_gateway.engines.asr_faster_whisper import default_model_dir
 from dialtone.speech_gateway.engines.ggml_convert import convert_ct2_to_ggml
 
 WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-VAD_STOP_MS = 600          # speech gateway vad.stop_ms default: the silence that ends an utterance
 BENCH_DIALOGS = {
     "bench_echo": """
 dialog:
@@ -145,15 +145,19 @@ class UpStack:
         return found
 
     def metrics(self, offset: int) -> dict[str, float]:
-        """Every sample of a service's /metrics summed over its labels (offset 1 media .. 4 integration)."""
+        """Every sample of a service's /metrics summed over its labels, and each labelled sample as written
+        (offset 1 media .. 4 integration)."""
         url = f"http://127.0.0.1:{self.base + 100 + offset}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
             text = response.read().decode()
         values: dict[str, float] = {}
         for line in text.splitlines():
             if line and not line.startswith("#"):
-                name = line.split("{", 1)[0].split(" ", 1)[0]
-                values[name] = values.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+                sample, value = line.rsplit(" ", 1)
+                name = sample.split("{", 1)[0]
+                values[name] = values.get(name, 0.0) + float(value)
+                if "{" in sample:
+                    values[sample] = float(value)   # one labelled sample, e.g. utterances_total{end="early"}
         return values
 
     def stop(self) -> None:
@@ -209,6 +213,8 @@ async def main_async(args: argparse.Namespace) -> int:
         if args.asr_model_dir:
             # a configured CTranslate2 model, e.g. Whisper base from `dialtone models assemble-base`
             env["DIALTONE_SPEECH_GATEWAY__ASR__MODEL_DIR"] = args.asr_model_dir
+        if args.early_stop_ms:
+            env["DIALTONE_SPEECH_GATEWAY__VAD__EARLY_STOP_MS"] = str(args.early_stop_ms)
         stack = UpStack(Path(folder), env)
         try:
             voices = await Voices.load()
@@ -238,14 +244,19 @@ async def main_async(args: argparse.Namespace) -> int:
     tts = _mean_delta(speech_before, speech_after, "dialtone_speech_tts_first_audio_seconds") or 0.0
     dialog = _mean_delta(runtime_before, runtime_after, "dialtone_runtime_event_seconds") or 0.0
     gateway_turn = _mean_delta(speech_before, speech_after, "dialtone_speech_turn_latency_seconds") or 0.0
-    rest = wire - VAD_STOP_MS - asr - dialog - tts
+    endpointing = _mean_delta(speech_before, speech_after, "dialtone_speech_endpoint_wait_seconds") or 0.0
+    rest = wire - endpointing - asr - dialog - tts
     asr_name = "whisper.cpp tiny.en (audio_ctx 512)" if args.asr == "whispercpp" else (
         f"faster-whisper {Path(args.asr_model_dir).name}" if args.asr_model_dir else "faster-whisper tiny.en")
     print(f"turn latency on the wire ({args.callers} caller(s), {asr_name}, piper):")
     print(f"  {percentiles(latencies)}  mean {wire:.0f} ms")
     print(f"  speech gateway's own view (its end of speech -> media's first frame): mean {gateway_turn:.0f} ms")
-    print(f"  breakdown (means): endpointing wait {VAD_STOP_MS} ms | ASR final {asr:.0f} ms | dialog {dialog:.1f} ms"
-          f" | TTS first audio {tts:.0f} ms | hops + playout/pacing {rest:.0f} ms")
+    early = (speech_after.get('dialtone_speech_utterances_total{end="early"}', 0.0)
+             - speech_before.get('dialtone_speech_utterances_total{end="early"}', 0.0))
+    if args.early_stop_ms:
+        print(f"  early ends (vad.early_stop_ms {args.early_stop_ms}): {early:.0f} of {len(latencies)} turns")
+    print(f"  breakdown (means): endpointing wait {endpointing:.0f} ms | ASR final {asr:.0f} ms"
+          f" | dialog {dialog:.1f} ms | TTS first audio {tts:.0f} ms | hops + playout/pacing {rest:.0f} ms")
     return 0 if latencies else 1
 
 
@@ -255,6 +266,8 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=1)
     parser.add_argument("--budget-s", type=float, default=540.0, help="stop measuring after this long")
     parser.add_argument("--asr", choices=("faster_whisper", "whispercpp"), default="faster_whisper")
+    parser.add_argument("--early-stop-ms", type=int, default=0,
+                        help="speech gateway vad.early_stop_ms: end the turn this early on a finished sentence")
     parser.add_argument("--asr-model-dir", default="",
                         help="faster-whisper CT2 model folder (e.g. Whisper base from `dialtone models assemble-base`)")
     return asyncio.run(main_async(parser.parse_args()))

@@ -27,7 +27,7 @@ import numpy as np
 from dialtone.common.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import require_session_id
-from dialtone.speech_gateway.config import SpeechGatewayConfig
+from dialtone.speech_gateway.config import SpeechGatewayConfig, VadConfig
 from dialtone.speech_gateway.core.barge_in import DEFAULT_BACKCHANNEL_WORDS, BargeIn, BargeInSettings
 from dialtone.speech_gateway.core.events import (
     Backchannel,
@@ -40,7 +40,7 @@ from dialtone.speech_gateway.core.events import (
     SpeechStarted,
 )
 from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSettings
-from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings
+from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings, looks_complete
 from dialtone.speech_gateway.engines.base import AsrEngine, Recognition
 from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
 from dialtone.speech_gateway.engines.vad import build_vad
@@ -50,6 +50,7 @@ from dialtone.speech_gateway.metrics import (
     BACKCHANNELS,
     BARGE_IN_REACTION,
     BARGE_INS,
+    ENDPOINT_WAIT,
     PROMPT_HOLDS,
     SPECULATIVE,
     TURN_LATENCY,
@@ -88,6 +89,14 @@ class _Utterance:
     after_prompt: bool = False  # the prompt it was heard over has ended; the transcript decides
 
 
+def segmenter_settings(vad: VadConfig) -> SegmenterSettings:
+    """ValueError (checked at start) when the timings do not fit together."""
+    return SegmenterSettings(
+        frame_ms=FRAME_MS, start_window_ms=vad.start_window_ms, start_ratio=vad.start_ratio,
+        stop_ms=vad.stop_ms, speculative_ms=vad.speculative_ms, max_utterance_ms=vad.max_utterance_ms,
+        early_stop_ms=vad.early_stop_ms)
+
+
 class CallSession:
     def __init__(self, config: SpeechGatewayConfig, start: pb.MediaUplink, channel: grpc.aio.Channel,
                  asr_pool: EnginePool[AsrEngine], asr_name: str, renderer: PromptRenderer) -> None:
@@ -98,9 +107,7 @@ class CallSession:
         self._asr_name = asr_name
         vad = config.vad
         self._vad = build_vad(vad.engine, vad.aggressiveness, vad.silero_threshold)
-        self._segmenter = Segmenter(SegmenterSettings(
-            frame_ms=FRAME_MS, start_window_ms=vad.start_window_ms, start_ratio=vad.start_ratio,
-            stop_ms=vad.stop_ms, speculative_ms=vad.speculative_ms, max_utterance_ms=vad.max_utterance_ms))
+        self._segmenter = Segmenter(segmenter_settings(vad))
         b = config.barge_in
         self._barge = BargeIn(BargeInSettings(
             enabled=b.enabled, backchannel_max_ms=b.backchannel_max_ms, backchannel_max_words=b.backchannel_max_words,
@@ -350,15 +357,28 @@ class CallSession:
         length = self._audio_bytes(utt, event.at_ms)
         utt.speculative_bytes = length
         utt.speculative = self._decode(bytes(utt.audio[:length]), "speculative")
+        if self._segmenter.settings.early_stop_ms:
+            utt.speculative.add_done_callback(lambda future: self._speculative_done(utt, future))
+
+    def _speculative_done(self, utt: _Utterance, future: asyncio.Future[Recognition]) -> None:
+        """A finished-sentence transcript of this pause lets the turn end before stop_ms (early end)."""
+        if self._utt is not utt or utt.speculative is not future or future.cancelled() or future.exception():
+            return   # stale: the caller talked on, or the decode failed (the endpoint decides alone)
+        if looks_complete(future.result().text):
+            for event in self._segmenter.mark_complete():
+                if isinstance(event, SpeechEnded):
+                    self._speech_ended(event)
 
     def _speech_ended(self, event: SpeechEnded) -> None:
         utt = self._utt
         self._utt = None
         if utt is None:
             return
-        UTTERANCES.labels("forced" if event.forced else "silence").inc()
+        UTTERANCES.labels("forced" if event.forced else "early" if event.early else "silence").inc()
         # the caller stopped talking at end_ms of call time; the endpoint fired at the current frame
-        self._speech_end_at = time.perf_counter() - (self._last_ts + FRAME_MS - event.end_ms) / 1000.0
+        waited_s = (self._last_ts + FRAME_MS - event.end_ms) / 1000.0
+        ENDPOINT_WAIT.observe(waited_s)
+        self._speech_end_at = time.perf_counter() - waited_s
         utt.end_ms = event.end_ms
         self._emit(utt, speech_ended=rpb.SpeechEnded(timestamp_ms=event.end_ms, duration_ms=event.duration_ms))
         task = self._spawn(self._final(utt, event, time.perf_counter()))

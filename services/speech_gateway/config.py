@@ -57,6 +57,9 @@ class VadConfig:
     stop_ms: int = 600
     speculative_ms: int = 240
     max_utterance_ms: int = 15000
+    # end the turn after this much silence when the speculative transcript reads as a finished
+    # sentence ("1, 2, 3, 4, 5."), instead of stop_ms; 0 = off (always stop_ms)
+    early_stop_ms: int = 0
 
 
 @dataclasses.dataclass

@@ -14,7 +14,7 @@ from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import abort_invalid, require_session_id
 from dialtone.common.logging import set_session
-from dialtone.speech_gateway.call import CallSession
+from dialtone.speech_gateway.call import CallSession, segmenter_settings
 from dialtone.speech_gateway.config import SpeechGatewayConfig
 from dialtone.speech_gateway.engines.base import AsrEngine, ModelError, TtsEngine
 from dialtone.speech_gateway.engines.factory import asr_workers, build_asr, build_tts
@@ -109,6 +109,10 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
 
 class SpeechGatewayApp:
     def __init__(self, config: SpeechGatewayConfig, engines: Engines | None = None) -> None:
+        try:
+            segmenter_settings(config.vad)
+        except ValueError as exc:
+            raise ConfigError(f"vad: {exc}") from exc
         self.config = config
         self.servicer = SpeechGatewayServicer(self)
         self.engines = engines

@@ -107,6 +107,15 @@ class MediaClient:
     async def silence(self, ms: int) -> None:
         await self.audio(bytes(ms * 32))
 
+    async def silence_in_real_time(self, ms: int) -> None:
+        """Silent frames at the wire's pace, for checks that race a decode against call time."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for i in range(ms // 20):
+            await self.send(audio=pb.AudioFrame(pcm=bytes(FRAME_BYTES), timestamp_ms=self.now_ms))
+            self.now_ms += 20
+            await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - loop.time()))
+
     def of(self, kind: str) -> list[pb.MediaDownlink]:
         return [m for m in self.received if m.WhichOneof("payload") == kind]
 

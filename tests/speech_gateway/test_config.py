@@ -26,3 +26,12 @@ def test_unknown_engine_is_refused_with_file_line_and_choices(tmp_path):
         load_config(SpeechGatewayConfig, path, service="speech-gateway", environ={})
     assert str(err.value) == (f"{path}:2: key 'asr.engine': expected one of 'faster_whisper', 'whispercpp', "
                               "got a string 'pocketsphinx'")
+
+
+def test_vad_timings_that_do_not_fit_are_refused_at_start():
+    from dialtone.speech_gateway.service import SpeechGatewayApp
+
+    config = SpeechGatewayConfig()
+    config.vad.early_stop_ms = 100    # below speculative_ms: the transcript it waits for cannot exist yet
+    with pytest.raises(ConfigError, match="vad: early_stop_ms must be 0 \\(off\\) or between"):
+        SpeechGatewayApp(config)

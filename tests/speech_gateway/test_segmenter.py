@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from dialtone.speech_gateway.core.events import SilenceBegan, SpeechEnded, SpeechResumed, SpeechStarted
-from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings
+from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings, looks_complete
 
 SETTINGS = SegmenterSettings(frame_ms=20, start_window_ms=100, start_ratio=0.6, stop_ms=200,
                              speculative_ms=80, max_utterance_ms=2000)
@@ -62,7 +62,51 @@ def test_flush_closes_an_open_utterance():
     assert seg.flush(120) == []
 
 
+EARLY = SegmenterSettings(frame_ms=20, start_window_ms=100, start_ratio=0.6, stop_ms=200,
+                          speculative_ms=80, max_utterance_ms=2000, early_stop_ms=120)
+
+
+def test_a_finished_sentence_ends_the_turn_at_early_stop_ms():
+    """The transcript of the pause reads as finished (marked after 100 ms of silence): the turn
+    ends on the frame that completes 120 ms of silence, not at stop_ms (200 ms)."""
+    seg = Segmenter(EARLY)
+    run("1" * 10 + "0" * 5, seg)                  # silence from 200 ms; SilenceBegan at 80 ms of it
+    assert seg.mark_complete() == []              # 100 ms of silence so far
+    assert run("0", seg, t0=300) == [(300, SpeechEnded(0, 200, early=True))]
+
+
+def test_a_mark_that_comes_late_ends_the_turn_at_once_and_speech_clears_it():
+    seg = Segmenter(EARLY)
+    run("1" * 10 + "0" * 7, seg)                  # 140 ms of silence when the decode returns
+    assert seg.mark_complete() == [SpeechEnded(0, 200, early=True)]
+    seg = Segmenter(EARLY)
+    run("1" * 10 + "0" * 5, seg)
+    seg.mark_complete()
+    events = [ev for _, ev in run("11" + "0" * 10, seg, t0=300)]   # the caller went on talking
+    assert events == [SpeechResumed(300), SilenceBegan(340), SpeechEnded(0, 340)]   # at stop_ms again
+
+
+def test_early_end_off_or_while_talking_ignores_the_mark():
+    seg = Segmenter(SETTINGS)                     # early_stop_ms 0
+    run("1" * 10 + "0" * 8, seg)
+    assert seg.mark_complete() == []
+    assert [ev for _, ev in run("000", seg, t0=360)] == [SpeechEnded(0, 200)]
+    seg = Segmenter(EARLY)
+    run("1" * 10, seg)
+    assert seg.mark_complete() == []              # no pause: nothing to end
+
+
+@pytest.mark.parametrize("text, complete", [
+    ("1, 2, 3, 4, 5.", True), ("Is it shipped?", True), ("Agent!", True), ('He said "yes."', True),
+    ("My order number is...", False), ("I want to…", False), ("one two,", False),
+    ("my order number is", False), ("", False), (" . ", False),
+])
+def test_which_transcripts_read_as_finished(text, complete):
+    assert looks_complete(text) is complete
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    ({"early_stop_ms": 700}, "early_stop_ms must be 0 (off) or between speculative_ms and stop_ms"),
     ({"frame_ms": 0}, "frame_ms must be positive"),
     ({"start_ratio": 0.0}, "start_ratio must be in (0, 1]"),
     ({"speculative_ms": 900, "stop_ms": 600}, "speculative_ms must be positive and not above stop_ms"),

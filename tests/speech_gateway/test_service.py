@@ -68,6 +68,33 @@ async def test_call_transcribes_digits_and_streams_a_prompt_at_the_media_rate(ga
     assert any(n.notice.kind == "transcript.final" for n in media.of("notice"))
 
 
+async def test_a_finished_sentence_ends_the_turn_early_with_its_speculative_transcript(gateway, speech_audio):
+    """With vad.early_stop_ms the speculative decode of the pause ("...the pound key.") ends the turn
+    before stop_ms; the final transcript is that decode, not a second one."""
+    def label(end):
+        return REGISTRY.get_sample_value("dialtone_speech_utterances_total", {"end": end}) or 0.0
+
+    early_before, silence_before = label("early"), label("silence")
+    server, runtime, address = await start_runtime(lambda stream, event: [])
+    # stop_ms is long so that the decode (about 0.5 s for tiny.en on one thread) always returns
+    # within it, even on a loaded CI machine: the turn must then end on the decode, not the silence
+    media = MediaClient(await gateway(address, vad=VadConfig(stop_ms=3000, early_stop_ms=300)), SID)
+    try:
+        await media.start()
+        await media.silence(300)
+        await media.audio(speech_audio["long"])
+        await media.silence_in_real_time(3200)
+        await media.wait_for(lambda: any(m.notice.kind == "transcript.final" for m in media.received), 60)
+        await media.end()
+        await asyncio.wait_for(runtime.ended.wait(), 20)
+    finally:
+        await media.close()
+        await server.stop(0)
+    assert label("early") == early_before + 1 and label("silence") == silence_before
+    final = [e.transcript for e in runtime.events("transcript") if e.transcript.is_final]
+    assert len(final) == 1 and final[0].text.lower().startswith("please enter your password")
+
+
 async def start_prompt_call(gateway, mode=None):
     """A call whose runtime says one long prompt; the media side reports it as playing."""
     kwargs = {} if mode is None else {"mode": mode}

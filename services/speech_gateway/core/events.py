@@ -35,6 +35,7 @@ class SpeechEnded:
     start_ms: int
     end_ms: int
     forced: bool = False  # cut at the maximum utterance length, not by silence
+    early: bool = False   # ended at early_stop_ms: the transcript read as a finished sentence
 
     @property
     def duration_ms(self) -> int:

@@ -6,12 +6,20 @@ pre-roll, so the word onset is kept); it ends after ``stop_ms`` of continuous
 silence. ``speculative_ms`` of silence (less than ``stop_ms``) emits SilenceBegan so
 the adapter can start decoding before the endpoint fires; SpeechResumed says that
 decode is stale. Time is an argument: every frame comes with its call time.
+
+Early end (``early_stop_ms``, 0 = off): when the speculative transcript reads as a finished
+sentence (``looks_complete``) the adapter calls ``mark_complete`` and the utterance ends after
+``early_stop_ms`` of silence instead of ``stop_ms``; speech that resumes clears the mark. This
+is the transcript-informed endpointing of LiveKit's turn detector and Deepgram's
+``endpointing``, reduced to what a Whisper transcript already says: a full stop, a question
+mark or an exclamation mark, and not a trailing "..." or comma.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import re
 
 from dialtone.speech_gateway.core.events import (
     SegmenterEvent,
@@ -30,6 +38,7 @@ class SegmenterSettings:
     stop_ms: int = 600
     speculative_ms: int = 240
     max_utterance_ms: int = 15000
+    early_stop_ms: int = 0
 
     def __post_init__(self) -> None:
         if self.frame_ms <= 0:
@@ -42,8 +51,18 @@ class SegmenterSettings:
             raise ValueError("stop_ms must be at least one frame")
         if not 0 < self.speculative_ms <= self.stop_ms:
             raise ValueError("speculative_ms must be positive and not above stop_ms")
+        if self.early_stop_ms and not self.speculative_ms <= self.early_stop_ms <= self.stop_ms:
+            raise ValueError("early_stop_ms must be 0 (off) or between speculative_ms and stop_ms")
         if self.max_utterance_ms <= self.start_window_ms:
             raise ValueError("max_utterance_ms must exceed start_window_ms")
+
+
+_COMPLETE_RE = re.compile(r"\w[\"')\]]*[.?!][\"')\]]*$")
+
+
+def looks_complete(text: str) -> bool:
+    """A transcript that ends a sentence: "1, 2, 3, 4, 5." yes; "My order number is..." no."""
+    return bool(_COMPLETE_RE.search(text.strip()))
 
 
 class Segmenter:
@@ -56,6 +75,8 @@ class Segmenter:
             maxlen=max(1, s.start_window_ms // s.frame_ms))
         self._start_voiced = max(1, round(self._window.maxlen * s.start_ratio))  # type: ignore[operator]
         self._stop_frames = max(1, s.stop_ms // s.frame_ms)
+        self._early_frames = max(1, s.early_stop_ms // s.frame_ms) if s.early_stop_ms else 0
+        self._complete = False   # the speculative transcript of this pause reads as a finished sentence
         self._speculative_frames = max(1, s.speculative_ms // s.frame_ms)
         self.in_speech = False
         self._start_ms = 0
@@ -78,6 +99,7 @@ class Segmenter:
                 self._start_ms = first_voiced
                 self._silent_frames = 0
                 self._paused = False
+                self._complete = False
                 self._window.clear()
                 return [SpeechStarted(start_ms=first_voiced, decided_ms=now_ms)]
             return []
@@ -87,6 +109,7 @@ class Segmenter:
                 events.append(SpeechResumed(at_ms=now_ms))
                 self._paused = False
             self._silent_frames = 0
+            self._complete = False
         else:
             if self._silent_frames == 0:
                 self._silence_start_ms = now_ms
@@ -97,9 +120,23 @@ class Segmenter:
             if self._silent_frames >= self._stop_frames:
                 events.append(self._end(self._silence_start_ms, forced=False))
                 return events
+            if self._complete and self._silent_frames >= self._early_frames:
+                events.append(self._end(self._silence_start_ms, forced=False, early=True))
+                return events
         if now_ms + s.frame_ms - self._start_ms >= s.max_utterance_ms:
             events.append(self._end(now_ms + s.frame_ms, forced=True))
         return events
+
+    def mark_complete(self) -> list[SegmenterEvent]:
+        """The speculative transcript of the current pause reads as finished: end at ``early_stop_ms``
+        of silence, or now if the pause is that long already. Ignored when early end is off or the
+        caller is talking again."""
+        if not (self._early_frames and self.in_speech and self._paused):
+            return []
+        self._complete = True
+        if self._silent_frames >= self._early_frames:
+            return [self._end(self._silence_start_ms, forced=False, early=True)]
+        return []
 
     def flush(self, now_ms: int) -> list[SegmenterEvent]:
         """The stream ended: close an utterance in progress."""
@@ -108,10 +145,11 @@ class Segmenter:
         end = self._silence_start_ms if self._silent_frames else now_ms
         return [self._end(end, forced=True)]
 
-    def _end(self, end_ms: int, forced: bool) -> SpeechEnded:
-        event = SpeechEnded(start_ms=self._start_ms, end_ms=max(end_ms, self._start_ms), forced=forced)
+    def _end(self, end_ms: int, forced: bool, early: bool = False) -> SpeechEnded:
+        event = SpeechEnded(start_ms=self._start_ms, end_ms=max(end_ms, self._start_ms), forced=forced, early=early)
         self.in_speech = False
         self._silent_frames = 0
         self._paused = False
+        self._complete = False
         self._window.clear()
         return event
