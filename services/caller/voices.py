@@ -11,8 +11,7 @@ import concurrent.futures
 import wave
 from pathlib import Path
 
-import numpy as np
-from dialtone.common.audio import SAMPLE_RATE, pcm_to_float32, resample
+from dialtone.common.audio import SAMPLE_RATE, pcm_to_float32, resample, trim_silence
 from dialtone.speech_gateway.config import AsrConfig, TtsConfig
 from dialtone.speech_gateway.engines.base import AsrEngine, TtsEngine
 from dialtone.speech_gateway.engines.factory import build_asr, build_tts
@@ -47,7 +46,8 @@ class Voices:
         pcm = await loop.run_in_executor(self._tts_worker, lambda: b"".join(self.tts.synthesize(text)))
         if len(self._rendered) >= MAX_RENDERED:
             self._rendered.clear()
-        self._rendered[text] = (trim_silence(pcm), self.tts.sample_rate)
+        # cut at both ends, so that "end of our speech" is the end of the audio
+        self._rendered[text] = (trim_silence(pcm, TRIM_LEVEL), self.tts.sample_rate)
         return self._rendered[text]
 
     async def transcribe(self, pcm: bytes, rate: int) -> str:
@@ -59,15 +59,6 @@ class Voices:
     def close(self) -> None:
         self._tts_worker.shutdown(wait=False, cancel_futures=True)
         self._asr_worker.shutdown(wait=False, cancel_futures=True)
-
-
-def trim_silence(pcm: bytes) -> bytes:
-    """Cut leading and trailing near-silence, so that "end of our speech" is the end of the audio."""
-    samples = np.frombuffer(pcm, dtype="<i2")
-    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) >= TRIM_LEVEL)
-    if loud.size == 0:
-        return b""
-    return samples[loud[0]: loud[-1] + 1].tobytes()
 
 
 def read_wav(path: str) -> tuple[bytes, int]:

@@ -65,6 +65,18 @@ def split_frames(pcm: bytes, frame_bytes: int = FRAME_BYTES) -> list[bytes]:
     return frames
 
 
+def trim_silence(pcm: bytes, level: int, *, trailing: bool = True, keep_samples: int = 0) -> bytes:
+    """``pcm`` (s16le) without the near-silence (|sample| < ``level``) at its start, and at its end
+    unless ``trailing`` is False; ``keep_samples`` of the leading part stay, so an onset is not clipped.
+    All near-silence: empty."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) >= level)
+    if loud.size == 0:
+        return b""
+    end = loud[-1] + 1 if trailing else samples.size
+    return samples[max(0, loud[0] - keep_samples): end].tobytes()
+
+
 def rms_dbfs(pcm: bytes) -> float:
     """Level of a PCM buffer in dBFS (-inf for digital silence)."""
     if not pcm:

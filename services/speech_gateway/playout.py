@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from dialtone.common.audio import StreamResampler, resample
+from dialtone.common.audio import StreamResampler, resample, trim_silence
 from dialtone.speech_gateway.audio_io import AudioFileError, read_wav
 from dialtone.speech_gateway.core.events import BargeInMode, BargeInPolicy
 from dialtone.speech_gateway.core.playback import PlaybackLedger
@@ -29,6 +29,10 @@ from dialtone.v1 import speech_gateway_pb2 as pb
 log = logging.getLogger(__name__)
 
 _PLAY_CHUNK_MS = 1000
+# A voice's rendering starts with tens of ms of digital silence (piper: 40-60 ms). On the first chunk
+# of a prompt it is pure turn latency, so it goes; 10 ms stay so the onset is not clipped.
+_LEAD_SILENCE_LEVEL = 64        # |sample| below this (about -54 dBFS) is silence
+_LEAD_KEEP_MS = 10
 
 _MODES = {
     cpb.BARGE_IN_MODE_UNSPECIFIED: BargeInMode.ON,
@@ -117,6 +121,9 @@ class PromptPlayer:
                     chunks, rate, cache = self._file_chunks(action.play.audio_uri), self._rate, "file"
                 resampler = StreamResampler(rate, self._rate)
                 async for chunk in chunks:
+                    if not sent_any and cache != "file":   # a recording is played as recorded
+                        chunk = trim_silence(chunk, _LEAD_SILENCE_LEVEL, trailing=False,
+                                             keep_samples=rate * _LEAD_KEEP_MS // 1000) or chunk
                     out = resampler.process(chunk)
                     if not sent_any:
                         sent_any = True

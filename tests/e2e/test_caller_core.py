@@ -11,7 +11,8 @@ import pytest
 from dialtone.caller.cli import build_steps
 from dialtone.caller.hearing import Hearing, SpeechOnset, Utterance
 from dialtone.caller.script import ScriptError, Step, heard_contains, parse_script
-from dialtone.caller.voices import trim_silence
+from dialtone.caller.voices import TRIM_LEVEL
+from dialtone.common.audio import trim_silence
 
 RATE = 8000
 SILENT = bytes(320)
@@ -115,8 +116,8 @@ def test_quiet_audio_is_not_speech_and_trim_cuts_silent_ends() -> None:
     hearing = Hearing(RATE)
     assert hearing.packet(0.0, tone(0.001)) == []        # about -60 dBFS
     pcm = bytes(800) + tone() + bytes(400)
-    assert trim_silence(pcm) and len(trim_silence(pcm)) < len(tone()) + 2
-    assert trim_silence(bytes(100)) == b""
+    assert trim_silence(pcm, TRIM_LEVEL) and len(trim_silence(pcm, TRIM_LEVEL)) < len(tone()) + 2
+    assert trim_silence(bytes(100), TRIM_LEVEL) == b""
     with pytest.raises(ValueError):
         Hearing(0)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 import grpc
+import numpy as np
 import pytest
 from dialtone.speech_gateway.config import VadConfig
 from dialtone.speech_gateway.textnorm import digit_string
@@ -43,6 +44,9 @@ async def test_call_transcribes_digits_and_streams_a_prompt_at_the_media_rate(ga
         played_s = sum(len(c.pcm) for c in chunks) / 2 / 8000
         assert 1.5 < played_s < 6.0
         assert chunks[0].idempotency_key == f"{SID}:1:0"
+        # the voice's leading digital silence (piper: 40-60 ms) is not sent: speech within 30 ms
+        onset = np.frombuffer(chunks[0].pcm[:2 * 8000 * 30 // 1000], dtype="<i2")
+        assert int(np.abs(onset.astype(np.int32)).max()) >= 64
 
         await media.silence(400)
         want, pcm = speech_audio["digits"]
