@@ -31,6 +31,28 @@ def speakable(text: str, read_digits_from: int) -> str:
     return _LONG_NUMBER.sub(spell, text)
 
 
+# The opening clause of a long first sentence ("Got it, | three two five.", "Sorry, | I did not get
+# that."): a clause of 2-60 characters ending in , ; or : and followed by a space, with at least
+# _MIN_REST characters of the sentence after it. A comma inside a number ("12,345") has no space.
+_OPENING_CLAUSE = re.compile(r"^[^.?!,;:]{2,60}[,;:](?=\s)")
+_MIN_REST = 3
+
+
+def opening_clause_split(text: str) -> list[str]:
+    """``text`` as the parts to synthesize one after the other: its opening clause on its own when the
+    first sentence is long enough to be worth it, else whole. The TTS renders a sentence before it
+    yields any of it, so the first audio waits for the first part only (piper: "Got it," 52 ms,
+    "Got it, three two five." 146 ms); the rest renders while the clause plays."""
+    match = _OPENING_CLAUSE.match(text)
+    if match is None:
+        return [text]
+    rest = text[match.end():].strip()
+    sentence_end = re.search(r"[.?!](\s|$)", rest)
+    if len(rest if sentence_end is None else rest[:sentence_end.start()]) < _MIN_REST:
+        return [text]
+    return [match.group(0), rest]
+
+
 class PromptCache:
     def __init__(self, capacity: int) -> None:
         self._capacity = max(0, capacity)
@@ -80,9 +102,10 @@ class PromptRenderer:
         chunks: list[bytes] = []
         complete = False
         try:
-            async for chunk in self._pool.stream(lambda engine: engine.synthesize(text)):
-                chunks.append(chunk)
-                yield chunk
+            for part in opening_clause_split(text):
+                async for chunk in self._pool.stream(lambda engine, part=part: engine.synthesize(part)):
+                    chunks.append(chunk)
+                    yield chunk
             complete = True
         finally:
             if complete:  # an interrupted render is not a whole prompt

@@ -170,6 +170,38 @@ async def test_prompt_renderer_streams_then_serves_repeats_from_the_cache():
     assert renderer2.cached("Goodbye.") is not None and renderer2.cached("Welcome.") is None  # LRU of 1
 
 
+@pytest.mark.parametrize("text, parts", [
+    ("Got it, three two five.", ["Got it,", "three two five."]),
+    ("Sorry, I did not get that. Please say it again.", ["Sorry,", "I did not get that. Please say it again."]),
+    ("Please hold; an agent will be with you.", ["Please hold;", "an agent will be with you."]),
+    ("Order 12,345 is shipped.", ["Order 12,345 is shipped."]),      # a number's comma has no space
+    ("Welcome to Acme. This call may be recorded.", ["Welcome to Acme. This call may be recorded."]),
+    ("Yes, ok.", ["Yes, ok."]),                                      # too little after the clause to gain
+])
+def test_a_long_first_sentence_is_spoken_from_its_opening_clause(text, parts):
+    from dialtone.speech_gateway.prompts import opening_clause_split
+
+    assert opening_clause_split(text) == parts
+
+
+async def test_the_opening_clause_is_rendered_and_sent_before_the_rest_of_its_sentence():
+    """piper renders a whole sentence before yielding any of it: the clause comes as its own first
+    chunk, shorter than the sentence would be, and the audio together is the prompt."""
+    from dialtone.speech_gateway.prompts import PromptRenderer
+
+    engine = build_tts(TtsConfig())
+    pool = EnginePool("tts-clause", [engine])
+    renderer = PromptRenderer(pool, engine, cache_entries=4)
+    chunks = [c async for c in renderer.render("Got it, three two five.")]
+    clause = b"".join(engine.synthesize("Got it,"))
+    whole = b"".join(engine.synthesize("Got it, three two five."))
+    # piper samples its durations (noise_w), so lengths agree only roughly
+    assert len(chunks) == 2 and len(chunks[0]) < len(whole) // 2
+    assert abs(len(chunks[0]) - len(clause)) < len(clause) // 3
+    assert abs(sum(map(len, chunks)) - len(whole)) < len(whole) // 5
+    pool.shutdown()
+
+
 def test_long_numbers_are_spoken_digit_by_digit():
     from dialtone.speech_gateway.prompts import speakable
 
