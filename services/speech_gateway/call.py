@@ -326,7 +326,8 @@ class CallSession:
         if self._judged is utt and speech:
             self._apply(self._barge.speech_progress(duration))
         in_flight = utt.partial is not None and not utt.partial.done()
-        if self._partials.due(utt.start_ms, ts + FRAME_MS, in_flight) and self._asr_pool.idle:
+        needed = self._judged is utt and self._barge.needs_partials
+        if self._partials.due(utt.start_ms, ts + FRAME_MS, in_flight, needed) and self._asr_pool.idle:
             self._spawn(self._partial(utt))
 
     def _speech_started(self, event: SpeechStarted) -> None:

@@ -20,16 +20,19 @@ class AsrConfig:
     ggml_model: str = ""
     compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
     language: str = "en"
-    # native threads per decode. 1 (so 2 workers on 2 cores) beat 2 threads x 1 worker on the wire: a
-    # partial decode in flight no longer holds up the speculative end-of-speech decode (bench.e2e_turn_latency,
-    # 15 turns: p50 1164 ms vs 1482 ms).
-    threads: int = 1
+    # native threads per decode. 2 (one worker on 2 cores) decodes a turn in ~0.3 s instead of ~0.5 s,
+    # so the speculative decode at speculative_ms is done before the endpoint fires. It pays since partials
+    # are decoded only when needed (below): one in flight held the only worker up (bench.e2e_turn_latency,
+    # 30 turns: p50 861 ms; with partials always on, 1 thread x 2 workers: 982 ms).
+    threads: int = 2
     workers: int = 0           # concurrent decodes; 0 = CPU count // threads (at least 1)
     max_queue: int = 32        # decodes waiting beyond the workers; more are refused
     audio_ctx: int = 0         # whispercpp encoder context (512 = 10.24 s); 0 = full 30 s
     partial_interval_ms: int = 1000  # at most one partial transcript per this much speech
     partial_min_audio_ms: int = 800
-    partials: bool = True
+    # decode partial transcripts all the time (live panels, CallNotice "transcript.partial"); off, they are
+    # decoded only while speech over an after_words prompt is judged on them. The dialog acts on finals.
+    partials: bool = False
 
 
 @dataclasses.dataclass

@@ -97,24 +97,21 @@ class MediaClient:
                                                                   call_id="c1"),
                                                 sample_rate=16000, playback_sample_rate=self.playback_rate))
 
-    async def audio(self, pcm: bytes) -> None:
+    async def audio(self, pcm: bytes, real_time: bool = False) -> None:
+        """Frames as fast as the gateway takes them, or at the wire's pace (``real_time``) for checks
+        that race a decode against call time."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
         for i, frame in enumerate(split_frames(pcm, FRAME_BYTES)):
             await self.send(audio=pb.AudioFrame(pcm=frame, timestamp_ms=self.now_ms))
             self.now_ms += 20
-            if i % 25 == 24:
+            if real_time:
+                await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - loop.time()))
+            elif i % 25 == 24:
                 await asyncio.sleep(0.01)  # let the gateway keep up, as real-time pacing would
 
-    async def silence(self, ms: int) -> None:
-        await self.audio(bytes(ms * 32))
-
-    async def silence_in_real_time(self, ms: int) -> None:
-        """Silent frames at the wire's pace, for checks that race a decode against call time."""
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for i in range(ms // 20):
-            await self.send(audio=pb.AudioFrame(pcm=bytes(FRAME_BYTES), timestamp_ms=self.now_ms))
-            self.now_ms += 20
-            await asyncio.sleep(max(0.0, start + (i + 1) * 0.02 - loop.time()))
+    async def silence(self, ms: int, real_time: bool = False) -> None:
+        await self.audio(bytes(ms * 32), real_time)
 
     def of(self, kind: str) -> list[pb.MediaDownlink]:
         return [m for m in self.received if m.WhichOneof("payload") == kind]

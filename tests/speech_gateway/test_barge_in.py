@@ -112,3 +112,15 @@ def test_only_on_prompts_are_held_and_the_setting_turns_it_off():
     b.prompt_started("u1", ON)
     b.speech_started()
     assert b.judging and b.prompt_to_hold() is None
+
+
+def test_only_speech_judged_over_an_after_words_prompt_needs_partials():
+    b = arbiter(BargeInPolicy(BargeInMode.AFTER_WORDS, 2))
+    assert not b.needs_partials
+    b.speech_started()
+    assert b.needs_partials
+    b.transcript("please enter", final=False)      # two words: interrupted, judging over
+    assert not b.needs_partials
+    on = arbiter()
+    on.speech_started()
+    assert not on.needs_partials                   # on: decided by duration or the final

@@ -40,8 +40,14 @@ def test_capacity_must_be_positive():
         PlaybackLedger(0)
 
 
-def test_partials_are_rate_bounded_and_skip_while_a_decode_runs():
+def test_partials_are_off_unless_enabled_or_needed():
     sched = PartialScheduler(PartialSettings(interval_ms=500, min_audio_ms=400))
+    assert not sched.due(0, 1000, False)
+    assert sched.due(0, 1000, False, needed=True)     # an after_words prompt is being judged
+
+
+def test_partials_are_rate_bounded_and_skip_while_a_decode_runs():
+    sched = PartialScheduler(PartialSettings(enabled=True, interval_ms=500, min_audio_ms=400))
     assert not sched.due(0, 300, False)
     assert sched.due(0, 400, False)
     assert not sched.due(0, 800, False)

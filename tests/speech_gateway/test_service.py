@@ -87,7 +87,7 @@ async def test_a_finished_sentence_ends_the_turn_early_with_its_speculative_tran
         await media.start()
         await media.silence(300)
         await media.audio(speech_audio["long"])
-        await media.silence_in_real_time(3200)
+        await media.silence(3200, real_time=True)
         await media.wait_for(lambda: any(m.notice.kind == "transcript.final" for m in media.received), 60)
         await media.end()
         await asyncio.wait_for(runtime.ended.wait(), 20)
@@ -99,9 +99,49 @@ async def test_a_finished_sentence_ends_the_turn_early_with_its_speculative_tran
     assert len(final) == 1 and final[0].text.lower().startswith("please enter your password")
 
 
-async def start_prompt_call(gateway, mode=None):
+async def test_after_words_prompt_is_interrupted_on_a_partial_while_partials_are_otherwise_off(gateway, speech_audio):
+    """Partials are not decoded by default, except while speech over an after_words prompt is judged:
+    the verdict comes from a partial transcript, which the runtime then gets with the released events."""
+    before = REGISTRY.get_sample_value("dialtone_speech_barge_ins_total", {"reason": "words"}) or 0.0
+    server, runtime, media = await start_prompt_call(gateway, mode=cpb.BARGE_IN_MODE_AFTER_WORDS, min_words=2)
+    try:
+        await media.audio(speech_audio["long"], real_time=True)
+        await media.silence(1000, real_time=True)
+        await media.wait_for(lambda: any(m.notice.kind == "transcript.final" for m in media.received), 60)
+        await media.end()
+        await asyncio.wait_for(runtime.ended.wait(), 20)
+    finally:
+        await media.close()
+        await server.stop(0)
+    assert REGISTRY.get_sample_value("dialtone_speech_barge_ins_total", {"reason": "words"}) == before + 1
+    assert media.of("stop_playback")[0].stop_playback.utterance_id == "hold-msg"
+    assert media.of("hold_playback") == []            # after_words prompts play on while judged
+    transcripts = [e.transcript for e in runtime.events("transcript")]
+    assert any(not t.is_final for t in transcripts) and transcripts[-1].is_final
+
+
+async def test_without_a_prompt_no_partial_is_decoded_by_default(gateway, speech_audio):
+    server, runtime, address = await start_runtime(lambda stream, event: [])
+    media = MediaClient(await gateway(address), SID)
+    try:
+        await media.start()
+        await media.audio(speech_audio["long"], real_time=True)
+        await media.silence(1000, real_time=True)
+        await media.wait_for(lambda: any(m.notice.kind == "transcript.final" for m in media.received), 60)
+        await media.end()
+        await asyncio.wait_for(runtime.ended.wait(), 20)
+    finally:
+        await media.close()
+        await server.stop(0)
+    assert [t.transcript.is_final for t in runtime.events("transcript")] == [True]
+    assert not any(m.notice.kind == "transcript.partial" for m in media.received)
+
+
+async def start_prompt_call(gateway, mode=None, min_words=0):
     """A call whose runtime says one long prompt; the media side reports it as playing."""
     kwargs = {} if mode is None else {"mode": mode}
+    if min_words:
+        kwargs["min_words"] = min_words
 
     def script(stream, event):
         if event.WhichOneof("payload") == "call_started":

@@ -95,6 +95,11 @@ class BargeIn:
             return self._decide(Interrupt(utterance_id, "speech"))
         return None
 
+    @property
+    def needs_partials(self) -> bool:
+        """Speech over an ``after_words`` prompt is being judged: its verdict waits on partial transcripts."""
+        return self._judging and self._playing is not None and self._playing[1].mode is BargeInMode.AFTER_WORDS
+
     def prompt_to_hold(self) -> str | None:
         """The prompt to silence while speech over it is judged (None: let it play on)."""
         if not (self._judging and self._playing and self.settings.hold_on_speech):
