@@ -43,7 +43,7 @@ from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSetti
 from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings, looks_complete
 from dialtone.speech_gateway.engines.base import AsrEngine, Recognition
 from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
-from dialtone.speech_gateway.engines.vad import build_vad
+from dialtone.speech_gateway.engines.vad import HANGOVER_MS, build_vad
 from dialtone.speech_gateway.metrics import (
     ASR_DECODE,
     ASR_LATENCY,
@@ -90,11 +90,18 @@ class _Utterance:
 
 
 def segmenter_settings(vad: VadConfig) -> SegmenterSettings:
-    """ValueError (checked at start) when the timings do not fit together."""
-    return SegmenterSettings(
+    """The endpointing timings as configured, less the VAD's hangover: ``stop_ms`` is the silence after
+    the caller's speech, and the VAD reports that silence only ``hangover`` late. ValueError (checked
+    at start) when the configured timings do not fit together."""
+    configured = SegmenterSettings(
         frame_ms=FRAME_MS, start_window_ms=vad.start_window_ms, start_ratio=vad.start_ratio,
         stop_ms=vad.stop_ms, speculative_ms=vad.speculative_ms, max_utterance_ms=vad.max_utterance_ms,
         early_stop_ms=vad.early_stop_ms)
+    hangover = HANGOVER_MS.get(vad.engine, 0) if vad.hangover_ms < 0 else vad.hangover_ms
+    stop = max(FRAME_MS, vad.stop_ms - hangover)
+    speculative = min(stop, max(FRAME_MS, vad.speculative_ms - hangover))
+    early = min(stop, max(speculative, vad.early_stop_ms - hangover)) if vad.early_stop_ms else 0
+    return dataclasses.replace(configured, stop_ms=stop, speculative_ms=speculative, early_stop_ms=early)
 
 
 class CallSession:

@@ -57,8 +57,11 @@ class VadConfig:
     silero_threshold: float = 0.5  # speech probability above which a Silero window is speech
     start_window_ms: int = 200
     start_ratio: float = 0.6
-    stop_ms: int = 600
+    stop_ms: int = 600          # silence after the caller's speech that ends the turn
     speculative_ms: int = 240
+    # how late the VAD reports that silence (its hangover), taken off the timings above; -1 = the
+    # engine's own, measured: webrtc 100 ms, silero 60 ms; 0 = count from the VAD's report
+    hangover_ms: int = -1
     max_utterance_ms: int = 15000
     # end the turn after this much silence when the speculative transcript reads as a finished
     # sentence ("1, 2, 3, 4, 5."), instead of stop_ms; 0 = off (always stop_ms)

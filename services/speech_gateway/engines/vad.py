@@ -88,6 +88,12 @@ def _silero_session():  # -> onnxruntime.InferenceSession, shared: run() is thre
     return onnxruntime.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
 
 
+# How long each VAD keeps saying "speech" after speech has stopped, on digital silence after piper
+# renderings of digit strings through the 16 kHz path: webrtcvad (its overhang) 120-140 ms in modes 2
+# and 3, Silero 60-80 ms. The lower bounds are used: the endpoint counts its silence from the real end.
+HANGOVER_MS = {"webrtc": 100, "silero": 60}
+
+
 def build_vad(engine: str, aggressiveness: int = 2, threshold: float = 0.5) -> FrameVad:
     if engine == "webrtc":
         return WebRtcVad(aggressiveness)
