@@ -90,8 +90,8 @@ class _Utterance:
 
 
 def segmenter_settings(vad: VadConfig) -> SegmenterSettings:
-    """The endpointing timings as configured, less the VAD's hangover: ``stop_ms`` is the silence after
-    the caller's speech, and the VAD reports that silence only ``hangover`` late. ValueError (checked
+    """The endpointing timings as configured, the stops less the VAD's hangover: ``stop_ms`` is the
+    silence after the caller's speech, and the VAD reports that silence only ``hangover`` late. ValueError (checked
     at start) when the configured timings do not fit together."""
     configured = SegmenterSettings(
         frame_ms=FRAME_MS, start_window_ms=vad.start_window_ms, start_ratio=vad.start_ratio,
@@ -99,7 +99,9 @@ def segmenter_settings(vad: VadConfig) -> SegmenterSettings:
         early_stop_ms=vad.early_stop_ms)
     hangover = HANGOVER_MS.get(vad.engine, 0) if vad.hangover_ms < 0 else vad.hangover_ms
     stop = max(FRAME_MS, vad.stop_ms - hangover)
-    speculative = min(stop, max(FRAME_MS, vad.speculative_ms - hangover))
+    # not the speculative trigger: earlier, it fires on pauses between words, and a stale decode holds
+    # the ASR worker the last one needs (turn p50 1142 ms when it was moved too, 30 turns)
+    speculative = min(stop, vad.speculative_ms)
     early = min(stop, max(speculative, vad.early_stop_ms - hangover)) if vad.early_stop_ms else 0
     return dataclasses.replace(configured, stop_ms=stop, speculative_ms=speculative, early_stop_ms=early)
 

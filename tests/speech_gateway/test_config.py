@@ -42,10 +42,10 @@ def test_endpoint_timings_count_from_the_end_of_speech_not_the_vads_late_report(
     from dialtone.speech_gateway.config import VadConfig
 
     webrtc = segmenter_settings(VadConfig())                       # webrtcvad reports silence ~100 ms late
-    assert (webrtc.stop_ms, webrtc.speculative_ms, webrtc.early_stop_ms) == (500, 140, 0)
+    assert (webrtc.stop_ms, webrtc.speculative_ms, webrtc.early_stop_ms) == (500, 240, 0)
     silero = segmenter_settings(VadConfig(engine="silero", early_stop_ms=300))
-    assert (silero.stop_ms, silero.speculative_ms, silero.early_stop_ms) == (540, 180, 240)
+    assert (silero.stop_ms, silero.speculative_ms, silero.early_stop_ms) == (540, 240, 240)
     raw = segmenter_settings(VadConfig(hangover_ms=0))
     assert (raw.stop_ms, raw.speculative_ms) == (600, 240)
     tiny = segmenter_settings(VadConfig(stop_ms=80, speculative_ms=60, hangover_ms=100))
-    assert (tiny.stop_ms, tiny.speculative_ms) == (20, 20)          # never below one frame
+    assert (tiny.stop_ms, tiny.speculative_ms) == (20, 20)          # never below one frame, nor above stop
