@@ -145,8 +145,11 @@ def main(argv: list[str]) -> int:
           f"{len(digits)} digit strings", flush=True)
     bench_vad()
     for threads in (1, 2):
-        bench_asr(f"faster_whisper tiny.en int8 thr={threads}", AsrConfig(threads=threads), prompts, digits,
-                  args.asr_budget_s)
+        bench_asr(f"faster_whisper tiny.en int8 thr={threads} (20 s window)", AsrConfig(threads=threads),
+                  prompts, digits, args.asr_budget_s)
+    for window in (30, 10):
+        bench_asr(f"faster_whisper tiny.en int8 thr=2 ({window} s window)", AsrConfig(short_window_s=window % 30),
+                  prompts, digits, args.asr_budget_s)
     if not args.skip_whispercpp:
         ggml = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"dialtone-bench-{os.getpid()}.bin")
         convert_ct2_to_ggml(default_model_dir(), ggml)

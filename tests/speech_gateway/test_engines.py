@@ -244,3 +244,22 @@ async def test_pool_stream_refused_when_full_raises_instead_of_hanging():
     await busy
     assert await consume() == [1, 2]
     pool.shutdown()
+
+
+def test_a_turn_longer_than_the_short_window_is_decoded_whole():
+    """Short turns are encoded over a 20 s window; one past it takes Whisper's 30 s window and
+    nothing said after 20 s is lost."""
+    from dialtone.common.audio import pcm_to_float32, resample
+
+    tts = build_tts(TtsConfig())
+    asr = build_asr(AsrConfig())
+    first = resample(b"".join(tts.synthesize("Please enter your password followed by the pound key.")),
+                     tts.sample_rate, 16000)
+    pause = bytes(16000 * 2 * 14)                 # 14 s, so the last words are past 20 s
+    last = resample(b"".join(tts.synthesize("Your order will arrive on Tuesday.")), tts.sample_rate, 16000)
+    audio = first + pause + first + last
+    assert len(audio) / 32000 > 21
+    text = normalize(asr.transcribe(pcm_to_float32(audio)).text)
+    assert "tuesday" in text and "password" in text
+    short = normalize(asr.transcribe(pcm_to_float32(first)).text)
+    assert short.startswith("please enter your password")

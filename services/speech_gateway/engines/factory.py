@@ -22,7 +22,7 @@ def build_asr(config: AsrConfig) -> AsrEngine:
         from dialtone.speech_gateway.engines.asr_faster_whisper import FasterWhisperAsr
 
         return FasterWhisperAsr(config.model_dir, threads=config.threads, compute_type=config.compute_type,
-                                language=config.language)
+                                language=config.language, short_window_s=config.short_window_s)
     if config.engine == "whispercpp":
         from dialtone.speech_gateway.engines.asr_whispercpp import WhisperCppAsr
 
