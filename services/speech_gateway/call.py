@@ -102,7 +102,7 @@ def segmenter_settings(vad: VadConfig) -> SegmenterSettings:
     # not the speculative trigger: earlier, it fires on pauses between words, and a stale decode holds
     # the ASR worker the last one needs (turn p50 1142 ms when it was moved too, 30 turns)
     speculative = min(stop, vad.speculative_ms)
-    early = min(stop, max(speculative, vad.early_stop_ms - hangover)) if vad.early_stop_ms else 0
+    early = max(speculative, vad.early_stop_ms - hangover) if vad.early_stop_ms else 0
     return dataclasses.replace(configured, stop_ms=stop, speculative_ms=speculative, early_stop_ms=early)
 
 

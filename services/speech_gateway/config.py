@@ -68,8 +68,9 @@ class VadConfig:
     hangover_ms: int = -1
     max_utterance_ms: int = 15000
     # end the turn after this much silence when the speculative transcript reads as a finished
-    # sentence ("1, 2, 3, 4, 5."), instead of stop_ms; 0 = off (always stop_ms)
-    early_stop_ms: int = 0
+    # sentence ("1, 2, 3, 4, 5."), instead of stop_ms; 0 = off (always stop_ms). In practice the turn
+    # ends when that decode returns (speculative_ms + ~190 ms): turn p50 742 -> 682 ms, 30 turns
+    early_stop_ms: int = 300
 
 
 @dataclasses.dataclass

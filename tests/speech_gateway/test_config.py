@@ -33,7 +33,7 @@ def test_vad_timings_that_do_not_fit_are_refused_at_start():
 
     config = SpeechGatewayConfig()
     config.vad.early_stop_ms = 100    # below speculative_ms: the transcript it waits for cannot exist yet
-    with pytest.raises(ConfigError, match="vad: early_stop_ms must be 0 \\(off\\) or between"):
+    with pytest.raises(ConfigError, match="vad: early_stop_ms must be 0 \\(off\\) or at least speculative_ms"):
         SpeechGatewayApp(config)
 
 
@@ -42,7 +42,9 @@ def test_endpoint_timings_count_from_the_end_of_speech_not_the_vads_late_report(
     from dialtone.speech_gateway.config import VadConfig
 
     webrtc = segmenter_settings(VadConfig())                       # webrtcvad reports silence ~100 ms late
-    assert (webrtc.stop_ms, webrtc.speculative_ms, webrtc.early_stop_ms) == (500, 240, 0)
+    assert (webrtc.stop_ms, webrtc.speculative_ms, webrtc.early_stop_ms) == (500, 240, 240)
+    off = segmenter_settings(VadConfig(early_stop_ms=0))
+    assert off.early_stop_ms == 0
     silero = segmenter_settings(VadConfig(engine="silero", early_stop_ms=300))
     assert (silero.stop_ms, silero.speculative_ms, silero.early_stop_ms) == (540, 240, 240)
     raw = segmenter_settings(VadConfig(hangover_ms=0))

@@ -51,8 +51,9 @@ class SegmenterSettings:
             raise ValueError("stop_ms must be at least one frame")
         if not 0 < self.speculative_ms <= self.stop_ms:
             raise ValueError("speculative_ms must be positive and not above stop_ms")
-        if self.early_stop_ms and not self.speculative_ms <= self.early_stop_ms <= self.stop_ms:
-            raise ValueError("early_stop_ms must be 0 (off) or between speculative_ms and stop_ms")
+        if self.early_stop_ms and self.early_stop_ms < self.speculative_ms:
+            # above stop_ms it is allowed and has no effect (a lowered stop_ms needs no second edit)
+            raise ValueError("early_stop_ms must be 0 (off) or at least speculative_ms")
         if self.max_utterance_ms <= self.start_window_ms:
             raise ValueError("max_utterance_ms must exceed start_window_ms")
 
