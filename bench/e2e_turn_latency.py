@@ -253,8 +253,8 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"  speech gateway's own view (its end of speech -> media's first frame): mean {gateway_turn:.0f} ms")
     early = (speech_after.get('dialtone_speech_utterances_total{end="early"}', 0.0)
              - speech_before.get('dialtone_speech_utterances_total{end="early"}', 0.0))
-    if args.early_stop_ms:
-        print(f"  early ends (vad.early_stop_ms {args.early_stop_ms}): {early:.0f} of {len(latencies)} turns")
+    setting = f"vad.early_stop_ms {args.early_stop_ms}" if args.early_stop_ms else "vad.early_stop_ms default"
+    print(f"  early ends ({setting}): {early:.0f} of {len(latencies)} turns")
     print(f"  breakdown (means): endpointing wait {endpointing:.0f} ms | ASR final {asr:.0f} ms"
           f" | dialog {dialog:.1f} ms | TTS first audio {tts:.0f} ms | hops + playout/pacing {rest:.0f} ms")
     return 0 if latencies else 1
@@ -267,7 +267,7 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=540.0, help="stop measuring after this long")
     parser.add_argument("--asr", choices=("faster_whisper", "whispercpp"), default="faster_whisper")
     parser.add_argument("--early-stop-ms", type=int, default=0,
-                        help="speech gateway vad.early_stop_ms: end the turn this early on a finished sentence")
+                        help="speech gateway vad.early_stop_ms (default: its config, 300; 0 is its config too)")
     parser.add_argument("--asr-model-dir", default="",
                         help="faster-whisper CT2 model folder (e.g. Whisper base from `dialtone models assemble-base`)")
     return asyncio.run(main_async(parser.parse_args()))
