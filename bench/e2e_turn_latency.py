@@ -213,7 +213,7 @@ async def main_async(args: argparse.Namespace) -> int:
         if args.asr_model_dir:
             # a configured CTranslate2 model, e.g. Whisper base from `dialtone models assemble-base`
             env["DIALTONE_SPEECH_GATEWAY__ASR__MODEL_DIR"] = args.asr_model_dir
-        if args.early_stop_ms:
+        if args.early_stop_ms is not None:
             env["DIALTONE_SPEECH_GATEWAY__VAD__EARLY_STOP_MS"] = str(args.early_stop_ms)
         stack = UpStack(Path(folder), env)
         try:
@@ -253,7 +253,7 @@ async def main_async(args: argparse.Namespace) -> int:
     print(f"  speech gateway's own view (its end of speech -> media's first frame): mean {gateway_turn:.0f} ms")
     early = (speech_after.get('dialtone_speech_utterances_total{end="early"}', 0.0)
              - speech_before.get('dialtone_speech_utterances_total{end="early"}', 0.0))
-    setting = f"vad.early_stop_ms {args.early_stop_ms}" if args.early_stop_ms else "vad.early_stop_ms default"
+    setting = "vad.early_stop_ms " + ("default" if args.early_stop_ms is None else str(args.early_stop_ms))
     print(f"  early ends ({setting}): {early:.0f} of {len(latencies)} turns")
     print(f"  breakdown (means): endpointing wait {endpointing:.0f} ms | ASR final {asr:.0f} ms"
           f" | dialog {dialog:.1f} ms | TTS first audio {tts:.0f} ms | hops + playout/pacing {rest:.0f} ms")
@@ -266,8 +266,8 @@ def main() -> int:
     parser.add_argument("--callers", type=int, default=1)
     parser.add_argument("--budget-s", type=float, default=540.0, help="stop measuring after this long")
     parser.add_argument("--asr", choices=("faster_whisper", "whispercpp"), default="faster_whisper")
-    parser.add_argument("--early-stop-ms", type=int, default=0,
-                        help="speech gateway vad.early_stop_ms (default: its config, 300; 0 is its config too)")
+    parser.add_argument("--early-stop-ms", type=int, default=None,
+                        help="speech gateway vad.early_stop_ms (default: its config, 300; 0 = off)")
     parser.add_argument("--asr-model-dir", default="",
                         help="faster-whisper CT2 model folder (e.g. Whisper base from `dialtone models assemble-base`)")
     return asyncio.run(main_async(parser.parse_args()))
