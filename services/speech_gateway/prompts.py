@@ -36,6 +36,7 @@ def speakable(text: str, read_digits_from: int) -> str:
 # _MIN_REST characters of the sentence after it. A comma inside a number ("12,345") has no space.
 _OPENING_CLAUSE = re.compile(r"^[^.?!,;:]{2,60}[,;:](?=\s)")
 _MIN_REST = 3
+_SENTENCE_END = re.compile(r"[.?!](\s|$)")
 
 
 def opening_clause_split(text: str) -> list[str]:
@@ -47,7 +48,7 @@ def opening_clause_split(text: str) -> list[str]:
     if match is None:
         return [text]
     rest = text[match.end():].strip()
-    sentence_end = re.search(r"[.?!](\s|$)", rest)
+    sentence_end = _SENTENCE_END.search(rest)
     if len(rest if sentence_end is None else rest[:sentence_end.start()]) < _MIN_REST:
         return [text]
     return [match.group(0), rest]

@@ -13,9 +13,9 @@ import dataclasses
 
 from dialtone.common.audio import FRAME_BYTES, FRAME_MS
 from dialtone.media_gateway.media_types import PlaybackReport
+from dialtone.media_gateway.playback_hold import PlaybackHold
 
 _ENDED_REMEMBERED = 64
-DEFAULT_HOLD_MS = 20_000   # a hold the speech side never resumed ends by itself (longest utterance + ASR)
 
 
 @dataclasses.dataclass
@@ -49,18 +49,18 @@ class PlaybackQueue:
         # is dropped, audio for a finished one is an error.
         self._ended: collections.OrderedDict[str, bool] = collections.OrderedDict()   # id -> interrupted
         self.underruns = 0   # ticks where a started prompt had no audio yet (TTS behind the wire)
-        self._held_until_ms: int | None = None
+        self._hold = PlaybackHold()
 
     @property
     def held(self) -> bool:
-        return self._held_until_ms is not None
+        return self._hold.active
 
     def hold(self, now_ms: int, max_ms: int = 0) -> None:
         """Send silence from the next tick on, keeping every utterance where it is (barge-in under judgement)."""
-        self._held_until_ms = now_ms + (max_ms or DEFAULT_HOLD_MS)
+        self._hold.start(now_ms, max_ms)
 
     def resume(self) -> None:
-        self._held_until_ms = None
+        self._hold.end()
 
     @property
     def pending(self) -> bool:
@@ -107,10 +107,8 @@ class PlaybackQueue:
     def next_frame(self, now_ms: int) -> tuple[bytes | None, list[PlaybackReport]]:
         """The frame for this tick (None: silence) and the reports it caused."""
         reports: list[PlaybackReport] = []
-        if self._held_until_ms is not None:
-            if now_ms < self._held_until_ms:
-                return None, reports
-            self._held_until_ms = None
+        if self._hold.silences(now_ms):
+            return None, reports
         if not self._utterances:
             return None, reports
         utterance = self._utterances[0]
@@ -134,7 +132,7 @@ class PlaybackQueue:
     def stop(self, utterance_id: str | None, now_ms: int) -> list[PlaybackReport]:
         """Drop ``utterance_id`` (None: everything) at once; one interrupted report per utterance dropped.
         Ends a hold: the barge-in it was waiting on is decided."""
-        self._held_until_ms = None
+        self._hold.end()
         if utterance_id is None:
             victims = list(self._utterances)
         else:

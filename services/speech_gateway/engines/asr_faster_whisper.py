@@ -56,6 +56,8 @@ class FasterWhisperAsr:
         self._language = language
         self._short_window_s = short_window_s
         self._tokenizer = None
+        self._prompt: list[int] = []
+        self._suppressed: list[int] | None = None
 
     def transcribe(self, samples: np.ndarray) -> Recognition:
         if self._short_window_s and len(samples) / 16000 <= self._short_window_s - SHORT_MARGIN_S:
@@ -68,21 +70,22 @@ class FasterWhisperAsr:
         from faster_whisper.transcribe import get_suppressed_tokens
 
         model = self._model
-        if self._tokenizer is None:
+        if self._tokenizer is None:   # built once: the prompt and suppressed tokens never change
             self._tokenizer = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task="transcribe",
                                         language=self._language if model.model.is_multilingual else None)
-        tokenizer = self._tokenizer
+            self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
+            self._suppressed = get_suppressed_tokens(self._tokenizer, [-1])
+        tokenizer, prompt = self._tokenizer, self._prompt
         frames = self._short_window_s * 16000 // _HOP
         # pad the audio, not the features: Whisper's log-mel normalisation puts silence well below 0
         padded = np.pad(samples, (0, self._short_window_s * 16000 - len(samples)))
         features = model.feature_extractor(padded)[:, :frames]
         encoded = model.model.encode(ctranslate2.StorageView.from_array(
             np.ascontiguousarray(features[None], dtype=np.float32)))
-        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
         result = model.model.generate(
             encoded, [prompt], beam_size=1, max_length=len(prompt) + max_tokens_for(len(samples)),
             return_scores=True, return_no_speech_prob=True, suppress_blank=True,
-            suppress_tokens=get_suppressed_tokens(tokenizer, [-1]))[0]
+            suppress_tokens=self._suppressed)[0]
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1)
         duration_ms = len(samples) * 1000 // 16000

@@ -12,13 +12,13 @@ import dataclasses
 
 from dialtone.common.audio import FRAME_BYTES, SAMPLE_RATE
 from dialtone.media_gateway.media_types import PlaybackReport
+from dialtone.media_gateway.playback_hold import PlaybackHold
 
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000  # 32
 # Cap on audio waiting to be played (a runaway TTS can't fill memory): 5 minutes.
 MAX_QUEUED_BYTES = 5 * 60 * 1000 * BYTES_PER_MS
 # Ids of stopped utterances remembered, so chunks still in flight after a StopPlayback are dropped.
 STOPPED_MEMORY = 64
-DEFAULT_HOLD_MS = 20_000   # a hold the speech side never resumed ends by itself (longest utterance + ASR)
 
 
 @dataclasses.dataclass
@@ -37,18 +37,18 @@ class Playout:
         self._stopped: collections.deque[str] = collections.deque(maxlen=STOPPED_MEMORY)
         self._queued_bytes = 0
         self.dropped_bytes = 0
-        self._held_until_ms: int | None = None
+        self._hold = PlaybackHold()
 
     @property
     def held(self) -> bool:
-        return self._held_until_ms is not None
+        return self._hold.active
 
     def hold(self, now_ms: int, max_ms: int = 0) -> None:
         """Send silence from the next frame on, keeping every utterance where it is (barge-in under judgement)."""
-        self._held_until_ms = now_ms + (max_ms or DEFAULT_HOLD_MS)
+        self._hold.start(now_ms, max_ms)
 
     def resume(self) -> None:
-        self._held_until_ms = None
+        self._hold.end()
 
     @property
     def queued_ms(self) -> int:
@@ -83,7 +83,7 @@ class Playout:
     def stop(self, utterance_id: str | None, now_ms: int) -> list[PlaybackReport]:
         """Drop one utterance (or all when ``utterance_id`` is None); report each as interrupted.
         Ends a hold: the barge-in it was waiting on is decided."""
-        self._held_until_ms = None
+        self._hold.end()
         reports = []
         kept: collections.deque[_Utterance] = collections.deque()
         for utterance in self._queue:
@@ -101,10 +101,8 @@ class Playout:
     def next_frame(self, now_ms: int) -> tuple[bytes | None, list[PlaybackReport]]:
         """The next 20 ms to send (None: silence) and the reports it causes."""
         reports: list[PlaybackReport] = []
-        if self._held_until_ms is not None:
-            if now_ms < self._held_until_ms:
-                return None, reports
-            self._held_until_ms = None
+        if self._hold.silences(now_ms):
+            return None, reports
         while self._queue:
             utterance = self._queue[0]
             if len(utterance.pending) >= FRAME_BYTES or (utterance.complete and utterance.pending):
