@@ -16,6 +16,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterator
+from typing import Any
 
 _session_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("dialtone_session_id", default=None)
 
@@ -74,6 +75,42 @@ class TextFormatter(logging.Formatter):
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text
+
+
+class RateLimitedLog:
+    """At most one line per key every ``every_s`` seconds, saying how many were held back since:
+    bad input arriving at line rate must not flood the log. Safe from any thread (a lost race
+    only lets one extra line through)."""
+
+    def __init__(self, logger: logging.Logger, every_s: float) -> None:
+        self._logger = logger
+        self._every_s = every_s
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def _due(self, key: str) -> int | None:
+        now = time.monotonic()
+        if now - self._last.get(key, -self._every_s) < self._every_s:
+            self._held[key] = self._held.get(key, 0) + 1
+            return None
+        if len(self._last) > 1000:   # keys come from a bounded set in practice; stay bounded anyway
+            self._last.clear()
+        self._last[key] = now
+        return self._held.pop(key, 0)
+
+    def warning(self, key: str, msg: str, *args: Any, exc_info: bool = False, extra: dict[str, Any] | None = None,
+                ) -> None:
+        self.log(logging.WARNING, key, msg, *args, exc_info=exc_info, extra=extra)
+
+    def log(self, level: int, key: str, msg: str, *args: Any, exc_info: bool = False,
+            extra: dict[str, Any] | None = None) -> None:
+        held = self._due(key)
+        if held is None:
+            return
+        if held:
+            msg += " (%d more like it held back)"
+            args = (*args, held)
+        self._logger.log(level, msg, *args, exc_info=exc_info, extra=extra)
 
 
 def setup_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:

@@ -4,12 +4,14 @@
 and metrics and returns it with its bound port (tests bind port 0).
 ``run_service(name, config, app)`` runs one until SIGTERM/SIGINT, then drains:
 health turns NOT_SERVING, the app stops taking new work and finishes what it holds
-(bounded by ``shutdown_grace_s``), the server stops, and the process exits 0.
+(bounded by ``shutdown_grace_s``), the server stops, and the process exits 0. An app
+with a ``watch()`` that reports it can no longer serve gets NOT_SERVING and exit 70.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
@@ -23,6 +25,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 log = logging.getLogger(__name__)
+
+EXIT_UNHEALTHY = 70          # EX_SOFTWARE: the app found itself unable to serve (see ServiceApp.watch)
+UNHEALTHY_CLOSE_S = 5.0
 
 GRPC_REQUESTS = counter("grpc_requests_total", "gRPC calls handled, by method and status code",
                         ["method", "code"])
@@ -44,6 +49,10 @@ class ServiceApp(Protocol):
 
     async def close(self) -> None:
         """Release everything. Runs after the gRPC server stopped."""
+
+    # Optional: ``async def watch(self) -> str`` returns (the reason) once the app can no longer
+    # serve although the process runs; health then turns NOT_SERVING and the process exits
+    # with EXIT_UNHEALTHY so that its supervisor restarts it.
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -162,7 +171,13 @@ async def run_service(name: str, config: ServiceConfig, app: ServiceApp) -> int:
     log.info("serving", extra={"event": "serving", "grpc_port": port, "metrics_port": metrics_port,
                                "services": ",".join(running.names)})
 
-    await stop.wait()
+    watch = getattr(app, "watch", None)
+    if watch is not None:
+        reason = await _until_stopped_or_unhealthy(stop, watch)
+        if reason is not None:
+            return await _exit_unhealthy(running, app, reason)
+    else:
+        await stop.wait()
     grace = config.shutdown_grace_s
     deadline = loop.time() + grace
     log.info("draining", extra={"event": "draining", "grace_s": grace})
@@ -175,6 +190,35 @@ async def run_service(name: str, config: ServiceConfig, app: ServiceApp) -> int:
     await app.close()
     log.info("stopped", extra={"event": "stopped"})
     return 0
+
+
+async def _until_stopped_or_unhealthy(stop: asyncio.Event, watch: Callable[[], Awaitable[str]]) -> str | None:
+    """Wait for a stop signal or for ``app.watch()`` to report that the app can no longer serve."""
+    stopping = asyncio.create_task(stop.wait())
+    watching = asyncio.create_task(watch())
+    await asyncio.wait({stopping, watching}, return_when=asyncio.FIRST_COMPLETED)
+    if stopping.done():
+        watching.cancel()
+        with contextlib.suppress(BaseException):
+            await watching
+        return None
+    stopping.cancel()
+    exc = watching.exception()
+    if exc is not None:   # a watcher that crashed can no longer vouch for the app
+        log.error("liveness watch failed", exc_info=exc)
+        return f"liveness watch failed: {type(exc).__name__}: {exc}"
+    return str(watching.result())
+
+
+async def _exit_unhealthy(running: RunningServer, app: ServiceApp, reason: str) -> int:
+    """Health NOT_SERVING at once (probes and load balancers see why), then exit non-zero for a restart."""
+    log.error("cannot serve, exiting for a restart: %s", reason, extra={"event": "unhealthy", "reason": reason})
+    for name in ["", *running.names]:
+        await running.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(app.close(), UNHEALTHY_CLOSE_S)   # a dead thread may never answer a close
+    await running.server.stop(1.0)
+    return EXIT_UNHEALTHY
 
 
 async def wait_serving(address: str, timeout: float) -> bool:

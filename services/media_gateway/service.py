@@ -17,6 +17,7 @@ from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.control_http import ControlHttpServer
 from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_guard import GuardConfig, SipGuard
+from dialtone.media_gateway.sip_liveness import SelfCheck, SelfProbe, dead_threads
 from dialtone.media_gateway.sip_stack import SipStack
 from dialtone.v1 import common_pb2
 from dialtone.v1 import media_gateway_pb2 as pb
@@ -142,6 +143,32 @@ class MediaGatewayApp:
 
             self.webrtc = await start_softphone(config)
             self.webrtc_port = self.webrtc.port
+
+    async def watch(self) -> str:
+        """Return (why) once this gateway can no longer answer SIP; run_service then turns health
+        NOT_SERVING and exits non-zero so the supervisor restarts it (see sip_liveness)."""
+        assert self.stack is not None
+        sip = self.config.sip
+        loop = asyncio.get_running_loop()
+        probe = None
+        if sip.self_check_interval_s > 0:
+            probe = await SelfProbe.open(SelfCheck(sip.self_check_interval_s, sip.self_check_answer_s,
+                                                   sip.self_check_misses),
+                                         sip.host, self.sip_port, self.stack.guard)
+        try:
+            while True:
+                await asyncio.sleep(0.5)
+                dead = dead_threads(self.stack.critical_threads())
+                if dead:
+                    return f"SIP thread(s) {', '.join(dead)} ended"
+                if probe is not None:
+                    probe.tick(loop.time())
+                    if probe.check.failing:
+                        return (f"SIP stack did not answer {probe.check.consecutive_misses} of its own OPTIONS "
+                                f"in a row on port {self.sip_port}")
+        finally:
+            if probe is not None:
+                probe.close()
 
     async def drain(self) -> None:
         """New INVITEs get 503 + Retry-After; return once the calls in hand have ended."""

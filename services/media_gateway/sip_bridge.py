@@ -62,6 +62,10 @@ class SippyBridge:
         except BaseException:  # noqa: BLE001 - log why the SIP thread ended, whatever it was
             log.exception("sippy event loop ended with an exception")
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        return self._thread
+
     def in_sippy_thread(self) -> bool:
         return self._thread is not None and threading.get_ident() == self._thread.ident
 

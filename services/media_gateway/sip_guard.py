@@ -27,6 +27,7 @@ from dialtone.media_gateway.sip_syntax import (
     canonical_name,
     canonical_request,
     canonical_response,
+    check_response_targets,
     read_request,
     sdp_part_of_multipart,
     split_message,
@@ -91,6 +92,7 @@ class SipGuard:
         self._clock = clock
         self._networks = [ipaddress.ip_network(net, strict=False) for net in config.allowed_networks]
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._trusted: set[tuple[str, int]] = set()
 
     def allowed(self, source: str) -> bool:
         try:
@@ -116,18 +118,24 @@ class SipGuard:
         bucket.tokens -= 1.0
         return True
 
-    def inspect(self, data: bytes, source: str) -> tuple[Verdict, bytes | str | None]:
+    def trust(self, source: str, port: int) -> None:
+        """Exempt one exact source address and port (the gateway's own liveness probe) from the ACL
+        and the flood bucket; its messages are still checked like any other."""
+        self._trusted.add((source, port))
+
+    def inspect(self, data: bytes, source: str, port: int = 0) -> tuple[Verdict, bytes | str | None]:
         """One datagram from ``source``: (PASS, text for sippy) | (REPLY, response bytes) | (DROP, None)."""
-        verdict, payload, reason = self._inspect(data, source)
+        verdict, payload, reason = self._inspect(data, source, (source, port) in self._trusted)
         if verdict is not Verdict.PASS:
             GUARD_ACTIONS.labels(verdict.value, reason).inc()
         return verdict, payload
 
-    def _inspect(self, data: bytes, source: str) -> tuple[Verdict, bytes | str | None, str]:
-        if not self.allowed(source):
-            return Verdict.DROP, None, "acl"
-        if not self._within_rate(source, self._clock()):
-            return Verdict.DROP, None, "flood"
+    def _inspect(self, data: bytes, source: str, trusted: bool) -> tuple[Verdict, bytes | str | None, str]:
+        if not trusted:
+            if not self.allowed(source):
+                return Verdict.DROP, None, "acl"
+            if not self._within_rate(source, self._clock()):
+                return Verdict.DROP, None, "flood"
         if len(data) > self._config.max_datagram_bytes:
             return Verdict.DROP, None, "oversized"
         if len(data) < 16 or not data.strip():
@@ -137,9 +145,13 @@ class SipGuard:
         except SipSyntaxError:
             return Verdict.DROP, None, "unreadable"
         if message.is_response:
-            if RESPONSE_LINE.match(message.start_line):
-                return Verdict.PASS, canonical_response(data), ""
-            return Verdict.DROP, None, "bad_response"
+            if not RESPONSE_LINE.match(message.start_line):
+                return Verdict.DROP, None, "bad_response"
+            try:
+                check_response_targets(message)
+            except SipSyntaxError:
+                return Verdict.DROP, None, "bad_response_target"   # a response is never answered
+            return Verdict.PASS, canonical_response(data), ""
         try:
             text = self._check_request(message)
         except SipSyntaxError as exc:

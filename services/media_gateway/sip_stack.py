@@ -10,9 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
+import sys
+import threading
+import traceback
 from typing import Any, Protocol
 
+import sippy.Core.Exceptions as sippy_exceptions
+from dialtone.common.logging import RateLimitedLog
+from dialtone.common.metrics import counter
 from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_guard import ALLOW, SipGuard
 from dialtone.media_gateway.sip_leg import InboundOffer, SipLeg, _body_text, _GatewayUA, exact_header
@@ -30,6 +37,30 @@ from sippy.SipTransactionManager import SipTransactionManager
 from sippy.Udp_server import Udp_server_opts
 
 log = logging.getLogger(__name__)
+
+STACK_ERRORS = counter("media_sip_stack_errors_total",
+                       "exceptions sippy caught and reported inside its own code, by what it was doing", ["where"])
+_STACK_LOG = RateLimitedLog(log, 10.0)
+
+
+def _report_sippy_exception(msg: str, f: Any = None, extra: Any = None) -> None:
+    """Stands in for sippy's ``dump_exception``, which prints a full traceback (and the datagram)
+    per bad message: a flood of those floods the logs. Ours is a counter and one rate-limited line."""
+    exc_type, exc, tb = sys.exc_info()
+    where = re.sub(r" from .*|[^a-z ]", "", str(msg).lower()).strip()[:40] or "unknown"
+    STACK_ERRORS.labels(where).inc()
+    origin = ""
+    if tb is not None:
+        frame = traceback.extract_tb(tb)[-1]
+        origin = f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+    _STACK_LOG.warning(where, "sippy: %.80s: %s: %.120s%s", msg, getattr(exc_type, "__name__", "?"), exc, origin)
+
+
+def _quiet_sippy_tracebacks() -> None:
+    """Point every loaded sippy module's ``dump_exception`` at ours (each imported it by name)."""
+    for name, module in list(sys.modules.items()):
+        if name.startswith("sippy") and getattr(module, "dump_exception", None) is sippy_exceptions.dump_exception:
+            module.dump_exception = _report_sippy_exception
 
 
 class StackListener(Protocol):
@@ -107,7 +138,7 @@ class SipStack:
     def __init__(self, bridge: SippyBridge, guard: SipGuard, host: str, port: int,
                  listener: StackListener, retry_after_s: int = 30, advertised_host: str = "") -> None:
         self.bridge = bridge
-        self._guard = guard
+        self.guard = guard
         self._host = host
         self._port = port
         self._listener = listener
@@ -136,8 +167,9 @@ class SipStack:
             raise
 
     def _start(self) -> int:
+        _quiet_sippy_tracebacks()
         config: dict[str, Any] = {"_sip_address": self._host, "_sip_port": self._port,
-                                  "_sip_logger": _SilentLogger(), "_dialtone_guard": self._guard,
+                                  "_sip_logger": _SilentLogger(), "_dialtone_guard": self.guard,
                                   "_dialtone_advertised": self._advertised_host}
         self.global_config = config
         self._tm = _GatewayTM(config, self._recv_request)
@@ -150,7 +182,7 @@ class SipStack:
         SipConf.my_port = MyPort(self.bound_port)
         SipConf.my_uaname = "dialtone"
         config["_sip_port"] = self.bound_port
-        self._tm.tcp = TcpListener(self._host, self.bound_port, self._guard, self._advertised_host,
+        self._tm.tcp = TcpListener(self._host, self.bound_port, self.guard, self._advertised_host,
                                    self._tm.handleIncoming)
         return self.bound_port
 
@@ -233,6 +265,16 @@ class SipStack:
             source=(str(source[0]), int(source[1])) if source else ("", 0))
         self.bridge.to_asyncio(self._listener.on_invite, leg, offer)
         return result
+
+    def critical_threads(self) -> list[threading.Thread]:
+        """The threads without which no SIP message is read, handled or answered."""
+        threads = [self.bridge.thread] if self.bridge.thread is not None else []
+        if self._tm is not None:
+            server = self._tm.l4r.getServer(None)
+            threads += [*server.areceivers, *server.asenders]
+            if self._tm.tcp is not None:
+                threads.append(self._tm.tcp.accept_thread)
+        return threads
 
     def active_legs(self) -> int:
         return len(self._legs)

@@ -12,6 +12,7 @@ parses reliably. Transactions and dialogs stay sippy's.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 
 # Compact header forms (RFC 3261 §7.3.3) and the spelling we write for headers sippy reads.
@@ -28,6 +29,8 @@ _NUMERIC_LIMITS = {"content-length": 2**31 - 1, "max-forwards": 255, "expires": 
 REQUIRED = ("via", "from", "to", "call-id", "cseq")
 _SINGLE = ("from", "to", "call-id", "cseq", "content-length", "max-forwards", "content-type")
 _ADDRESS_HEADERS = ("from", "to", "contact")
+_ROUTE_HEADERS = ("record-route", "route")      # checked, passed on as written
+_LIST_HEADERS = ("contact", "record-route", "route")
 
 
 class SipSyntaxError(ValueError):
@@ -213,6 +216,78 @@ def _address(value: str, header: str) -> str:
     return f"<{uri}>" + _write_params(params)
 
 
+# RFC 3261 §25.1 hostname (underscores tolerated, as PBXs use them); the top label starts with a letter,
+# so '192.0.2.999' is neither an IPv4 address nor a hostname.
+_HOSTNAME = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?\.)*"
+                       r"[A-Za-z](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?\.?")
+_PORT = re.compile(r"[0-9]{1,5}")
+
+
+def valid_host(host: str) -> bool:
+    """A hostname, an IPv4 address or a bracketed IPv6 reference: something a socket can be aimed at."""
+    if host.startswith("[") and host.endswith("]"):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return True
+    if not host or len(host) > 253:
+        return False
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return bool(_HOSTNAME.fullmatch(host))
+    return True
+
+
+def valid_port(text: str) -> bool:
+    return bool(_PORT.fullmatch(text)) and 1 <= int(text) <= 65535
+
+
+def check_hostport(text: str, where: str) -> None:
+    """``host[:port]`` we may send to: raises SipSyntaxError (400) for an unusable host or a port outside 1-65535.
+    sippy's sender thread died on ``sendto()`` to port 70000; its URL parser raises on ':::host'."""
+    if text.startswith("["):
+        end = text.find("]")
+        host, rest = (text, "") if end < 0 else (text[:end + 1], text[end + 1:])
+    else:
+        host, colon, port = text.partition(":")
+        rest = colon + port
+    if not valid_host(host):
+        raise SipSyntaxError(f"{where}: {host[:40]!r} is not a host name or IP address")
+    if rest and (not rest.startswith(":") or not valid_port(rest[1:])):
+        raise SipSyntaxError(f"{where}: port {rest[1:][:12]!r} is not a number from 1 to 65535")
+
+
+def check_uri_target(uri: str, where: str) -> None:
+    """The host[:port] and maddr of a sip:/sips: URI, read the way sippy reads them (first '@')."""
+    scheme, colon, rest = uri.partition(":")
+    if not colon or scheme.lower() not in ("sip", "sips"):
+        return    # tel: and other schemes carry no host we would send to
+    at = rest.find("@") + 1
+    hostport = re.split(r"[;?]", rest[at:], maxsplit=1)[0]
+    check_hostport(hostport, where)
+    for param in rest[at + len(hostport):].split("?", 1)[0].split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "maddr" and not valid_host(value.strip()):
+            raise SipSyntaxError(f"{where}: maddr {value[:40]!r} is not a host name or IP address")
+
+
+def _check_via_params(params: list[tuple[str, str | None]]) -> None:
+    for name, value in params:
+        key = name.lower()
+        if key == "rport" and value is not None and not valid_port(value):
+            raise SipSyntaxError(f"Via: rport {value[:12]!r} is not a number from 1 to 65535")
+        if key == "received":
+            address = value or ""
+            try:
+                ipaddress.ip_address(address[1:-1] if address[:1] == "[" and address[-1:] == "]" else address)
+            except ValueError:
+                raise SipSyntaxError(f"Via: received {str(value)[:40]!r} is not an IP address") from None
+        if key == "maddr" and not valid_host(value or ""):
+            raise SipSyntaxError(f"Via: maddr {str(value)[:40]!r} is not a host name or IP address")
+
+
 _VIA_PROTOCOL = re.compile(r"^SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$", re.DOTALL)
 
 
@@ -227,14 +302,20 @@ def _via(value: str) -> str:
         sent_by = sent_by.strip()
         if not sent_by or any(c.isspace() for c in sent_by):
             raise SipSyntaxError("Via: bad sent-by")
+        check_hostport(sent_by, "Via sent-by")
         parsed = _params(";" + params if params or rest.rstrip().endswith(";") else "", "Via")
+        _check_via_params(parsed)
         out.append(f"SIP/2.0/{transport.upper()} {sent_by}{_write_params(parsed)}")
     return ", ".join(out)
 
 
+_ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
+
+
 def _number(value: str, name: str, limit: int) -> int:
     digits = value.split(";", 1)[0].strip()
-    if not digits.isdigit() or len(digits) > 10 or int(digits) > limit:
+    # str.isdigit() and int() take any Unicode digit ('\uff10'); SIP numbers are ASCII digits only.
+    if not _ASCII_DIGITS.fullmatch(digits) or int(digits) > limit:
         raise SipSyntaxError(f"{name} must be a number up to {limit}")
     return int(digits)
 
@@ -285,11 +366,8 @@ def read_request(message: Message) -> Request:
             _number(value, name, limit)
     for value in message.get("via"):
         _via(value)
-    for name in _ADDRESS_HEADERS:
-        for value in message.get(name):
-            items = _split_outside(value, ",") if name == "contact" else [value]
-            for item in items:
-                _address(item, name)
+    check_uri_target(uri, "Request-URI")
+    _check_address_targets(message, (*_ADDRESS_HEADERS, *_ROUTE_HEADERS))
     for value in message.get("date"):
         if not value.rstrip().endswith("GMT"):
             raise SipSyntaxError("Date must be in GMT (RFC 3261 §20.17)")
@@ -301,6 +379,25 @@ def read_request(message: Message) -> Request:
             raise SipSyntaxError("Content-Length is larger than the body")
         body = body[:declared]  # extra octets in a datagram are ignored (RFC 3261 §18.3)
     return Request(message, method, uri, cseq, body)
+
+
+def _check_address_targets(message: Message, names: tuple[str, ...]) -> None:
+    for name in names:
+        label = CANONICAL_NAMES[name]
+        for value in message.get(name):
+            items = _split_outside(value, ",") if name in _LIST_HEADERS else [value]
+            for item in items:
+                written = _address(item, name)
+                if written != "*":
+                    check_uri_target(written[written.find("<") + 1:written.find(">")], label)
+
+
+def check_response_targets(message: Message) -> None:
+    """A response's Contact and Record-Route become where we send ACK, BYE and re-INVITEs: raise
+    SipSyntaxError when one names a host or port nothing can be sent to."""
+    for value in message.get("via"):
+        _via(value)
+    _check_address_targets(message, ("contact", *_ROUTE_HEADERS))
 
 
 def sdp_part_of_multipart(content_type: str, body: bytes) -> bytes | None:

@@ -122,8 +122,8 @@ class TcpListener:
         self._lock = threading.Lock()
         self._count = 0
         self._closing = False
-        self._thread = threading.Thread(target=self._accept, name="sip-tcp-accept", daemon=True)
-        self._thread.start()
+        self.accept_thread = threading.Thread(target=self._accept, name="sip-tcp-accept", daemon=True)
+        self.accept_thread.start()
 
     def server_for(self, host: str) -> TcpConnection | None:
         with self._lock:

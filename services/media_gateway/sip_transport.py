@@ -4,27 +4,81 @@ sippy's own ``Udp_server`` reads at most 8,192 bytes of a datagram (a longer one
 cut and is then misparsed). This server reads whole datagrams (64 KiB), asks the guard
 (``sip_guard.SipGuard``) what to do with each one -- pass it to sippy, answer it
 ourselves, or drop it -- and only then hands it to sippy's transaction manager on the
-sippy thread. Sending stays sippy's: its ``AsyncSender`` thread drains our send queue.
+sippy thread. Sending is ``SipSender``, a thread that drains sippy's send queue like sippy's
+own ``AsyncSender`` but survives any error in one send: AsyncSender died on the first
+exception it did not expect (``OverflowError`` for a Via port of 70000), and every answer
+after that waited in a queue nobody drained.
 """
 
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import socket
 import threading
+import time
 from typing import Any
 
+from dialtone.common.logging import RateLimitedLog
+from dialtone.common.metrics import counter
 from dialtone.media_gateway.sip_guard import SipGuard, Verdict
 from sippy.Core.EventDispatcher import ED2
 from sippy.Network_server import Remote_address
 from sippy.SipConf import MyAddress
 from sippy.Time.MonoTime import MonoTime
-from sippy.Udp_server import AsyncSender, Udp_server, Udp_server_opts
+from sippy.Udp_server import Udp_server, Udp_server_opts
 
 log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 65535
+SEND_ERRORS = counter("media_sip_send_errors_total", "SIP messages that could not be sent, by error kind", ["kind"])
+_SEND_LOG = RateLimitedLog(log, 10.0)
+_RECEIVE_LOG = RateLimitedLog(log, 10.0)
+_BUSY = (errno.EWOULDBLOCK, errno.ENOBUFS, errno.EAGAIN)
+
+
+class SipSender(threading.Thread):
+    """Drains a sippy server's send queue (see module docstring); one failed send is counted and
+    logged (rate-limited), never fatal to the thread."""
+
+    def __init__(self, server: Any) -> None:
+        super().__init__(name="sip-udp-tx", daemon=True)
+        self._server = server
+        self.start()
+
+    def run(self) -> None:
+        queue = self._server.sendqueue
+        while True:
+            item = queue.get()
+            if item is None:
+                queue.put(None)   # shutdown: relay it to any other sender, as sippy's does
+                return
+            data, address = item
+            try:
+                self._send(data, address)
+            except Exception as exc:  # noqa: BLE001 - one bad destination must not stop every later answer
+                kind = type(exc).__name__
+                SEND_ERRORS.labels(kind).inc()
+                _SEND_LOG.warning(kind, "could not send a SIP message to %.60r: %s: %.100s", address, kind, exc)
+
+    def _send(self, data: bytes, address: tuple[Any, ...]) -> None:
+        family = self._server.uopts.family
+        host = str(address[0]).strip("[]")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:   # a host name from a Contact or Route: resolve it as sippy does
+            host = socket.getaddrinfo(host, None, family)[0][4][0]
+        target = (host, int(address[1])) if family == socket.AF_INET else (host, int(address[1]), 0, 0)
+        for _ in range(20):
+            try:
+                if self._server.skt.sendto(data, target) == len(data):
+                    return
+            except OSError as exc:
+                if exc.errno not in _BUSY:
+                    raise
+            time.sleep(0.01)
+        raise BlockingIOError(errno.ENOBUFS, "socket send buffer full for 200 ms")
 
 
 class GuardedUdpServer(Udp_server):
@@ -41,7 +95,7 @@ class GuardedUdpServer(Udp_server):
         self.skt.bind((laddress[0], int(laddress[1])))
         if int(laddress[1]) == 0:
             self.uopts.laddress = self.skt.getsockname()[:2]
-        self.asenders = [AsyncSender(self)]
+        self.asenders = [SipSender(self)]
         self.areceivers = [threading.Thread(target=self._receive, name="sip-udp-rx", daemon=True)]
         self.areceivers[0].start()
 
@@ -56,18 +110,21 @@ class GuardedUdpServer(Udp_server):
             if not data and address is None:
                 return
             try:
-                verdict, payload = self.guard.inspect(data, address[0])
-            except Exception:  # noqa: BLE001 - a guard bug must not kill the receive thread
-                log.exception("SIP guard raised; datagram dropped")
-                continue
-            if verdict is Verdict.REPLY and isinstance(payload, bytes):
-                self._send_raw(payload, address)
-                continue
-            if verdict is not Verdict.PASS or payload is None:
-                continue
-            if self.uopts.family == socket.AF_INET6:
-                address = (f"[{address[0]}]", address[1])
-            ED2.callFromThread(self.handle_read, payload, Remote_address(address, self.transport), MonoTime())
+                self._dispatch(data, address)
+            except Exception as exc:  # noqa: BLE001 - a guard bug must not kill the receive thread
+                _RECEIVE_LOG.log(logging.ERROR, type(exc).__name__, "SIP datagram dropped: %s: %.100s",
+                                 type(exc).__name__, exc, exc_info=True)
+
+    def _dispatch(self, data: bytes, address: tuple[Any, ...]) -> None:
+        verdict, payload = self.guard.inspect(data, address[0], address[1])
+        if verdict is Verdict.REPLY and isinstance(payload, bytes):
+            self._send_raw(payload, address)
+            return
+        if verdict is not Verdict.PASS or payload is None:
+            return
+        if self.uopts.family == socket.AF_INET6:
+            address = (f"[{address[0]}]", address[1])
+        ED2.callFromThread(self.handle_read, payload, Remote_address(address, self.transport), MonoTime())
 
     def getSIPaddr(self) -> tuple[tuple[str, int], str]:  # noqa: N802 - sippy's name
         """The host:port we write in Via and Contact: the advertised address (NAT), else the bound one;
@@ -81,11 +138,12 @@ class GuardedUdpServer(Udp_server):
             host = f"[{host}]"
         return ((host, port), self.transport)
 
-    def _send_raw(self, data: bytes, address: tuple[str, int]) -> None:
+    def _send_raw(self, data: bytes, address: tuple[Any, ...]) -> None:
         try:
             self.skt.sendto(data, address)
         except OSError as exc:
-            log.debug("could not send guard reply to %s: %s", address[0], exc)
+            SEND_ERRORS.labels(type(exc).__name__).inc()
+            _SEND_LOG.warning("guard_reply", "could not send a guard reply to %s: %s", address[0], exc)
 
     def join(self) -> None:
         for worker in self.asenders:

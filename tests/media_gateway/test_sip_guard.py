@@ -7,7 +7,7 @@ from dialtone.media_gateway.call_rules import SessionIntervalTooSmall, parse_dtm
 from dialtone.media_gateway.sip_guard import GuardConfig, GuardedMessage, SipGuard, Verdict
 from dialtone.media_gateway.sip_syntax import SipSyntaxError, canonical_request, read_request, split_message
 
-from tests.media_gateway.torture import torture_message
+from tests.media_gateway.torture import address_variants, torture_message
 
 OPTIONS = (b"OPTIONS sip:bot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n"
            b"From: <sip:a@b>;tag=1\r\nTo: <sip:bot@c>\r\nCall-ID: x1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n")
@@ -159,3 +159,41 @@ def test_tcp_framing_cuts_messages_by_content_length() -> None:
     assert frame_messages(buffer) == [one] and not buffer
     assert frame_messages(bytearray(b"INVITE x SIP/2.0\r\nContent-Length: -1\r\n\r\n")) is None
     assert frame_messages(bytearray(b"X" * 70000)) is None
+
+
+@pytest.mark.parametrize(("name", "data"), address_variants(), ids=[name for name, _ in address_variants()])
+def test_unusable_hosts_and_ports_are_answered_400(name: str, data: bytes) -> None:
+    """Every header the stack may send to is checked: a bad host or port gets 400 (to the datagram's
+    source), never a pass to sippy, whose sender thread died on sendto() to port 70000."""
+    verdict, payload = SipGuard(GuardConfig()).inspect(data, "127.0.0.1")
+    assert verdict is Verdict.REPLY, f"{name}: {verdict}"
+    assert isinstance(payload, bytes) and payload.startswith(b"SIP/2.0 400 "), payload[:120]
+
+
+@pytest.mark.parametrize("value", ["sip:a@example.com", "sip:a@example.com:5060", "sip:a@192.0.2.1:65535",
+                                   "sip:a@[2001:db8::10]:5070", "sip:[2001:db8::10:5070]", "sip:a@pbx_1.corp.",
+                                   "sip:user;par=u%40example.net@example.com", "tel:+15551234567"])
+def test_usable_addresses_pass(value: str) -> None:
+    """Hostnames, IPv4, IPv6 references (RFC 4475 §3.1.1.x) and ports up to 65535 still pass."""
+    data = OPTIONS.replace(b"<sip:bot@c>", f"<{value}>".encode())
+    assert SipGuard(GuardConfig()).inspect(data, "127.0.0.1")[0] is Verdict.PASS
+
+
+def test_response_naming_an_unusable_contact_is_dropped() -> None:
+    """A response's Contact becomes where we send ACK and BYE: one with port 70000 is dropped, counted."""
+    response = (b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\r\nFrom: <sip:a@b>;tag=1\r\n"
+                b"To: <sip:c@d>;tag=2\r\nCall-ID: r1\r\nCSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:%s>\r\n"
+                b"Content-Length: 0\r\n\r\n")
+    guard = SipGuard(GuardConfig())
+    assert guard.inspect(response % b"70000", "127.0.0.1") == (Verdict.DROP, None)
+    assert guard.inspect(response % b"5080", "127.0.0.1")[0] is Verdict.PASS
+
+
+def test_trusted_probe_source_skips_acl_and_flood_only() -> None:
+    """The gateway's own liveness probe (one exact address and port) passes an ACL that excludes it,
+    and is never flood-limited; the same address from another port is still refused."""
+    guard = SipGuard(GuardConfig(allowed_networks=("10.0.0.0/8",), flood_burst=1, flood_rate_per_s=0.001))
+    guard.trust("127.0.0.1", 40000)
+    assert [guard.inspect(OPTIONS, "127.0.0.1", 40000)[0] for _ in range(3)] == [Verdict.PASS] * 3
+    assert guard.inspect(OPTIONS, "127.0.0.1", 40001)[0] is Verdict.DROP
+    assert guard.inspect(OPTIONS.replace(b"5070", b"70000"), "127.0.0.1", 40000)[0] is Verdict.REPLY

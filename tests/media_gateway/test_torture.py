@@ -59,7 +59,7 @@ def _final(codes: list[int]) -> set[int]:
 
 
 def test_table_covers_all_49_messages() -> None:
-    """Every RFC 4475 message in shared/sip-torture has an expected outcome here."""
+    """Every RFC 4475 message in tests/media_gateway/data/rfc4475 has an expected outcome here."""
     assert sorted(p.stem for p in TORTURE_DIR.glob("*.dat")) == sorted(EXPECTED)
     assert len(EXPECTED) == 49
 

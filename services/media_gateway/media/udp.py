@@ -8,6 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 from aiortp.transport import RtpTransport
+from dialtone.common.logging import RateLimitedLog
+
+__all__ = ["GuardedTransport", "RateLimitFilter", "RateLimitedLog", "quiet_library_loggers"]
 
 
 class GuardedTransport(RtpTransport):
@@ -26,22 +29,6 @@ class GuardedTransport(RtpTransport):
 
     def error_received(self, exc: Exception) -> None:
         self._on_error(exc)
-
-
-class RateLimitedLog:
-    """At most one warning per key every ``every_s`` seconds: bad input must not flood the log."""
-
-    def __init__(self, logger: logging.Logger, every_s: float) -> None:
-        self._logger = logger
-        self._every_s = every_s
-        self._last: dict[str, float] = {}
-
-    def warning(self, key: str, msg: str, *args: Any, exc_info: bool = False, extra: dict[str, Any] | None = None,
-                ) -> None:
-        now = time.monotonic()
-        if now - self._last.get(key, -self._every_s) >= self._every_s:
-            self._last[key] = now
-            self._logger.warning(msg, *args, exc_info=exc_info, extra=extra)
 
 
 class RateLimitFilter(logging.Filter):
