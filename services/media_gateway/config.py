@@ -21,6 +21,12 @@ class SipConfig:
     transfer_timeout_s: float = 30.0      # how long to wait for the REFER's final NOTIFY
     ring_timeout_s: float = 60.0          # outbound calls not answered by then are cancelled
     min_session_expires_s: int = 90      # RFC 4028 Min-SE: shorter Session-Expires get 422
+    # SIP over TCP: connections in all and per source address, time for one message to arrive whole,
+    # and how long a connection may go without a complete message.
+    tcp_max_connections: int = 512
+    tcp_max_per_source: int = 32
+    tcp_message_deadline_s: float = 10.0
+    tcp_idle_timeout_s: float = 300.0
     # Liveness: an OPTIONS to ourselves every interval; `self_check_misses` unanswered in a row (each
     # given `self_check_answer_s`) turn health NOT_SERVING and exit the process for a restart. 0 = off.
     self_check_interval_s: float = 1.5

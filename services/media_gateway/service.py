@@ -19,6 +19,7 @@ from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_guard import GuardConfig, SipGuard
 from dialtone.media_gateway.sip_liveness import SelfCheck, SelfProbe, dead_threads
 from dialtone.media_gateway.sip_stack import SipStack
+from dialtone.media_gateway.sip_tcp import TcpLimits
 from dialtone.v1 import common_pb2
 from dialtone.v1 import media_gateway_pb2 as pb
 from dialtone.v1 import media_gateway_pb2_grpc as pb_grpc
@@ -122,7 +123,11 @@ class MediaGatewayApp:
             flood_rate_per_s=config.sip.flood_rate_per_s, flood_burst=config.sip.flood_burst))
         self.stack = SipStack(SippyBridge(asyncio.get_running_loop()), guard, config.sip.host, config.sip.port,
                               self.calls, retry_after_s=config.sip.retry_after_s,
-                              advertised_host=config.sip.advertised_host)
+                              advertised_host=config.sip.advertised_host,
+                              tcp_limits=TcpLimits(total=config.sip.tcp_max_connections,
+                                                   per_source=config.sip.tcp_max_per_source,
+                                                   message_deadline_s=config.sip.tcp_message_deadline_s,
+                                                   idle_timeout_s=config.sip.tcp_idle_timeout_s))
         self.calls.stack = self.stack
         self.sip_port = await self.stack.start()
         log.info("SIP listening on udp %s:%d", config.sip.host, self.sip_port,

@@ -24,7 +24,7 @@ from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_guard import ALLOW, SipGuard
 from dialtone.media_gateway.sip_leg import InboundOffer, SipLeg, _body_text, _GatewayUA, exact_header
 from dialtone.media_gateway.sip_syntax import SipSyntaxError, split_message
-from dialtone.media_gateway.sip_tcp import TcpListener
+from dialtone.media_gateway.sip_tcp import TcpLimits, TcpListener
 from dialtone.media_gateway.sip_transport import GuardedUdpServer
 from sippy.CCEvents import (
     CCEventTry,
@@ -136,7 +136,8 @@ class SipStack:
     """sippy's transaction manager on our socket; creates legs for INVITEs (see module docstring)."""
 
     def __init__(self, bridge: SippyBridge, guard: SipGuard, host: str, port: int,
-                 listener: StackListener, retry_after_s: int = 30, advertised_host: str = "") -> None:
+                 listener: StackListener, retry_after_s: int = 30, advertised_host: str = "",
+                 tcp_limits: TcpLimits | None = None) -> None:
         self.bridge = bridge
         self.guard = guard
         self._host = host
@@ -144,6 +145,7 @@ class SipStack:
         self._listener = listener
         self._retry_after_s = retry_after_s
         self._advertised_host = advertised_host
+        self._tcp_limits = tcp_limits or TcpLimits()
         self.draining = False
         self.bound_port = 0
         self.global_config: dict[str, Any] = {}
@@ -183,7 +185,7 @@ class SipStack:
         SipConf.my_uaname = "dialtone"
         config["_sip_port"] = self.bound_port
         self._tm.tcp = TcpListener(self._host, self.bound_port, self.guard, self._advertised_host,
-                                   self._tm.handleIncoming)
+                                   self._tm.handleIncoming, self._tcp_limits)
         return self.bound_port
 
     async def register(self, config: Any) -> Any:
