@@ -87,14 +87,17 @@ def canonical_name(name: str) -> str:
 
 
 def split_message(data: bytes) -> Message:
-    """Split raw bytes into start line, unfolded header lines and body."""
+    """Split raw bytes into start line, unfolded header lines and body. A message cut off inside its
+    headers (no empty line) comes back with a defect, so it is answered 400 rather than processed."""
+    data = data.lstrip(b"\r\n")   # CRLFs before the start line are ignored (RFC 3261 §7.5; keep-alives)
     head_end, sep = data.find(b"\r\n\r\n"), 4
     if head_end < 0:
         head_end, sep = data.find(b"\n\n"), 2
-    if head_end < 0 and data.endswith(b"\r\n"):
-        head_end, sep = len(data) - 2, 2   # a datagram ends the message: accept a missing final CRLF
-    if head_end < 0:
-        raise SipSyntaxError("no empty line after the headers", status=None)
+    truncated = head_end < 0
+    if truncated:
+        if not data.endswith(b"\n"):
+            raise SipSyntaxError("no empty line after the headers", status=None)
+        head_end, sep = len(data), 0
     try:
         head = data[:head_end].decode("utf-8")
     except UnicodeDecodeError:
@@ -112,6 +115,8 @@ def split_message(data: bytes) -> Message:
             defects.append(f"header line is not 'Name: value': {line[:60]!r}")
             continue
         headers.append((name.strip(), value.strip()))
+    if truncated:
+        defects.insert(0, "message ends inside its headers (no empty line after them)")
     return Message(lines[0].strip(), lines[0], headers, data[head_end + sep:], defects)
 
 
@@ -288,7 +293,8 @@ def _check_via_params(params: list[tuple[str, str | None]]) -> None:
             raise SipSyntaxError(f"Via: maddr {str(value)[:40]!r} is not a host name or IP address")
 
 
-_VIA_PROTOCOL = re.compile(r"^SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$", re.DOTALL)
+# protocol-name and version are case-insensitive tokens: 'sip/2.0/udp' is legal and written upper-case
+_VIA_PROTOCOL = re.compile(r"^SIP\s*/\s*2\.0\s*/\s*([A-Za-z0-9\-.!%*_+`'~]+)\s+(.*)$", re.DOTALL | re.IGNORECASE)
 
 
 def _via(value: str) -> str:
@@ -309,15 +315,16 @@ def _via(value: str) -> str:
     return ", ".join(out)
 
 
-_ASCII_DIGITS = re.compile(r"[0-9]{1,10}")
+_ASCII_NUMBER = re.compile(r"0*([0-9]{1,10})")
 
 
 def _number(value: str, name: str, limit: int) -> int:
-    digits = value.split(";", 1)[0].strip()
-    # str.isdigit() and int() take any Unicode digit ('\uff10'); SIP numbers are ASCII digits only.
-    if not _ASCII_DIGITS.fullmatch(digits) or int(digits) > limit:
+    """1*DIGIT (RFC 3261 §25: no sign, no parameters; leading zeros allowed, so thirty zeros is 0).
+    str.isdigit() and int() take any Unicode digit ('\uff10'); SIP numbers are ASCII digits only."""
+    match = _ASCII_NUMBER.fullmatch(value.strip())
+    if match is None or int(match.group(1)) > limit:
         raise SipSyntaxError(f"{name} must be a number up to {limit}")
-    return int(digits)
+    return int(match.group(1))
 
 
 @dataclasses.dataclass(frozen=True)

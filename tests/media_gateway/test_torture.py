@@ -105,6 +105,11 @@ MALFORMED: list[tuple[str, bytes, set[int]]] = [
     ("oversized datagram", _invite("X-Pad: " + "a" * 61000 + "\r\n"), SILENCE),
     ("empty keep-alive", b"\r\n\r\n", SILENCE),
     ("response with a 4-digit code", b"SIP/2.0 9999 Odd\r\nVia: SIP/2.0/UDP x\r\n\r\n", SILENCE),
+    # Python's int() reads any Unicode digit; SIP numbers are ASCII digits only
+    ("CSeq in fullwidth digits", _invite(cseq="\uff11 INVITE"), {400}),
+    ("Content-Length in fullwidth digits", _invite(body="", content_length="\uff10"), {400}),
+    ("Content-Length with a parameter", _invite(body="", content_length="0;x=y"), {400}),
+    ("cut off after a header line, no empty line", _invite().split(b"Max-Forwards")[0], {400}),
 ]
 
 
@@ -116,6 +121,25 @@ async def test_malformed_corpus(gateway: MediaGatewayApp, name: str, data: bytes
         assert codes == [], f"{name}: expected silence, got {codes}"
     else:
         assert _final(codes) == expected, f"{name}: got {codes}"
+
+
+def _options(head: str = "", via: str = "SIP/2.0/UDP 192.0.2.1:5060", content_length: str = "0") -> bytes:
+    return (f"{head}OPTIONS sip:bot@127.0.0.1 SIP/2.0\r\nVia: {via};branch=z9hG4bK-{os.urandom(4).hex()}\r\n"
+            f"From: <sip:a@example.com>;tag=1\r\nTo: <sip:bot@example.com>\r\nCall-ID: ok-{os.urandom(6).hex()}\r\n"
+            f"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: {content_length}\r\n\r\n").encode()
+
+
+LEGAL_BUT_UNUSUAL = [
+    ("CRLFs before the request line (RFC 3261 §7.5)", _options(head="\r\n\r\n\r\n")),
+    ("lower-case protocol in Via", _options(via="sip/2.0/udp 192.0.2.1:5060")),
+    ("Content-Length of thirty zeros", _options(content_length="0" * 30)),
+]
+
+
+@pytest.mark.parametrize(("name", "data"), LEGAL_BUT_UNUSUAL, ids=[m[0] for m in LEGAL_BUT_UNUSUAL])
+async def test_legal_but_unusual_requests_are_processed(gateway: MediaGatewayApp, name: str, data: bytes) -> None:
+    """Legal spellings a strict reader must not refuse: each OPTIONS is answered 200."""
+    assert _final(await exchange(gateway.sip_port, data, 0.4)) == {200}, name
 
 
 async def test_invite_larger_than_8k_is_processed(gateway: MediaGatewayApp) -> None:

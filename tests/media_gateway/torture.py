@@ -10,7 +10,7 @@ from typing import Any
 
 TORTURE_DIR = Path(__file__).parent / "data" / "rfc4475"   # RFC 4475 Appendix A, see its README
 _VIA_LINE = re.compile(rb"^(via|v)[ \t]*:", re.IGNORECASE | re.MULTILINE)
-_SENT_BY = re.compile(rb"SIP[ \t\r\n]*/[ \t\r\n]*2\.0[ \t\r\n]*/[ \t\r\n]*[A-Za-z]+[ \t\r\n]+([^;,\s]+)")
+_SENT_BY = re.compile(rb"SIP[ \t\r\n]*/[ \t\r\n]*2\.0[ \t\r\n]*/[ \t\r\n]*[A-Za-z]+[ \t\r\n]+([^;,\s]+)", re.IGNORECASE)
 
 
 def torture_message(name: str) -> bytes:
