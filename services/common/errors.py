@@ -2,11 +2,17 @@
 
     DialtoneError
       +-- InvalidArgument      gRPC INVALID_ARGUMENT (a request that is malformed)
+
+An error message quotes caller input only through ``quote_prefix``: a message that
+echoes a megabyte of input would itself exceed gRPC's metadata limit, and the caller
+would see RESOURCE_EXHAUSTED instead of the real reason.
 """
 
 from __future__ import annotations
 
 import grpc
+
+QUOTE_LIMIT = 64
 
 
 class DialtoneError(Exception):
@@ -17,3 +23,17 @@ class InvalidArgument(DialtoneError):
     """A request that can never succeed as sent; the message tells the caller why."""
 
     grpc_status = grpc.StatusCode.INVALID_ARGUMENT
+
+
+def quote_prefix(value: str | bytes, limit: int = QUOTE_LIMIT) -> str:
+    """``value`` quoted for an error message: its repr when short, else the repr of its first
+    ``limit`` characters (bytes are decoded, undecodable ones escaped) and its full length."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value[: limit * 4])  # at most 4 bytes a character: enough for `limit` characters
+        text = raw.decode("utf-8", errors="backslashreplace")
+        size, unit = len(value), "bytes"
+    else:
+        text, size, unit = value, len(value), "characters"
+    if size <= limit and len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({size} {unit})"

@@ -1,4 +1,9 @@
-"""Session ids and idempotency keys (``session:seq:index``)."""
+"""Session ids and idempotency keys (``session:seq:index``).
+
+Ids are checked with ``fullmatch``: a pattern ending in ``$`` also accepts a trailing
+newline, and an id with one passes here only to be refused later (by httpx, as a header
+value) where the refusal looks like a failure of someone else.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,14 @@ import re
 import uuid
 from typing import NamedTuple
 
-_SESSION_RE = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+from dialtone.common.errors import quote_prefix
+
+MAX_SESSION_ID_LENGTH = 128
+# session id, ":", seq (at most 18 digits), ":", index (at most 9 digits)
+MAX_IDEMPOTENCY_KEY_LENGTH = MAX_SESSION_ID_LENGTH + 1 + 18 + 1 + 9
+
+SESSION_ID_PATTERN = re.compile(rf"[A-Za-z0-9._\-]{{1,{MAX_SESSION_ID_LENGTH}}}")
+SESSION_ID_RULE = f"1-{MAX_SESSION_ID_LENGTH} characters of letters, digits, '.', '_' or '-'"
 
 
 class IdempotencyKey(NamedTuple):
@@ -23,7 +35,7 @@ def new_session_id() -> str:
 
 
 def valid_session_id(session_id: str) -> bool:
-    return bool(_SESSION_RE.match(session_id))
+    return isinstance(session_id, str) and SESSION_ID_PATTERN.fullmatch(session_id) is not None
 
 
 def idempotency_key(session_id: str, seq: int, index: int) -> str:
@@ -31,13 +43,18 @@ def idempotency_key(session_id: str, seq: int, index: int) -> str:
 
 
 def parse_idempotency_key(key: str) -> IdempotencyKey:
-    """Parse ``session:seq:index``; raises ValueError with the reason."""
+    """Parse ``session:seq:index``; raises ValueError with the reason (quoting a short prefix)."""
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        raise ValueError(f"idempotency key of {len(key)} characters is longer than "
+                         f"{MAX_IDEMPOTENCY_KEY_LENGTH}")
     parts = key.rsplit(":", 2)
     if len(parts) != 3:
-        raise ValueError(f"idempotency key {key!r} is not of the form session:seq:index")
+        raise ValueError(f"idempotency key {quote_prefix(key)} is not of the form session:seq:index")
     session_id, seq, index = parts
     if not valid_session_id(session_id):
-        raise ValueError(f"idempotency key {key!r} has an invalid session id")
-    if not (seq.isdigit() and index.isdigit()) or len(seq) > 18 or len(index) > 9:
-        raise ValueError(f"idempotency key {key!r}: seq and index must be non-negative integers")
+        raise ValueError(f"idempotency key {quote_prefix(key)} has an invalid session id ({SESSION_ID_RULE})")
+    # isascii: str.isdigit also accepts digits such as "²" that int() refuses
+    if not (seq.isascii() and index.isascii() and seq.isdigit() and index.isdigit()) \
+            or len(seq) > 18 or len(index) > 9:
+        raise ValueError(f"idempotency key {quote_prefix(key)}: seq and index must be non-negative integers")
     return IdempotencyKey(session_id, int(seq), int(index))
