@@ -8,6 +8,7 @@ RecursionError inside it instead of a clear refusal.
 from __future__ import annotations
 
 import json
+import math
 import re
 from itertools import accumulate
 from typing import Any
@@ -70,9 +71,50 @@ def json_depth_ok(text_or_obj: Any, max_depth: int = MAX_JSON_DEPTH) -> bool:
     return _object_depth_ok(text_or_obj, max_depth)
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError("a number is out of the range of a double")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def loads_json(text: str | bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """``json.loads`` that refuses nesting deeper than ``max_depth`` first. Raises ValueError
-    (``JsonTooDeep`` or ``json.JSONDecodeError``); neither message quotes the text."""
+    """Strict JSON (RFC 8259) from caller input, or ValueError with a reason that never quotes the
+    text (``JsonTooDeep``, ``json.JSONDecodeError``, UnicodeDecodeError, or a plain ValueError).
+
+    Refused besides malformed text: nesting deeper than ``max_depth`` (checked first, without
+    recursion), NaN and Infinity, numbers out of float range or longer than Python's int limit, bytes
+    that are not UTF-8, and \\u escapes of lone surrogates: each decodes in Python but fails later,
+    when the value is encoded again for a backend or a log line."""
+    if isinstance(text, bytes | bytearray):
+        text = bytes(text).decode("utf-8")  # RFC 8259 section 8.1; json.loads would pass surrogates through
     if not json_depth_ok(text, max_depth):
         raise JsonTooDeep(max_depth)
-    return json.loads(text)
+    value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    if "\\u" in text and _has_lone_surrogate(value):  # an escape is the only way to write one
+        raise ValueError("a string holds a \\u escape of a lone surrogate (D800-DFFF), which is not a character")
+    return value
+
+
+# RFC 9110 section 5.5 (and RFC 3261's SIP header values): no control character but HTAB, so no
+# CR, LF or NUL that would end the header early and start another one.
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_HEADER_VALUE_FORBIDDEN_BYTES = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def header_value_ok(value: str | bytes) -> bool:
+    """Whether ``value`` may be sent as one header field value (HTTP or SIP)."""
+    forbidden = _HEADER_VALUE_FORBIDDEN if isinstance(value, str) else _HEADER_VALUE_FORBIDDEN_BYTES
+    return forbidden.search(value) is None

@@ -8,7 +8,7 @@ import json
 import pytest
 from dialtone.common.errors import quote_prefix
 from dialtone.common.ids import MAX_IDEMPOTENCY_KEY_LENGTH, IdempotencyKey, parse_idempotency_key, valid_session_id
-from dialtone.common.limits import MAX_JSON_DEPTH, JsonTooDeep, json_depth_ok, loads_json
+from dialtone.common.limits import MAX_JSON_DEPTH, JsonTooDeep, header_value_ok, json_depth_ok, loads_json
 
 
 def nested(depth: int, open_: str = "[", close: str = "]") -> str:
@@ -108,3 +108,35 @@ def test_idempotency_key_round_trip() -> None:
     assert parse_idempotency_key("call-1:12:3") == IdempotencyKey("call-1", 12, 3)
     assert len("x" * 128 + ":" + "9" * 18 + ":" + "9" * 9) == MAX_IDEMPOTENCY_KEY_LENGTH
     assert parse_idempotency_key("x" * 128 + ":" + "9" * 18 + ":" + "9" * 9).index == 999_999_999
+
+
+@pytest.mark.parametrize("text, reason", [
+    ('{"a": NaN}', "NaN is not a JSON number"),
+    ('[Infinity]', "Infinity is not a JSON number"),
+    ('[-Infinity]', "Infinity is not a JSON number"),
+    ('[1e999]', "out of the range"),
+    ('{"a": "\\ud800"}', "lone surrogate"),
+    ('{"a": "x\\udc00"}', "lone surrogate"),
+    ('[' + "9" * 5000 + ']', "digits"),
+])
+def test_values_python_decodes_but_cannot_encode_again_are_refused(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        loads_json(text)
+
+
+def test_strict_json_still_reads_what_is_valid() -> None:
+    assert loads_json('{"smile": "\\ud83d\\ude00", "back": "\\\\ud800", "n": -1.5e3}') == \
+        {"smile": "\U0001F600", "back": "\\ud800", "n": -1500.0}
+    assert loads_json(b'{"a": [1, 2]}') == {"a": [1, 2]}
+    with pytest.raises(UnicodeDecodeError):
+        loads_json(b'{"a": "\xed\xa0\x80"}')  # a surrogate in UTF-8 form
+
+
+@pytest.mark.parametrize("value", ["x\n", "a\rb", "a\x00b", "\x7f", "a\x1bb", b"x\n"])
+def test_header_values_with_control_characters_are_refused(value: str | bytes) -> None:
+    assert not header_value_ok(value)
+
+
+@pytest.mark.parametrize("value", ["", "abc", "a b\tc", "caf\u00e9", b"plain"])
+def test_header_values(value: str | bytes) -> None:
+    assert header_value_ok(value)
