@@ -2,9 +2,12 @@
 its TLS (CA bundle, client certificate for mutual TLS), HTTP/2 when configured, and
 its authentication (API key in a header or the query, OAuth2 client credentials).
 
-``send`` makes ONE attempt and never raises for backend trouble: timeouts and
-transport errors are mapped here, once, to an ``AttemptOutcome``; retries and
-breakers are the gateway's job.
+``build`` makes the HTTP request of an Invoke once, before any attempt: what httpx or
+the HTTP rules refuse there (a header value with a newline, a body that cannot be
+encoded) is the caller's request at fault, raised as ``InvalidRequest``, never a
+backend failure. ``send`` makes ONE attempt of a built request and never raises for
+backend trouble: timeouts and transport errors are mapped here, once, to an
+``AttemptOutcome``; retries and breakers are the gateway's job.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import ssl
 
 import httpx
 from dialtone.common.config import ConfigError
+from dialtone.common.limits import header_value_ok
 from dialtone.integration_gateway.config import BackendServiceConfig
 from dialtone.integration_gateway.core.retry import AttemptKind, AttemptOutcome
+from dialtone.integration_gateway.errors import InvalidRequest
 from dialtone.integration_gateway.oauth2 import OAuth2Tokens, TokenError
 from dialtone.integration_gateway.requests import HttpRequestSpec
 
@@ -84,18 +89,8 @@ class BackendClient:
         read = max(0.001, min(t.read_s, remaining_s))
         return httpx.Timeout(read, connect=max(0.001, min(t.connect_s, remaining_s)))
 
-    async def send(self, spec: HttpRequestSpec, idempotency_key: str, remaining_s: float) -> HttpReply:
-        """One attempt, bounded by ``remaining_s``."""
-        if remaining_s <= 0:
-            return HttpReply(AttemptOutcome(AttemptKind.TIMEOUT), error="deadline passed before the attempt")
-        try:
-            async with asyncio.timeout(remaining_s):
-                return await self._send(spec, idempotency_key, remaining_s)
-        except TimeoutError:
-            return HttpReply(AttemptOutcome(AttemptKind.TIMEOUT), error=f"no answer within {remaining_s:.3f} s")
-
-    async def _send(self, spec: HttpRequestSpec, idempotency_key: str, remaining_s: float) -> HttpReply:
-        timeout = self._timeout(remaining_s)
+    def build(self, spec: HttpRequestSpec, idempotency_key: str) -> httpx.Request:
+        """The request every attempt sends; raises InvalidRequest for what cannot be sent."""
         headers = {"Idempotency-Key": idempotency_key}
         params = list(spec.query)
         api_key = self.config.auth.api_key
@@ -103,6 +98,31 @@ class BackendClient:
             headers[api_key.header] = api_key.prefix + self._api_key
         elif self._api_key:
             params.append((api_key.query, api_key.prefix + self._api_key))
+        try:
+            request = self._client.build_request(spec.verb, spec.url, params=params or None, json=spec.json_body,
+                                                 headers=headers)
+        except (ValueError, TypeError, httpx.InvalidURL) as exc:  # UnicodeEncodeError is a ValueError
+            raise InvalidRequest(f"the HTTP request cannot be built: {type(exc).__name__}") from None
+        # httpx checks header values only when h11 or h2 writes them, inside an attempt: then the
+        # refusal would look like a transport error, be retried and count against the backend.
+        for name, value in request.headers.raw:
+            if not header_value_ok(value):
+                raise InvalidRequest(f"header {name.decode('latin-1')[:64]} would hold a control character")
+        return request
+
+    async def send(self, request: httpx.Request, remaining_s: float) -> HttpReply:
+        """One attempt of a built request, bounded by ``remaining_s``."""
+        if remaining_s <= 0:
+            return HttpReply(AttemptOutcome(AttemptKind.TIMEOUT), error="deadline passed before the attempt")
+        try:
+            async with asyncio.timeout(remaining_s):
+                return await self._send(request, remaining_s)
+        except TimeoutError:
+            return HttpReply(AttemptOutcome(AttemptKind.TIMEOUT), error=f"no answer within {remaining_s:.3f} s")
+
+    async def _send(self, request: httpx.Request, remaining_s: float) -> HttpReply:
+        timeout = self._timeout(remaining_s)
+        request.extensions["timeout"] = timeout.as_dict()  # httpx's per-request timeout
         for auth_round in range(2):  # a 401 with OAuth2 refreshes the token once
             token = ""
             if self.oauth2 is not None:
@@ -112,12 +132,15 @@ class BackendClient:
                     kind = {"timeout": AttemptKind.TIMEOUT, "connect_error": AttemptKind.CONNECT_ERROR}.get(
                         exc.kind, AttemptKind.RESPONSE)
                     return HttpReply(AttemptOutcome(kind, exc.status), error=f"oauth2: {exc}")
-                headers["Authorization"] = "Bearer " + token
+                request.headers["Authorization"] = "Bearer " + token
             try:
-                reply = await self._client.request(spec.verb, spec.url, params=params or None,
-                                                   json=spec.json_body, headers=headers, timeout=timeout)
+                reply = await self._client.send(request)
             except httpx.TimeoutException as exc:
                 return HttpReply(AttemptOutcome(AttemptKind.TIMEOUT), error=f"timeout: {type(exc).__name__}")
+            except httpx.LocalProtocolError as exc:
+                # h11/h2 refused to write our own request: no backend was asked anything.
+                return HttpReply(AttemptOutcome(AttemptKind.REQUEST_ERROR),
+                                 error=f"the request cannot be sent: {type(exc).__name__}")
             except httpx.TransportError as exc:
                 return HttpReply(AttemptOutcome(AttemptKind.CONNECT_ERROR),
                                  error=f"{type(exc).__name__}: {exc}"[:300])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -25,8 +26,10 @@ from dialtone.common.config import (
     ServiceConfig,
     load_config,
 )
+from dialtone.common.limits import header_value_ok
 
 EXAMPLE_SERVICES_FILE = Path(__file__).resolve().parent / "examples" / "services.yaml"
+_HTTP_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # RFC 9110 section 5.6.2
 
 
 @dataclasses.dataclass
@@ -210,6 +213,10 @@ def check_service(name: str, service: BackendServiceConfig) -> None:
             raise ConfigError(f"{where}.auth.oauth2: 'token_url' (http/https) and 'client_id' are required")
     if bool(service.tls.client_cert) != bool(service.tls.client_key) and not service.tls.client_cert:
         raise ConfigError(f"{where}.tls: 'client_key' needs 'client_cert'")
+    for header, value in service.headers.items():
+        if not (_HTTP_TOKEN.fullmatch(header) and value.isascii() and header_value_ok(value)):
+            raise ConfigError(f"{where}.headers.{header}: a header name is a token and its value ASCII "
+                              "without control characters")
     if not service.methods:
         raise ConfigError(f"{where}.methods: at least one method is required")
     for method_name, method in service.methods.items():

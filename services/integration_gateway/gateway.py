@@ -21,7 +21,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import tenacity
+from dialtone.common.errors import quote_prefix
 from dialtone.common.logging import session_context
 from dialtone.integration_gateway import telemetry
 from dialtone.integration_gateway.backend_http import BackendClient, HttpReply
@@ -140,7 +142,10 @@ class IntegrationGateway:
             spec: HttpRequestSpec | None = None
             try:
                 service, spec = self._prepare(call)
-                outcome = await self._invoke(call, service, spec, started)
+                # Built before the claim, the rate limits and the breaker: a request that cannot be
+                # built is refused without touching any shared state.
+                request = self._clients[call.service].build(spec, call.key)
+                outcome = await self._invoke(call, service, request, started)
             except GatewayError as exc:
                 outcome = _failure(call, exc.error_kind, str(exc))
             latency_s = self._clock() - started
@@ -151,15 +156,15 @@ class IntegrationGateway:
     def _prepare(self, call: ActionCall) -> tuple[BackendServiceConfig, HttpRequestSpec]:
         service = self._services.get(call.service)
         if service is None:
-            raise UnknownService(f"no service named {call.service!r} is configured")
+            raise UnknownService(f"no service named {quote_prefix(call.service)} is configured")
         method = service.methods.get(call.method)
         if method is None:
-            raise InvalidRequest(f"service {call.service!r} has no method {call.method!r} "
+            raise InvalidRequest(f"service {call.service!r} has no method {quote_prefix(call.method)} "
                                  f"(configured: {', '.join(sorted(service.methods))})")
         return service, build_request(self._clients[call.service].base_url, service, call.method, method,
                                       call.payload)
 
-    async def _invoke(self, call: ActionCall, service: BackendServiceConfig, spec: HttpRequestSpec,
+    async def _invoke(self, call: ActionCall, service: BackendServiceConfig, request: httpx.Request,
                       started: float) -> ActionOutcome:
         total_s = call.timeout_ms / 1000 if call.timeout_ms else service.timeouts.total_s
         deadline = started + total_s
@@ -188,7 +193,7 @@ class IntegrationGateway:
         definitive = False
         outcome: ActionOutcome | None = None
         try:
-            outcome, definitive = await self._guarded_call(call, service, spec, deadline)
+            outcome, definitive = await self._guarded_call(call, service, request, deadline)
             return outcome
         finally:
             if definitive and outcome is not None:
@@ -199,7 +204,7 @@ class IntegrationGateway:
                 await asyncio.shield(self._store.transact(
                     idem_key, lambda rec: (DELETE if idempotency.owned_by(rec, owner) else None, None), lease_s))
 
-    async def _guarded_call(self, call: ActionCall, service: BackendServiceConfig, spec: HttpRequestSpec,
+    async def _guarded_call(self, call: ActionCall, service: BackendServiceConfig, request: httpx.Request,
                             deadline: float) -> tuple[ActionOutcome, bool]:
         """Rate limits, breaker, the call with retries. Returns the outcome and whether it is definitive."""
         method = service.methods[call.method]
@@ -221,7 +226,10 @@ class IntegrationGateway:
             return _failure(call, "breaker_open", f"circuit breaker of {call.service!r} is open; next trial in "
                             f"{admission.retry_in_s:.1f} s"), False
 
-        reply, attempts = await self._call_with_retries(call, service, spec, deadline)
+        reply, attempts = await self._call_with_retries(call, service, request, deadline)
+        if reply.outcome.kind is AttemptKind.REQUEST_ERROR:
+            # Says nothing about the backend: not recorded (a half-open trial lapses after its lease).
+            return _failure(call, "invalid_request", reply.error, attempts), False
         healthy = reply.outcome.kind is AttemptKind.RESPONSE and reply.outcome.status < 500
         after = await self._store.transact(breaker_key, lambda d: _recorded(d, self._wall(), healthy, policy),
                                            BREAKER_TTL_S)
@@ -250,7 +258,7 @@ class IntegrationGateway:
             key, lambda s: token_bucket.take(s, self._wall(), limit.rate_per_s, limit.burst), ttl)
         return None if decision.allowed else decision.wait_s
 
-    async def _call_with_retries(self, call: ActionCall, service: BackendServiceConfig, spec: HttpRequestSpec,
+    async def _call_with_retries(self, call: ActionCall, service: BackendServiceConfig, request: httpx.Request,
                                  deadline: float) -> tuple[HttpReply, int]:
         r = service.retry
         run = _RetryRun(RetryPolicy(r.max_attempts, r.backoff_initial_s, r.backoff_max_s, r.max_retry_after_s),
@@ -259,7 +267,7 @@ class IntegrationGateway:
 
         async def attempt() -> HttpReply:
             run.attempts += 1
-            return await client.send(spec, call.key, deadline - self._clock())
+            return await client.send(request, deadline - self._clock())
 
         retrying = tenacity.AsyncRetrying(retry=run.retry, wait=run.wait, stop=tenacity.stop_never,
                                           sleep=asyncio.sleep, reraise=True)

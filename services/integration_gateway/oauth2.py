@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 import httpx
+from dialtone.common.limits import header_value_ok
 from dialtone.integration_gateway.config import OAuth2Auth
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class OAuth2Tokens:
             data = reply.json()
             value = str(data["access_token"])
             expires_in = float(data.get("expires_in", 3600))
+            if not (value.isascii() and header_value_ok(value)):  # it goes into the Authorization header
+                raise ValueError("access_token cannot be a header value")
         except (ValueError, KeyError, TypeError) as exc:
             raise TokenError("token endpoint answered without a usable access_token", "http_error",
                              reply.status_code) from exc

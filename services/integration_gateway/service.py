@@ -3,14 +3,14 @@ converts between protobuf and the gateway's domain types."""
 
 from __future__ import annotations
 
-import json
 import logging
 
 import grpc
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
-from dialtone.common.grpc_validation import abort_invalid, require_session_id
-from dialtone.common.ids import parse_idempotency_key
+from dialtone.common.grpc_validation import abort_invalid, require_max_length, require_session_id
+from dialtone.common.ids import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_SESSION_ID_LENGTH, parse_idempotency_key
+from dialtone.common.limits import JsonTooDeep, loads_json
 from dialtone.integration_gateway.config import IntegrationGatewayConfig, load_services
 from dialtone.integration_gateway.errors import StoreUnavailable
 from dialtone.integration_gateway.gateway import ActionCall, ActionOutcome, IntegrationGateway
@@ -32,7 +32,19 @@ _ERROR_KINDS = {
 }
 
 
+MAX_NAME_LENGTH = 128  # service and method names
+MAX_TIMEOUT_MS = 600_000  # a backend call never outlives a dialog's ten-minute session
+
+
 def validate_request(request: pb.ActionRequest, max_payload_bytes: int = 64 * 1024) -> dict:
+    # Sizes first: an oversized field is refused before it is parsed, quoted or stored.
+    require_max_length(request.session_id, MAX_SESSION_ID_LENGTH, "ActionRequest: session_id")
+    require_max_length(request.idempotency_key, MAX_IDEMPOTENCY_KEY_LENGTH, "ActionRequest: idempotency_key")
+    require_max_length(request.service, MAX_NAME_LENGTH, "ActionRequest: service")
+    require_max_length(request.method, MAX_NAME_LENGTH, "ActionRequest: method")
+    require_max_length(request.payload_json, max_payload_bytes, "ActionRequest: payload_json")
+    if request.timeout_ms > MAX_TIMEOUT_MS:
+        raise InvalidArgument(f"ActionRequest: timeout_ms is {request.timeout_ms}; the limit is {MAX_TIMEOUT_MS}")
     require_session_id(request.session_id, "ActionRequest")
     if not request.idempotency_key:
         raise InvalidArgument("ActionRequest: idempotency_key is required (session:seq:index)")
@@ -44,14 +56,11 @@ def validate_request(request: pb.ActionRequest, max_payload_bytes: int = 64 * 10
         raise InvalidArgument("ActionRequest: idempotency_key must start with the request's session_id")
     if not request.service or not request.method:
         raise InvalidArgument("ActionRequest: service and method are required")
-    if len(request.service) > 128 or len(request.method) > 128:
-        raise InvalidArgument("ActionRequest: service and method names are at most 128 characters")
-    if len(request.payload_json) > max_payload_bytes:
-        raise InvalidArgument(f"ActionRequest: payload_json is {len(request.payload_json)} bytes; "
-                              f"the limit is {max_payload_bytes}")
     try:
-        payload = json.loads(request.payload_json) if request.payload_json else {}
-    except json.JSONDecodeError as exc:
+        payload = loads_json(request.payload_json) if request.payload_json else {}
+    except JsonTooDeep as exc:
+        raise InvalidArgument(f"ActionRequest: payload_json is refused: {exc}") from exc
+    except ValueError as exc:
         raise InvalidArgument(f"ActionRequest: payload_json is not valid JSON: {exc}") from exc
     if not isinstance(payload, dict):
         raise InvalidArgument("ActionRequest: payload_json must be a JSON object")

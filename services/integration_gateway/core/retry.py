@@ -1,9 +1,10 @@
 """When to retry a backend call, and after how long.
 
 Retried: connect errors, timeouts, 429 and 5xx. Never other 4xx: the backend
-answered and would answer the same again. A ``Retry-After`` header (seconds or an
-HTTP date) replaces the backoff; one longer than ``max_retry_after_s`` or past the
-deadline ends the retries instead of being ignored.
+answered and would answer the same again; never a request that could not be
+written. A ``Retry-After`` header (seconds or an HTTP date) replaces the backoff;
+one longer than ``max_retry_after_s`` or past the deadline ends the retries
+instead of being ignored.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ class AttemptKind(enum.Enum):
     RESPONSE = "response"  # the backend answered with a status
     TIMEOUT = "timeout"
     CONNECT_ERROR = "connect_error"
+    REQUEST_ERROR = "request_error"  # our request could not be written: no backend was asked
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +41,8 @@ class RetryPolicy:
 
 
 def is_retryable(outcome: AttemptOutcome) -> bool:
+    if outcome.kind is AttemptKind.REQUEST_ERROR:
+        return False  # the same request fails the same way again
     if outcome.kind is not AttemptKind.RESPONSE:
         return True
     return outcome.status == 429 or outcome.status >= 500
