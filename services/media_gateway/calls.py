@@ -1,10 +1,14 @@
-"""Calls: one SIP leg + one media session + one speech stream, and the registry of them.
+"""Calls: one call model over two transports, and the one registry of them.
 
-Runs on the asyncio loop. A ``Call`` hears its leg (``LegListener``), negotiates SDP
-(``sdp``), opens the ``MediaSession`` (RTP, built by the media half), forwards frames, DTMF
-and playback reports up the ``SpeechLink`` and acts on what comes down (PlayAudio,
-StopPlayback, Transfer -> REFER, Hangup -> BYE). ``CallManager`` creates calls for INVITEs
-and for ``originate``, lists them, hangs them up, and waits for them while draining.
+Runs on the asyncio loop. ``CallBase`` is what every call does whatever carries its audio:
+it forwards frames, DTMF and playback reports up its ``SpeechLink``, acts on what comes down
+(PlayAudio, StopPlayback, Hold/ResumePlayback into the transport's one ``PlaybackQueue``;
+Transfer and Hangup only once the prompts queued before them were heard), and ends once.
+A transport subclass owns only what differs: ``Call`` here is a SIP leg + an RTP
+``MediaSession`` (SDP offer/answer, re-INVITE, REFER for a transfer); ``webrtc.call.WebRtcCall``
+is a browser's aiortc leg (a transfer is refused, events go to the page). ``CallRegistry``
+holds every call of the process, so both control APIs list and hang up all of them;
+``CallManager`` adds SIP's INVITEs and ``originate``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from dialtone.common.ids import new_session_id
-from dialtone.common.logging import session_context
+from dialtone.common.logging import RateLimitedLog, session_context
 from dialtone.common.metrics import counter, gauge, histogram
 from dialtone.media_gateway import sdp
 from dialtone.media_gateway.call_rules import (
@@ -30,15 +34,23 @@ from dialtone.media_gateway.call_rules import (
     session_timer,
 )
 from dialtone.media_gateway.config import MediaGatewayConfig
-from dialtone.media_gateway.media_types import Direction, DtmfDigit, DtmfMode, NegotiatedMedia, PlaybackReport
+from dialtone.media_gateway.media_types import (
+    CallState,
+    Direction,
+    DtmfDigit,
+    DtmfMode,
+    NegotiatedMedia,
+    PlaybackReport,
+)
 from dialtone.media_gateway.sip_stack import InboundOffer, SipLeg, SipStack
 from dialtone.media_gateway.speech_link import ChannelPool, SpeechLink
 from dialtone.v1 import common_pb2
 from dialtone.v1 import speech_gateway_pb2 as spb
 
 log = logging.getLogger(__name__)
+_DOWNLINK_LOG = RateLimitedLog(log, 10.0)
 
-ACTIVE_CALLS = gauge("media_active_calls", "calls with a SIP dialog in progress")
+ACTIVE_CALLS = gauge("media_active_calls", "calls in progress, SIP and WebRTC")
 CALL_SETUPS = counter("media_call_setups_total", "call setups by final response code", ["direction", "code"])
 DTMF_DIGITS = counter("media_dtmf_total", "DTMF digits sent to the speech side, by mode", ["mode"])
 SETUP_SECONDS = histogram("media_call_setup_seconds", "INVITE received to 200 OK sent")
@@ -69,44 +81,195 @@ class Media(Protocol):
 MediaFactory = Callable[..., Awaitable[Media]]   # MediaSession.open(session_id=, bind_host=, on_frame=, ...)
 
 
-class Call:
-    """One call. All methods run on the asyncio loop."""
+class Playout(Protocol):
+    """What ``CallBase`` needs of its transport's media: the RTP ``MediaSession`` or the ``WebRtcLeg``."""
 
-    def __init__(self, manager: CallManager, leg: SipLeg, direction: int, caller: str, callee: str,
+    @property
+    def playback_pending(self) -> bool: ...
+    def play(self, utterance_id: str, pcm: bytes, sample_rate: int, last: bool) -> None: ...
+    def stop_playback(self, utterance_id: str | None = None) -> None: ...
+    def hold_playback(self, max_ms: int = 0) -> None: ...
+    def resume_playback(self) -> None: ...
+
+
+class Link(Protocol):
+    """What a call needs from ``speech_link.SpeechLink``."""
+
+    def start(self) -> None: ...
+    def send_audio(self, pcm: bytes, timestamp_ms: int) -> None: ...
+    def send(self, **payload: object) -> None: ...
+    async def close(self, reason: str, timeout: float = 2.0) -> None: ...
+
+
+class CallBase:
+    """What every call does, whatever its transport (see module docstring). All methods run on the
+    asyncio loop. A transport subclass provides ``playout``, ``call_id``, ``codec``, ``transfer``
+    and ``hangup``, and may observe more through ``_on_notice``."""
+
+    channel = common_pb2.CHANNEL_SIP
+
+    def __init__(self, session_id: str, direction: int, caller: str, callee: str,
                  headers: tuple[tuple[str, str], ...], dialog: str) -> None:
-        self.manager = manager
-        self.leg = leg
-        self.session_id = new_session_id()
+        self.session_id = session_id
         self.direction = direction
         self.caller, self.callee, self.headers, self.dialog = caller, callee, headers, dialog
-        self.state = "ringing"
+        self.state = CallState.RINGING
         self.started_monotonic = time.monotonic()
         self.started_unix_ms = int(time.time() * 1000)
-        self.negotiated: NegotiatedMedia | None = None
-        self.media: Media | None = None
-        self.link: SpeechLink | None = None
+        self.link: Link | None = None
         self.end_reason = ""
         self.ended = asyncio.Event()
-        self._remote_offer: sdp.SessionDescription | None = None
-        self._sdp_session = random.randint(1, 2**31)
-        self._sdp_version = 1
-        self._transfer_target: str | None = None
-        self._transfer_timer: asyncio.TimerHandle | None = None
         self._after_playback: list[Callable[[], None]] = []   # dialog verbs waiting for the prompt to end
         self._after_playback_timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._watchdog: asyncio.Task[None] | None = None
-        leg.listener = self
 
-    # --- helpers -----------------------------------------------------------------------------
+    # --- what the transport provides ---------------------------------------------------------
+    @property
+    def playout(self) -> Playout | None:
+        raise NotImplementedError
+
+    @property
+    def call_id(self) -> str:
+        raise NotImplementedError
+
+    @property
+    def codec(self) -> str:
+        raise NotImplementedError
+
+    def transfer(self, target_uri: str) -> None:
+        raise NotImplementedError
+
+    def hangup(self, reason: str = "dialog_hangup") -> None:
+        raise NotImplementedError
+
+    def _on_notice(self, notice: common_pb2.CallNotice) -> None:
+        """What the dialog says about itself (transcripts, state); only a browser shows it."""
+
+    # --- what every call shares --------------------------------------------------------------
     def now_ms(self) -> int:
         return int((time.monotonic() - self.started_monotonic) * 1000)
 
     def call_info(self) -> common_pb2.CallInfo:
         return common_pb2.CallInfo(
-            caller=self.caller, callee=self.callee, dialog=self.dialog, call_id=self.leg.call_id,
-            channel=common_pb2.CHANNEL_SIP, direction=self.direction,
+            caller=self.caller, callee=self.callee, dialog=self.dialog, call_id=self.call_id,
+            channel=self.channel, direction=self.direction,
             headers=[common_pb2.SipHeader(name=name, value=value) for name, value in self.headers])
+
+    def view(self) -> CallView:
+        return CallView(self.session_id, self.call_id, self.caller, self.callee, self.dialog,
+                        "outbound" if self.direction == common_pb2.DIRECTION_OUTBOUND else "inbound",
+                        self.state.value, self.codec, self.started_unix_ms, self.now_ms(),
+                        "webrtc" if self.channel == common_pb2.CHANNEL_WEBRTC else "sip")
+
+    # uplink: media callbacks
+    def _on_frame(self, pcm: bytes, timestamp_ms: int) -> None:
+        if self.link is not None:
+            self.link.send_audio(pcm, timestamp_ms)
+
+    def _on_dtmf(self, digit: DtmfDigit) -> None:
+        DTMF_DIGITS.labels(digit.mode.value).inc()
+        if self.link is not None:
+            self.link.send(dtmf=common_pb2.Dtmf(digit=digit.digit, duration_ms=digit.duration_ms,
+                                                source=_DTMF_SOURCE[digit.mode], timestamp_ms=digit.timestamp_ms))
+
+    def _on_playback(self, report: PlaybackReport) -> None:
+        if report.finished and self._after_playback and not self._playback_pending():
+            self._run_after_playback()
+        if self.link is None:
+            return
+        if not report.finished:
+            self.link.send(playback_started=common_pb2.PlaybackStarted(
+                utterance_id=report.utterance_id, timestamp_ms=report.timestamp_ms))
+        else:
+            self.link.send(playback_finished=common_pb2.PlaybackFinished(
+                utterance_id=report.utterance_id, played_ms=report.played_ms, total_ms=report.total_ms,
+                interrupted=report.interrupted, timestamp_ms=report.timestamp_ms))
+
+    # downlink: what the speech gateway asks
+    def _on_downlink(self, down: spb.MediaDownlink) -> None:
+        kind = down.WhichOneof("payload")
+        playout = self.playout
+        if kind == "play_audio" and playout is not None:
+            play = down.play_audio
+            try:
+                playout.play(play.utterance_id, play.pcm, play.sample_rate or 16000, play.last)
+            except (ValueError, RuntimeError) as exc:   # the speech side sent audio we cannot play
+                _DOWNLINK_LOG.warning("play_audio", "PlayAudio for %.40r refused: %s", play.utterance_id, exc)
+        elif kind == "stop_playback" and playout is not None:
+            playout.stop_playback(down.stop_playback.utterance_id or None)
+        elif kind == "hold_playback" and playout is not None:
+            playout.hold_playback(down.hold_playback.max_ms)
+        elif kind == "resume_playback" and playout is not None:
+            playout.resume_playback()
+        elif kind == "notice":
+            self._on_notice(down.notice)
+        elif kind == "transfer":
+            target = down.transfer.target_uri
+            self._when_played(lambda: self.transfer(target))
+        elif kind == "hangup":
+            reason = down.hangup.reason or "dialog_hangup"
+            self._when_played(lambda: self._dialog_hangup(reason))
+
+    def _dialog_hangup(self, reason: str) -> None:
+        self.hangup(reason)
+
+    # A dialog's "say goodbye, then hang up" must be heard whole, as on any IVR: its transfer or hangup
+    # waits until the prompts queued before it have played (bounded, so a stuck prompt cannot hold a call).
+    def _playback_pending(self) -> bool:
+        playout = self.playout
+        return playout is not None and playout.playback_pending
+
+    def _when_played(self, verb: Callable[[], None]) -> None:
+        if not self._playback_pending() and not self._after_playback:
+            verb()
+            return
+        self._after_playback.append(verb)
+        if self._after_playback_timer is None:
+            self._after_playback_timer = asyncio.get_running_loop().call_later(
+                _PLAYBACK_BEFORE_VERB_S, self._run_after_playback)
+
+    def _run_after_playback(self) -> None:
+        if self._after_playback_timer is not None:
+            self._after_playback_timer.cancel()
+            self._after_playback_timer = None
+        verbs, self._after_playback = self._after_playback, []
+        for verb in verbs:
+            if not self.ended.is_set():
+                verb()
+
+    def _forget_verbs(self) -> None:
+        """The call is ending: verbs still waiting for a prompt will never run."""
+        if self._after_playback_timer is not None:
+            self._after_playback_timer.cancel()
+            self._after_playback_timer = None
+        self._after_playback.clear()
+
+
+class Call(CallBase):
+    """A SIP call: one SIP leg and one RTP ``MediaSession``."""
+
+    def __init__(self, manager: CallManager, leg: SipLeg, direction: int, caller: str, callee: str,
+                 headers: tuple[tuple[str, str], ...], dialog: str) -> None:
+        super().__init__(new_session_id(), direction, caller, callee, headers, dialog)
+        self.manager = manager
+        self.leg = leg
+        self.negotiated: NegotiatedMedia | None = None
+        self.media: Media | None = None
+        self._remote_offer: sdp.SessionDescription | None = None
+        self._sdp_session = random.randint(1, 2**31)
+        self._sdp_version = 1
+        self._transfer_target: str | None = None
+        self._transfer_timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+        leg.listener = self
+
+    @property
+    def playout(self) -> Playout | None:
+        return self.media
+
+    @property
+    def call_id(self) -> str:
+        return self.leg.call_id
 
     @property
     def codec(self) -> str:
@@ -249,7 +412,7 @@ class Call:
 
     # --- LegListener -------------------------------------------------------------------------
     def on_ringing(self, leg: SipLeg) -> None:
-        self.state = "ringing"
+        self.state = CallState.RINGING
 
     def on_connected(self, leg: SipLeg, body: str | None) -> None:
         with session_context(self.session_id):
@@ -264,7 +427,7 @@ class Call:
                 if self.direction == common_pb2.DIRECTION_OUTBOUND:
                     CALL_SETUPS.labels("outbound", "200").inc()
                     self._start_link()
-            self.state = "active"
+            self.state = CallState.ACTIVE
             if self.media is not None and self.negotiated is not None:
                 try:
                     self.media.start(self.negotiated)
@@ -274,7 +437,7 @@ class Call:
                     self.hangup("media_error")
 
     def on_failed(self, leg: SipLeg, status: int, reason: str) -> None:
-        if self.direction == common_pb2.DIRECTION_OUTBOUND and self.state == "ringing":
+        if self.direction == common_pb2.DIRECTION_OUTBOUND and self.state is CallState.RINGING:
             CALL_SETUPS.labels("outbound", str(status)).inc()
         self._finish(f"failed_{status}")
 
@@ -301,7 +464,7 @@ class Call:
                     return
             self._remote_offer = parsed
             self.negotiated = negotiated
-            self.state = "active" if negotiated.direction is Direction.SENDRECV else "held"
+            self.state = CallState.ACTIVE if negotiated.direction is Direction.SENDRECV else CallState.HELD
             leg.answer_reoffer(self._answer_sdp(parsed, negotiated))
             log.info("re-INVITE answered %s", negotiated.direction.value)
 
@@ -324,72 +487,6 @@ class Call:
         if ok:
             self.hangup("transfer")
 
-    # --- media callbacks (asyncio thread) ----------------------------------------------------
-    def _on_frame(self, pcm: bytes, timestamp_ms: int) -> None:
-        if self.link is not None:
-            self.link.send_audio(pcm, timestamp_ms)
-
-    def _on_dtmf(self, digit: DtmfDigit) -> None:
-        DTMF_DIGITS.labels(digit.mode.value).inc()
-        if self.link is not None:
-            self.link.send(dtmf=common_pb2.Dtmf(digit=digit.digit, duration_ms=digit.duration_ms,
-                                                source=_DTMF_SOURCE[digit.mode], timestamp_ms=digit.timestamp_ms))
-
-    def _on_playback(self, report: PlaybackReport) -> None:
-        if report.finished and self._after_playback and not self._playback_pending():
-            self._run_after_playback()
-        if self.link is None:
-            return
-        if not report.finished:
-            self.link.send(playback_started=common_pb2.PlaybackStarted(
-                utterance_id=report.utterance_id, timestamp_ms=report.timestamp_ms))
-        else:
-            self.link.send(playback_finished=common_pb2.PlaybackFinished(
-                utterance_id=report.utterance_id, played_ms=report.played_ms, total_ms=report.total_ms,
-                interrupted=report.interrupted, timestamp_ms=report.timestamp_ms))
-
-    # --- downlink ----------------------------------------------------------------------------
-    def _on_downlink(self, down: spb.MediaDownlink) -> None:
-        kind = down.WhichOneof("payload")
-        if kind == "play_audio" and self.media is not None:
-            play = down.play_audio
-            self.media.play(play.utterance_id, play.pcm, play.sample_rate or 16000, play.last)
-        elif kind == "stop_playback" and self.media is not None:
-            self.media.stop_playback(down.stop_playback.utterance_id or None)
-        elif kind == "hold_playback" and self.media is not None:
-            self.media.hold_playback(down.hold_playback.max_ms)
-        elif kind == "resume_playback" and self.media is not None:
-            self.media.resume_playback()
-        elif kind == "transfer":
-            target = down.transfer.target_uri
-            self._when_played(lambda: self.transfer(target))
-        elif kind == "hangup":
-            reason = down.hangup.reason or "dialog_hangup"
-            self._when_played(lambda: self.hangup(reason))
-
-    # A dialog's "say goodbye, then hang up" must be heard whole, as on any IVR: its transfer or hangup
-    # waits until the prompts queued before it have played (bounded, so a stuck prompt cannot hold a call).
-    def _playback_pending(self) -> bool:
-        return self.media is not None and self.media.playback_pending
-
-    def _when_played(self, verb: Callable[[], None]) -> None:
-        if not self._playback_pending() and not self._after_playback:
-            verb()
-            return
-        self._after_playback.append(verb)
-        if self._after_playback_timer is None:
-            self._after_playback_timer = asyncio.get_running_loop().call_later(
-                _PLAYBACK_BEFORE_VERB_S, self._run_after_playback)
-
-    def _run_after_playback(self) -> None:
-        if self._after_playback_timer is not None:
-            self._after_playback_timer.cancel()
-            self._after_playback_timer = None
-        verbs, self._after_playback = self._after_playback, []
-        for verb in verbs:
-            if not self.ended.is_set():
-                verb()
-
     # --- verbs -------------------------------------------------------------------------------
     def transfer(self, target_uri: str) -> None:
         try:
@@ -408,17 +505,14 @@ class Call:
     def hangup(self, reason: str = "dialog_hangup") -> None:
         if self.ended.is_set():
             return
-        self.state = "ending"
+        self.state = CallState.ENDING
         self.leg.hangup()
         self._finish(reason)
 
     def _finish(self, reason: str) -> None:
         if self.ended.is_set():
             return
-        if self._after_playback_timer is not None:
-            self._after_playback_timer.cancel()
-            self._after_playback_timer = None
-        self._after_playback.clear()
+        self._forget_verbs()
         self.end_reason = reason
         self.ended.set()
         asyncio.get_running_loop().create_task(self._cleanup(), name=f"call-end-{self.session_id}")
@@ -444,60 +538,34 @@ class Call:
                     log.exception("closing media failed")
             if self.link is not None:
                 await self.link.close(self.end_reason)
-            self.manager._remove(self)
+            self.manager.remove(self)
             log.info("call %s ended: %s", self.leg.call_id, self.end_reason)
 
 
-class CallManager:
-    """All calls of this process (see module docstring). Implements ``StackListener``."""
+class CallRegistry:
+    """Every call of this process, SIP and WebRTC alike: what the control APIs list and hang up, what
+    draining waits for, and the one speech channel pool every call's stream uses."""
 
-    def __init__(self, config: MediaGatewayConfig, media_factory: MediaFactory) -> None:
-        self.config = config
-        self.media_factory = media_factory
-        self.codecs = tuple(config.sip.codecs)
-        self.stack: Any = None
-        self.calls: dict[str, Call] = {}
+    def __init__(self) -> None:
+        self.calls: dict[str, CallBase] = {}
         self.channels = ChannelPool()
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def dialog_for(self, callee: str) -> str:
-        return self.config.routing.by_callee.get(callee, self.config.routing.default_dialog)
-
-    def on_invite(self, leg: SipLeg, offer: InboundOffer) -> None:
-        call = Call(self, leg, common_pb2.DIRECTION_INBOUND, offer.caller, offer.callee, offer.headers,
-                    self.dialog_for(offer.callee))
-        self._add(call)
-        call.start_inbound(offer)
-
-    async def originate(self, to_uri: str, dialog: str, caller_id: str, headers: list[tuple[str, str]],
-                        ring_timeout_s: float = 0.0) -> Call:
-        user, host, port = parse_sip_uri(to_uri)
-        assert isinstance(self.stack, SipStack)
-        registration = self.config.registration
-        credentials = (registration.user, registration.password) if registration.user and registration.password \
-            else None
-        leg = self.stack.new_outbound_leg(host, port, ring_timeout_s or self.config.sip.ring_timeout_s, credentials)
-        call = Call(self, leg, common_pb2.DIRECTION_OUTBOUND, f"sip:{caller_id or 'dialtone'}@{self.config.sip.host}",
-                    user, tuple(headers), dialog or self.dialog_for(user))
-        self._add(call)
-        try:
-            await call.setup_outbound(host, port, user, caller_id, headers)
-        except Exception:
-            call._finish("setup_failed")
-            raise
-        return call
-
-    def _add(self, call: Call) -> None:
+    def add(self, call: CallBase) -> None:
         self.calls[call.session_id] = call
         ACTIVE_CALLS.set(len(self.calls))
         self._idle.clear()
 
-    def _remove(self, call: Call) -> None:
-        self.calls.pop(call.session_id, None)
+    def remove(self, call: CallBase) -> None:
+        if self.calls.get(call.session_id) is call:
+            del self.calls[call.session_id]
         ACTIVE_CALLS.set(len(self.calls))
         if not self.calls:
             self._idle.set()
+
+    def count(self, kind: type[CallBase]) -> int:
+        return sum(1 for call in self.calls.values() if isinstance(call, kind))
 
     def hangup(self, session_id: str, reason: str = "operator_hangup") -> bool:
         call = self.calls.get(session_id)
@@ -510,9 +578,48 @@ class CallManager:
         await self._idle.wait()
 
 
+class CallManager(CallRegistry):
+    """The registry, plus SIP's side: INVITEs become calls, ``originate`` places one. Implements
+    ``StackListener``."""
+
+    def __init__(self, config: MediaGatewayConfig, media_factory: MediaFactory) -> None:
+        super().__init__()
+        self.config = config
+        self.media_factory = media_factory
+        self.codecs = tuple(config.sip.codecs)
+        self.stack: Any = None
+
+    def dialog_for(self, callee: str) -> str:
+        return self.config.routing.by_callee.get(callee, self.config.routing.default_dialog)
+
+    def on_invite(self, leg: SipLeg, offer: InboundOffer) -> None:
+        call = Call(self, leg, common_pb2.DIRECTION_INBOUND, offer.caller, offer.callee, offer.headers,
+                    self.dialog_for(offer.callee))
+        self.add(call)
+        call.start_inbound(offer)
+
+    async def originate(self, to_uri: str, dialog: str, caller_id: str, headers: list[tuple[str, str]],
+                        ring_timeout_s: float = 0.0) -> Call:
+        user, host, port = parse_sip_uri(to_uri)
+        assert isinstance(self.stack, SipStack)
+        registration = self.config.registration
+        credentials = (registration.user, registration.password) if registration.user and registration.password \
+            else None
+        leg = self.stack.new_outbound_leg(host, port, ring_timeout_s or self.config.sip.ring_timeout_s, credentials)
+        call = Call(self, leg, common_pb2.DIRECTION_OUTBOUND, f"sip:{caller_id or 'dialtone'}@{self.config.sip.host}",
+                    user, tuple(headers), dialog or self.dialog_for(user))
+        self.add(call)
+        try:
+            await call.setup_outbound(host, port, user, caller_id, headers)
+        except Exception:
+            call._finish("setup_failed")
+            raise
+        return call
+
+
 @dataclasses.dataclass(frozen=True)
 class CallView:
-    """What the control API shows of a call."""
+    """What the control APIs show of a call (``CallBase.view``)."""
 
     session_id: str
     call_id: str
@@ -524,10 +631,8 @@ class CallView:
     codec: str
     started_unix_ms: int
     duration_ms: int
+    channel: str = "sip"    # "sip" | "webrtc"
 
     @classmethod
-    def of(cls, call: Call) -> CallView:
-        return cls(call.session_id, call.leg.call_id, call.caller, call.callee, call.dialog,
-                   "outbound" if call.direction == common_pb2.DIRECTION_OUTBOUND else "inbound",
-                   call.state, call.codec, call.started_unix_ms, call.now_ms())
-
+    def of(cls, call: CallBase) -> CallView:
+        return call.view()

@@ -43,6 +43,15 @@ class NegotiatedMedia:
     direction: Direction             # our direction in the answer
 
 
+class CallState(enum.StrEnum):
+    """Where a call stands, whatever its transport (what ListCalls and GET /v1/calls show)."""
+
+    RINGING = "ringing"     # SIP: INVITE received or sent, not answered; WebRTC: ICE/DTLS connecting
+    ACTIVE = "active"
+    HELD = "held"           # SIP re-INVITE put the media on hold
+    ENDING = "ending"       # hung up, releasing media and the speech stream
+
+
 class DtmfMode(enum.Enum):
     RFC4733 = "rfc4733"
     SIP_INFO = "sip_info"

@@ -34,24 +34,22 @@ class MediaGatewayControlServicer(pb_grpc.MediaGatewayControlServicer):
     async def ListCalls(self, request: pb.ListCallsRequest,
                         context: grpc.aio.ServicerContext) -> pb.ListCallsResponse:
         summaries = []
-        for view in control.list_calls(self._app.calls):
+        for view in control.list_calls(self._app.calls):   # SIP and browser calls: one registry
             summaries.append(pb.CallSummary(
                 session_id=view.session_id, call_id=view.call_id, state=view.state, codec=view.codec,
                 started_unix_ms=view.started_unix_ms, duration_ms=view.duration_ms,
                 call=common_pb2.CallInfo(caller=view.caller, callee=view.callee, dialog=view.dialog,
-                                         call_id=view.call_id, channel=common_pb2.CHANNEL_SIP,
+                                         call_id=view.call_id,
+                                         channel=common_pb2.CHANNEL_WEBRTC if view.channel == "webrtc"
+                                         else common_pb2.CHANNEL_SIP,
                                          direction=common_pb2.DIRECTION_OUTBOUND if view.direction == "outbound"
                                          else common_pb2.DIRECTION_INBOUND)))
-        if self._app.webrtc is not None:
-            summaries += [call.summary() for call in list(self._app.webrtc.calls.values())]
         return pb.ListCallsResponse(calls=summaries)
 
     async def HangupCall(self, request: pb.HangupCallRequest,
                          context: grpc.aio.ServicerContext) -> pb.HangupCallResponse:
         try:
             found = control.hangup(self._app.calls, request.session_id)
-            if not found and self._app.webrtc is not None:
-                found = self._app.webrtc.hangup(request.session_id)
         except InvalidArgument as exc:
             await abort_invalid(context, exc)
             raise AssertionError("unreachable") from None
@@ -146,7 +144,7 @@ class MediaGatewayApp:
         if config.webrtc.enabled:
             from dialtone.media_gateway.webrtc.wiring import start_softphone
 
-            self.webrtc = await start_softphone(config)
+            self.webrtc = await start_softphone(config, self.calls)
             self.webrtc_port = self.webrtc.port
 
     async def watch(self) -> str:
@@ -183,9 +181,7 @@ class MediaGatewayApp:
             self.webrtc.draining = True  # new browser offers get 503
         if self.calls is not None:
             log.info("draining: %d calls in progress", len(self.calls.calls))
-            await self.calls.wait_idle()
-        if self.webrtc is not None:
-            await self.webrtc.wait_idle()
+            await self.calls.wait_idle()   # SIP and browser calls alike
 
     async def close(self) -> None:
         if self.calls is not None:

@@ -1,9 +1,10 @@
 """What to send next: utterances of 16 kHz PCM, cut into 20 ms frames, reported as they play (sans-I/O).
 
-The queue knows nothing of codecs or sockets. The session asks it for one frame per send tick;
-``None`` means "send silence" (nothing queued, or the current utterance is waiting for more
-audio). Reports: one when an utterance's first frame goes out, one when its last frame went out
-or it was stopped, with how much of it was played.
+The one playout queue of every call, whatever its transport: the RTP ``MediaSession`` and the
+browser's ``WebRtcLeg`` both pace it. It knows nothing of codecs or sockets. The transport asks
+it for one frame per send tick; ``None`` means "send silence" (nothing queued, or the current
+utterance is waiting for more audio). Reports: one when an utterance's first frame goes out,
+one when its last frame went out or it was stopped, with how much of it was played.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dialtone.media_gateway.media_types import PlaybackReport
 from dialtone.media_gateway.playback_hold import PlaybackHold
 
 _ENDED_REMEMBERED = 64
+# Cap on audio waiting to be played, so a runaway TTS cannot fill memory: 5 minutes.
+MAX_QUEUED_FRAMES = 5 * 60 * 1000 // FRAME_MS
 
 
 @dataclasses.dataclass
@@ -49,6 +52,8 @@ class PlaybackQueue:
         # is dropped, audio for a finished one is an error.
         self._ended: collections.OrderedDict[str, bool] = collections.OrderedDict()   # id -> interrupted
         self.underruns = 0   # ticks where a started prompt had no audio yet (TTS behind the wire)
+        self.dropped_frames = 0   # audio refused because MAX_QUEUED_FRAMES were waiting
+        self._queued = 0
         self._hold = PlaybackHold()
 
     @property
@@ -69,10 +74,11 @@ class PlaybackQueue:
 
     @property
     def queued_frames(self) -> int:
-        return sum(len(u.frames) for u in self._utterances)
+        return self._queued
 
     def enqueue(self, utterance_id: str, pcm16k: bytes, last: bool) -> bool:
-        """Queue 16 kHz s16le audio; False when the utterance was stopped (the audio is dropped).
+        """Queue 16 kHz s16le audio; False when the utterance was stopped or MAX_QUEUED_FRAMES are
+        waiting (the audio is dropped).
 
         ValueError when the PCM is not whole samples or the utterance already had its last chunk.
         """
@@ -91,6 +97,10 @@ class PlaybackQueue:
             raise ValueError(f"utterance {utterance_id!r} already received its last chunk")
         frames_before = len(utterance.frames)
         tail = utterance.tail
+        accepted = self._queued + (len(tail) + len(pcm16k)) // FRAME_BYTES <= MAX_QUEUED_FRAMES
+        if not accepted:
+            self.dropped_frames += len(pcm16k) // FRAME_BYTES or 1
+            pcm16k = b""   # the utterance still ends (on ``last``) so it gets its finished report
         tail += pcm16k
         whole = len(tail) - len(tail) % FRAME_BYTES
         for offset in range(0, whole, FRAME_BYTES):
@@ -101,8 +111,10 @@ class PlaybackQueue:
             if tail:   # the last partial frame is padded with silence
                 utterance.frames.append(bytes(tail) + bytes(FRAME_BYTES - len(tail)))
                 tail.clear()
-        utterance.queued_frames += len(utterance.frames) - frames_before
-        return True
+        added = len(utterance.frames) - frames_before
+        utterance.queued_frames += added
+        self._queued += added
+        return accepted
 
     def next_frame(self, now_ms: int) -> tuple[bytes | None, list[PlaybackReport]]:
         """The frame for this tick (None: silence) and the reports it caused."""
@@ -115,6 +127,7 @@ class PlaybackQueue:
         frame = None
         if utterance.frames:
             frame = utterance.frames.popleft()
+            self._queued -= 1
             utterance.played_frames += 1
             if not utterance.started:
                 utterance.started = True
@@ -148,6 +161,7 @@ class PlaybackQueue:
         return reports
 
     def _remove(self, utterance: _Utterance, interrupted: bool) -> None:
+        self._queued -= len(utterance.frames)
         self._utterances.remove(utterance)
         del self._by_id[utterance.utterance_id]
         self._remember(utterance.utterance_id, interrupted)

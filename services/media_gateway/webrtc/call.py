@@ -1,10 +1,12 @@
-"""One browser call: a ``WebRtcLeg``, the call's ``SpeechLink`` and its ``LiveChannel``.
+"""One browser call: the shared call (``calls.CallBase``) over a ``WebRtcLeg``, with its ``LiveChannel``.
 
-The wiring is the SIP call's (``dialtone.media_gateway.calls.Call``): frames, DTMF and
-playback reports go up the speech stream; PlayAudio, StopPlayback and Hangup come down.
-The differences: CallStart says ``CHANNEL_WEBRTC``; a Transfer can't be done from a browser
-and is answered with a failed ``TransferResult``; and every ``CallNotice`` (transcripts,
-what the dialog said, its state) plus the leg's own events go to the page's live panel.
+Everything a SIP call does with its speech stream is ``CallBase``'s and so the same here:
+frames, DTMF and playback reports go up; PlayAudio, Stop/Hold/ResumePlayback come down into
+the one ``PlaybackQueue``; a dialog's hangup waits until its goodbye was heard. What differs:
+CallStart says ``CHANNEL_WEBRTC``; a Transfer can't be done from a browser and is answered
+with a failed ``TransferResult``; every ``CallNotice`` (transcripts, what the dialog said,
+its state) and the leg's own events go to the page's live panel; the call's lifetime follows
+ICE/DTLS (connect timeout, the browser going away).
 """
 
 from __future__ import annotations
@@ -12,18 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from dialtone.common.logging import session_context
 from dialtone.common.metrics import counter, gauge
-from dialtone.media_gateway.media_types import DtmfDigit, PlaybackReport
+from dialtone.media_gateway.calls import CallBase, Link
+from dialtone.media_gateway.media_types import CallState, DtmfDigit, PlaybackReport
 from dialtone.media_gateway.webrtc.config import IceServerConfig
 from dialtone.media_gateway.webrtc.leg import WebRtcLeg
 from dialtone.media_gateway.webrtc.live import LiveChannel
 from dialtone.v1 import common_pb2
-from dialtone.v1 import media_gateway_pb2 as mpb
 from dialtone.v1 import speech_gateway_pb2 as spb
 
 log = logging.getLogger(__name__)
@@ -34,15 +35,6 @@ _END_REASONS = frozenset({"caller_hangup", "dialog_hangup", "media_failed", "con
                           "shutdown", "operator_hangup"})
 
 
-class Link(Protocol):
-    """What a call needs from ``dialtone.media_gateway.speech_link.SpeechLink``."""
-
-    def start(self) -> None: ...
-    def send_audio(self, pcm: bytes, timestamp_ms: int) -> None: ...
-    def send(self, **payload: object) -> None: ...
-    async def close(self, reason: str, timeout: float = 2.0) -> None: ...
-
-
 class LinkFactory(Protocol):
     """Opens a call's link (``wiring.SpeechLinks``); ``close()`` releases what the links share."""
 
@@ -51,22 +43,21 @@ class LinkFactory(Protocol):
     async def close(self) -> None: ...
 
 
-class WebRtcCall:
+class WebRtcCall(CallBase):
+    """A browser call: the shared call (``calls.CallBase``) over a ``WebRtcLeg``."""
+
+    channel = common_pb2.CHANNEL_WEBRTC
+
     def __init__(self, session_id: str, dialog: str, *, link_factory: LinkFactory,
                  ice_servers: Sequence[IceServerConfig] = (), connect_timeout_s: float = 20.0,
                  user_agent: str = "", on_ended: Callable[[WebRtcCall], None] | None = None) -> None:
-        self.session_id = session_id
-        self.dialog = dialog
         self.user_agent = user_agent[:200]
+        headers = (("User-Agent", self.user_agent),) if self.user_agent else ()
+        super().__init__(session_id, common_pb2.DIRECTION_INBOUND, "webrtc", dialog, headers, dialog)
         self.live = LiveChannel()
-        self.state = "connecting"
-        self.end_reason = ""
-        self.ended = asyncio.Event()
-        self.started_unix_ms = int(time.time() * 1000)
         self._link_factory = link_factory
         self._connect_timeout_s = connect_timeout_s
         self._on_ended = on_ended
-        self._link: Link | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._first_in = self._first_out = False
         self._finishing = False
@@ -74,20 +65,22 @@ class WebRtcCall:
         self.leg = WebRtcLeg(session_id, on_frame=self._on_frame, on_dtmf=self._on_dtmf,
                              on_playback=self._on_playback, on_state=self._on_leg_state, ice_servers=ice_servers)
 
+    @property
+    def playout(self) -> WebRtcLeg | None:
+        return None if self.leg.closed else self.leg
+
+    @property
+    def call_id(self) -> str:
+        return self.session_id
+
+    @property
+    def codec(self) -> str:
+        return self.leg.codec or ""
+
+    def now_ms(self) -> int:
+        return self.leg.now_ms()
+
     # --- setup and teardown ------------------------------------------------------------------
-
-    def call_info(self) -> common_pb2.CallInfo:
-        headers = [common_pb2.SipHeader(name="User-Agent", value=self.user_agent)] if self.user_agent else []
-        return common_pb2.CallInfo(caller="webrtc", callee=self.dialog, dialog=self.dialog, call_id=self.session_id,
-                                   channel=common_pb2.CHANNEL_WEBRTC, direction=common_pb2.DIRECTION_INBOUND,
-                                   headers=headers)
-
-    def summary(self) -> mpb.CallSummary:
-        """What the control API's ListCalls shows of this call."""
-        state = {"connecting": "ringing", "connected": "active", "ended": "ending"}.get(self.state, self.state)
-        return mpb.CallSummary(session_id=self.session_id, call_id=self.session_id, call=self.call_info(),
-                               state=state, codec=self.leg.codec or "", started_unix_ms=self.started_unix_ms,
-                               duration_ms=self.leg.now_ms())
 
     async def start(self, offer_sdp: object) -> str:
         """Answer the offer and open the speech stream; ``BadOffer`` propagates with nothing left open."""
@@ -97,8 +90,8 @@ class WebRtcCall:
             self._publish("timing", name="answer_ms", ms=self.leg.now_ms() - received)
             self._publish("state", state="connecting", codec=self.leg.codec)
             try:
-                self._link = self._link_factory(self.session_id, self.call_info(), self._on_downlink)
-                self._link.start()
+                self.link = self._link_factory(self.session_id, self.call_info(), self._on_downlink)
+                self.link.start()
             except BaseException:
                 await self.leg.close()  # no browser call without its speech stream
                 raise
@@ -148,12 +141,13 @@ class WebRtcCall:
         if self._finishing:
             return
         self._finishing = True
+        self._forget_verbs()
         with session_context(self.session_id):
             self.end_reason = reason
-            self.state = "ended"
+            self.state = CallState.ENDING
             await self.leg.close()
-            if self._link is not None:
-                await self._link.close(reason)
+            if self.link is not None:
+                await self.link.close(reason)
                 ACTIVE_WEBRTC_CALLS.dec()
             WEBRTC_CALL_ENDS.labels(reason if reason in _END_REASONS else "other").inc()
             self._publish("ended", reason=reason, duration_ms=self.leg.now_ms())
@@ -175,8 +169,8 @@ class WebRtcCall:
     # --- leg callbacks -----------------------------------------------------------------------
 
     def _on_leg_state(self, state: str) -> None:
-        if state == "connected" and self.state == "connecting":
-            self.state = "connected"
+        if state == "connected" and self.state is CallState.RINGING:
+            self.state = CallState.ACTIVE
             self._connected.set()
             self._publish("timing", name="connected_ms", ms=self.leg.now_ms())
         if not state.startswith("ice.") or state in ("ice.checking", "ice.completed", "ice.failed"):
@@ -186,15 +180,11 @@ class WebRtcCall:
         if not self._first_in:
             self._first_in = True
             self._publish("timing", name="first_audio_in_ms", ms=timestamp_ms)
-        if self._link is not None:
-            self._link.send_audio(pcm, timestamp_ms)
+        super()._on_frame(pcm, timestamp_ms)
 
     def _on_dtmf(self, digit: DtmfDigit) -> None:
         self._publish("dtmf", digit=digit.digit, duration_ms=digit.duration_ms)
-        if self._link is not None:
-            self._link.send(dtmf=common_pb2.Dtmf(digit=digit.digit, duration_ms=digit.duration_ms,
-                                                 source=common_pb2.DTMF_SOURCE_WEBRTC,
-                                                 timestamp_ms=digit.timestamp_ms))
+        super()._on_dtmf(digit)
 
     def _on_playback(self, report: PlaybackReport) -> None:
         if not report.finished and not self._first_out:
@@ -202,39 +192,23 @@ class WebRtcCall:
             self._publish("timing", name="first_audio_out_ms", ms=report.timestamp_ms)
         self._publish("playback", utterance_id=report.utterance_id, finished=report.finished,
                       played_ms=report.played_ms, total_ms=report.total_ms, interrupted=report.interrupted)
-        if self._link is None:
-            return
-        if not report.finished:
-            self._link.send(playback_started=common_pb2.PlaybackStarted(
-                utterance_id=report.utterance_id, timestamp_ms=report.timestamp_ms))
-        else:
-            self._link.send(playback_finished=common_pb2.PlaybackFinished(
-                utterance_id=report.utterance_id, played_ms=report.played_ms, total_ms=report.total_ms,
-                interrupted=report.interrupted, timestamp_ms=report.timestamp_ms))
+        super()._on_playback(report)
 
-    # --- speech stream downlink --------------------------------------------------------------
+    # --- what a browser does differently -----------------------------------------------------
 
-    def _on_downlink(self, down: spb.MediaDownlink) -> None:
-        kind = down.WhichOneof("payload")
-        if kind == "play_audio":
-            play = down.play_audio
-            self.leg.play(play.utterance_id, play.pcm, play.sample_rate or 16000, play.last)
-        elif kind == "stop_playback":
-            self.leg.stop_playback(down.stop_playback.utterance_id or None)
-        elif kind == "hold_playback":
-            self.leg.hold_playback(down.hold_playback.max_ms)
-        elif kind == "resume_playback":
-            self.leg.resume_playback()
-        elif kind == "notice":
-            self._publish("notice", notice=down.notice.kind[:64], text=down.notice.text[:2000])
-        elif kind == "hangup":
-            self._publish("hangup", reason=down.hangup.reason or "dialog_hangup")
-            self.hangup("dialog_hangup")
-        elif kind == "transfer" and self._link is not None:
-            target = down.transfer.target_uri
-            self._publish("notice", notice="transfer", text=f"transfer to {target} is not possible from a browser")
-            self._link.send(transfer_result=common_pb2.TransferResult(
-                target_uri=target, sip_status=0, ok=False, reason="transfer is not supported on WebRTC calls"))
+    def _on_notice(self, notice: common_pb2.CallNotice) -> None:
+        self._publish("notice", notice=notice.kind[:64], text=notice.text[:2000])
+
+    def _dialog_hangup(self, reason: str) -> None:
+        self._publish("hangup", reason=reason)
+        self.hangup("dialog_hangup")
+
+    def transfer(self, target_uri: str) -> None:
+        """A browser cannot be handed to another number: the dialog hears a failed transfer and goes on."""
+        self._publish("notice", notice="transfer", text=f"transfer to {target_uri} is not possible from a browser")
+        if self.link is not None:
+            self.link.send(transfer_result=common_pb2.TransferResult(
+                target_uri=target_uri, sip_status=0, ok=False, reason="transfer is not supported on WebRTC calls"))
 
     def _publish(self, kind: str, **data: object) -> None:
         self.live.publish(kind, self.leg.now_ms(), **data)

@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 from dialtone.common.ids import new_session_id, valid_session_id
+from dialtone.media_gateway.calls import CallRegistry
 from dialtone.media_gateway.webrtc.call import LinkFactory, WebRtcCall
 from dialtone.media_gateway.webrtc.config import WebRtcConfig
 from dialtone.media_gateway.webrtc.core.access import check_access_config, key_allows
@@ -50,17 +51,20 @@ def _error(status: int, message: str) -> web.Response:
 
 
 class WebRtcServer:
-    def __init__(self, config: WebRtcConfig, link_factory: LinkFactory) -> None:
+    def __init__(self, config: WebRtcConfig, link_factory: LinkFactory, registry: CallRegistry | None = None) -> None:
         check_access_config(config.host, config.access_key)
         use_host_addresses(config.ice_host_addresses)
         self.config = config
-        self.calls: dict[str, WebRtcCall] = {}
+        self.registry = registry or CallRegistry()   # the gateway's one registry: SIP and browser calls
         self._link_factory = link_factory
         self._runner: web.AppRunner | None = None
-        self._idle = asyncio.Event()
-        self._idle.set()
         self.draining = False
         self.port = 0
+
+    @property
+    def calls(self) -> dict[str, WebRtcCall]:
+        """The browser calls among the registry's."""
+        return {sid: call for sid, call in self.registry.calls.items() if isinstance(call, WebRtcCall)}
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -96,12 +100,13 @@ class WebRtcServer:
         await self._link_factory.close()
 
     async def wait_idle(self) -> None:
-        """Return once no browser call is in progress (used while draining)."""
-        await self._idle.wait()
+        """Return once no call is in progress (used while draining)."""
+        await self.registry.wait_idle()
 
     def hangup(self, session_id: str, reason: str = "operator_hangup") -> bool:
-        call = self.calls.get(session_id)
-        if call is None:
+        """A browser call only: the page's key must not reach SIP calls."""
+        call = self.registry.calls.get(session_id)
+        if not isinstance(call, WebRtcCall):
             return False
         call.hangup(reason)
         return True
@@ -158,15 +163,15 @@ class WebRtcServer:
             raise BadRequest("'dialog' must be a dialog name (letters, digits, _ . -; at most 64)")
         if self.draining:
             return _error(503, "the media gateway is draining: try another replica")
-        if len(self.calls) >= MAX_CALLS:
+        if self.registry.count(WebRtcCall) >= MAX_CALLS:
             return _error(503, f"too many browser calls in progress ({MAX_CALLS})")
         session_id = new_session_id()
         call = WebRtcCall(session_id, dialog, link_factory=self._link_factory,
                           ice_servers=self.config.ice_servers, connect_timeout_s=self.config.connect_timeout_s,
                           user_agent=request.headers.get("User-Agent", ""), on_ended=self._forget)
         answer = await call.start(body.get("sdp"))  # BadOffer -> 400 by _errors; nothing registered
-        self.calls[session_id] = call
-        self._idle.clear()
+        if not call.ended.is_set():
+            self.registry.add(call)
         return web.json_response({"sdp": answer, "type": "answer", "session_id": session_id})
 
     async def _hangup(self, request: web.Request) -> web.StreamResponse:
@@ -214,9 +219,7 @@ class WebRtcServer:
         return response
 
     def _forget(self, call: WebRtcCall) -> None:
-        self.calls.pop(call.session_id, None)
-        if not self.calls:
-            self._idle.set()
+        self.registry.remove(call)
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:

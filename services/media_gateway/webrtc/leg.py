@@ -6,9 +6,9 @@ Callbacks: ``on_frame(pcm16k_640_bytes, timestamp_ms)``, ``on_dtmf(DtmfDigit)``,
 ``stop_playback``, ``close``. The call pipeline treats this leg and an RTP session alike.
 
 Inbound: aiortc decodes Opus (48 kHz) or G.711 (8 kHz); we keep the first channel, resample
-with soxr to 16 kHz and cut 20 ms frames. Outbound: ``PlayoutTrack`` paces the playout
-queue at 20 ms and aiortc encodes it. DTMF: the page's ``dtmf`` data channel (aiortc does
-not decode RFC 4733 telephone-events).
+with soxr to 16 kHz and cut 20 ms frames. Outbound: ``PlayoutTrack`` paces the call's
+``PlaybackQueue`` (the RTP session's too) at 20 ms and aiortc encodes it. DTMF: the page's
+``dtmf`` data channel (aiortc does not decode RFC 4733 telephone-events).
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.sdp import SessionDescription
-from dialtone.common.audio import SAMPLE_RATE, StreamResampler
+from dialtone.common.audio import FRAME_MS, SAMPLE_RATE, StreamResampler
 from dialtone.common.logging import session_context
 from dialtone.common.metrics import counter
+from dialtone.media_gateway.media.playback import PlaybackQueue
 from dialtone.media_gateway.media_types import DtmfDigit, DtmfMode, PlaybackReport
 from dialtone.media_gateway.webrtc.config import IceServerConfig
 from dialtone.media_gateway.webrtc.core.keypad import parse_key_message
 from dialtone.media_gateway.webrtc.core.offer import check_offer
-from dialtone.media_gateway.webrtc.core.playout import Playout
 from dialtone.media_gateway.webrtc.core.uplink import FrameChunker
 from dialtone.media_gateway.webrtc.errors import BadOffer
 from dialtone.media_gateway.webrtc.tracks import PlayoutTrack
@@ -93,7 +93,7 @@ class WebRtcLeg:
         self._ice_servers = tuple(ice_servers)
         self._loop = asyncio.get_running_loop()
         self._t0 = self._loop.time()
-        self._playout = Playout()
+        self._playout = PlaybackQueue()
         self._track = PlayoutTrack(self._playout, self.now_ms, self._deliver_reports)
         self._chunker = FrameChunker()
         self._inbound_resampler: StreamResampler | None = None
@@ -194,17 +194,29 @@ class WebRtcLeg:
             "frames_delivered": float(self.frames_received),
             "frames_out": float(self._track.frames_sent),
             "audio_frames_out": float(self._track.audio_frames_sent),
-            "queued_ms": float(self._playout.queued_ms),
-            "dropped_playout_ms": float(self._playout.dropped_bytes // 32),
+            "queued_ms": float(self._playout.queued_frames * FRAME_MS),
+            "dropped_playout_ms": float(self._playout.dropped_frames * FRAME_MS),
             "dtmf_digits": float(self._dtmf_count),
             "callback_errors": float(self._callback_errors),
         }
 
+    @property
+    def playback_pending(self) -> bool:
+        """Audio is queued or playing; a dialog's transfer or hangup waits for it."""
+        return self._playout.pending
+
     def play(self, utterance_id: str, pcm: bytes, sample_rate: int, last: bool) -> None:
-        """Queue audio to send (mono s16le at ``sample_rate``; 0 means 16000)."""
+        """Queue audio to send (mono s16le at ``sample_rate``; 0 means 16000); ValueError on bad input,
+        as ``MediaSession.play`` (both feed the one ``PlaybackQueue``)."""
         if self._closed:
             return
+        if not utterance_id:
+            raise ValueError("utterance_id must not be empty")
         rate = sample_rate or SAMPLE_RATE
+        if not 8000 <= rate <= 48000:
+            raise ValueError(f"sample_rate {rate} is outside 8000..48000 Hz")
+        if len(pcm) % 2:
+            raise ValueError(f"PCM must be whole s16 samples, got {len(pcm)} bytes")
         if rate != SAMPLE_RATE:
             resampler = self._play_resamplers.get(utterance_id)
             if resampler is None or resampler.from_rate != rate:
@@ -214,7 +226,7 @@ class WebRtcLeg:
             pcm = resampler.process(pcm, last=last)
             if last:
                 self._play_resamplers.pop(utterance_id, None)
-        if not self._playout.enqueue(utterance_id, pcm, last) and self._playout.dropped_bytes:
+        if not self._playout.enqueue(utterance_id, pcm, last) and self._playout.dropped_frames:
             log.debug("playout queue full or utterance stopped; chunk of %s dropped", utterance_id)
 
     def stop_playback(self, utterance_id: str | None = None) -> None:

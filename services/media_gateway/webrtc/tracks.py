@@ -9,8 +9,8 @@ from collections.abc import Callable
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from dialtone.common.audio import FRAME_MS, FRAME_SAMPLES, SAMPLE_RATE, SILENCE_FRAME
+from dialtone.media_gateway.media.playback import PlaybackQueue
 from dialtone.media_gateway.media_types import PlaybackReport
-from dialtone.media_gateway.webrtc.core.playout import Playout
 
 _TIME_BASE = fractions.Fraction(1, SAMPLE_RATE)
 
@@ -24,7 +24,7 @@ class PlayoutTrack(MediaStreamTrack):
 
     kind = "audio"
 
-    def __init__(self, playout: Playout, clock_ms: Callable[[], int],
+    def __init__(self, playout: PlaybackQueue, clock_ms: Callable[[], int],
                  on_reports: Callable[[list[PlaybackReport]], None]) -> None:
         super().__init__()
         self._playout = playout

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from dialtone.media_gateway.calls import CallRegistry
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.speech_link import ChannelPool, SpeechLink
 from dialtone.media_gateway.webrtc.http_server import WebRtcServer
@@ -15,28 +16,32 @@ class SpeechLinks:
     """Opens each browser call's ``SpeechLink`` as a SIP call's is opened: one bidi stream per call,
     across comma-separated replicas, over gRPC channels shared by all calls (``ChannelPool``)."""
 
-    def __init__(self, speech_gateway_address: str) -> None:
+    def __init__(self, speech_gateway_address: str, pool: ChannelPool | None = None) -> None:
         self._addresses = [a.strip() for a in speech_gateway_address.split(",") if a.strip()]
         if not self._addresses:
             raise ValueError("speech_gateway_address is empty: the softphone needs a speech gateway")
-        self._pool = ChannelPool()
+        self._owns_pool = pool is None
+        self._pool = pool or ChannelPool()
 
     def __call__(self, session_id: str, call_info: common_pb2.CallInfo,
                  on_downlink: Callable[[spb.MediaDownlink], None]) -> SpeechLink:
         return SpeechLink(self._addresses, session_id, call_info, on_downlink, self._pool)
 
     async def close(self) -> None:
-        await self._pool.close()
+        if self._owns_pool:
+            await self._pool.close()
 
 
-def speech_link_factory(speech_gateway_address: str) -> SpeechLinks:
-    return SpeechLinks(speech_gateway_address)
+def speech_link_factory(speech_gateway_address: str, pool: ChannelPool | None = None) -> SpeechLinks:
+    return SpeechLinks(speech_gateway_address, pool)
 
 
-async def start_softphone(config: MediaGatewayConfig) -> WebRtcServer | None:
-    """Start the page + API when ``webrtc.enabled``; ValueError (at startup) for an unsafe or empty config."""
+async def start_softphone(config: MediaGatewayConfig, registry: CallRegistry) -> WebRtcServer | None:
+    """Start the page + API when ``webrtc.enabled``, its calls in the gateway's one ``registry`` (and its
+    speech channel pool); ValueError (at startup) for an unsafe or empty config."""
     if not config.webrtc.enabled:
         return None
-    server = WebRtcServer(config.webrtc, speech_link_factory(config.speech_gateway_address))
+    server = WebRtcServer(config.webrtc, speech_link_factory(config.speech_gateway_address, registry.channels),
+                          registry)
     await server.start()
     return server

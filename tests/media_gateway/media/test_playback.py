@@ -146,3 +146,19 @@ def test_a_hold_nobody_resumes_ends_by_itself() -> None:
     queue.hold(0, max_ms=100)
     frames, _ = drain(queue, 7)
     assert frames == [None] * 5 + [frame(1), frame(2)]
+
+
+def test_queue_is_capped_and_the_capped_utterance_still_finishes() -> None:
+    """A runaway TTS cannot fill memory: past MAX_QUEUED_FRAMES audio is dropped (counted), and the
+    utterance still gets its finished report when its last chunk comes."""
+    from dialtone.media_gateway.media.playback import MAX_QUEUED_FRAMES
+
+    queue = PlaybackQueue()
+    frame = b"\x01\x00" * (FRAME_BYTES // 2)
+    assert queue.enqueue("long", frame * MAX_QUEUED_FRAMES, last=False)
+    assert not queue.enqueue("long", frame * 10, last=False)
+    assert queue.dropped_frames == 10 and queue.queued_frames == MAX_QUEUED_FRAMES
+    assert not queue.enqueue("long", frame, last=True)
+    reports = queue.stop(None, 0)
+    assert [(r.utterance_id, r.interrupted, r.total_ms) for r in reports] == [("long", True, MAX_QUEUED_FRAMES * 20)]
+    assert queue.queued_frames == 0
