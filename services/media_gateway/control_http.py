@@ -6,7 +6,9 @@
     DELETE /v1/calls/{session_id}    -> 200 {"found": true} | 404 {"found": false}
 
 h11 does the HTTP/1.1 framing (no web framework for three routes); one request per
-connection, bodies capped at 64 KiB. Errors are JSON ``{"error": "..."}`` with 400/404/503.
+connection, bodies capped at 64 KiB, parsed as strict JSON nested at most 64 deep
+(``common.limits.loads_json``); every field has the type it is documented with.
+Errors are JSON ``{"error": "..."}`` with 400/404/503, quoting at most a short prefix.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 import h11
-from dialtone.common.errors import InvalidArgument
+from dialtone.common.errors import InvalidArgument, quote_prefix
+from dialtone.common.limits import JsonTooDeep, loads_json
 from dialtone.media_gateway import control
 from dialtone.media_gateway.calls import CallManager
 
@@ -33,6 +36,21 @@ def _number(value: Any, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidArgument(f"{name} must be a number")
     return float(value)
+
+
+def _string(data: dict[str, Any], name: str) -> str:
+    value = data.get(name, "")
+    if not isinstance(value, str):
+        raise InvalidArgument(f"{name} must be a string")
+    return value
+
+
+def _headers(value: Any) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise InvalidArgument("headers must be an object of name: string")
+    return list(value.items())
 
 
 class ControlHttpServer:
@@ -59,7 +77,7 @@ class ControlHttpServer:
             request, body = await asyncio.wait_for(self._read(conn, reader), READ_TIMEOUT_S)
             status, payload = await self._route(request, body)
         except (TimeoutError, h11.RemoteProtocolError, ConnectionError) as exc:
-            status, payload = 400, {"error": f"bad HTTP request: {exc}"}
+            status, payload = 400, {"error": f"bad HTTP request: {quote_prefix(str(exc), 160)}"}
             conn = h11.Connection(h11.SERVER)
             conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
             conn.next_event()
@@ -93,7 +111,7 @@ class ControlHttpServer:
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > MAX_BODY:
-                    raise h11.RemoteProtocolError("body too large")
+                    raise h11.RemoteProtocolError(f"body over {MAX_BODY} bytes")
             elif isinstance(event, h11.EndOfMessage) and request is not None:
                 return request, bytes(body)
             elif isinstance(event, h11.ConnectionClosed):
@@ -108,24 +126,22 @@ class ControlHttpServer:
                 return 200, {"calls": [control.view_json(v) for v in control.list_calls(manager)]}
             if path == "/v1/calls" and method == "POST":
                 try:
-                    data = json.loads(body or b"{}")
-                except json.JSONDecodeError as exc:
+                    data = loads_json(body or b"{}")
+                except JsonTooDeep as exc:
+                    raise InvalidArgument(f"body is refused: {exc}") from None
+                except ValueError as exc:
                     raise InvalidArgument(f"body is not JSON: {exc}") from None
                 if not isinstance(data, dict):
                     raise InvalidArgument("body must be a JSON object")
-                headers = data.get("headers") or {}
-                if not isinstance(headers, dict):
-                    raise InvalidArgument("headers must be an object of name: value")
                 result = await control.originate(
-                    manager, self._draining(), to_uri=str(data.get("to_uri", "")), dialog=str(data.get("dialog", "")),
-                    caller_id=str(data.get("caller_id", "")),
-                    headers=[(str(k), str(v)) for k, v in headers.items()],
+                    manager, self._draining(), to_uri=_string(data, "to_uri"), dialog=_string(data, "dialog"),
+                    caller_id=_string(data, "caller_id"), headers=_headers(data.get("headers")),
                     ring_timeout_s=_number(data.get("ring_timeout_s", 0), "ring_timeout_s"))
                 return 201, {"session_id": result.session_id, "call_id": result.call_id}
             if path.startswith("/v1/calls/") and method == "DELETE":
                 found = control.hangup(manager, path[len("/v1/calls/"):])
                 return (200 if found else 404), {"found": found}
-            return 404, {"error": f"no route {method} {path}"}
+            return 404, {"error": f"no route {method} {quote_prefix(path)}"}
         except InvalidArgument as exc:
             return 400, {"error": str(exc)}
         except control.Unavailable as exc:
