@@ -34,6 +34,9 @@ EXAMPLE_BACKEND = "example-backend"
 EXAMPLE_BACKEND_OFFSET = 80        # its HTTP port is BASE+80
 EXAMPLE_BACKEND_URL_ENV = "DIALTONE_EXAMPLE_BACKEND_URL"   # base_url_env of the packaged services file
 RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+SOFTPHONE_OFFSET = 88              # the browser softphone's HTTP port is BASE+88
+STATE_DIR = ".dialtone"            # local state of `dialtone up` (the runtime's SQLite store), git-ignored
+RUNTIME_STORE_ENV = "DIALTONE_CONVERSATION_RUNTIME__STORE__PATH"
 
 
 @dataclasses.dataclass
@@ -123,6 +126,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--ready-timeout", type=float, default=60.0)
     parser.add_argument("--no-example-backend", action="store_true",
                         help="do not start the example HTTP backend (BASE+80) of the example dialogs")
+    parser.add_argument("--no-softphone", action="store_true",
+                        help="do not serve the browser softphone (on by default on loopback, http://HOST:BASE+88/)")
+    parser.add_argument("--log-format", choices=("auto", "text", "json"), default="auto",
+                        help="services' log lines: text on a terminal, JSON otherwise (auto, the default)")
     parser.set_defaults(func=_run)
 
 
@@ -142,28 +149,52 @@ def _run(args: argparse.Namespace) -> int:
     for service in SERVICES:
         prefix = "DIALTONE_" + service.upper().replace("-", "_") + "__"
         extra[prefix + "SHUTDOWN_GRACE_S"] = str(args.grace)
+        if args.log_format != "auto" or "--config" not in _argv(service, args.config_dir):
+            # a person at a terminal reads text; a file or a collector gets JSON lines
+            log_format = args.log_format if args.log_format != "auto" else ("text" if sys.stderr.isatty() else "json")
+            extra[prefix + "LOG__FORMAT"] = os.environ.get(prefix + "LOG__FORMAT", log_format)
     media_argv = _argv("media-gateway", args.config_dir)
-    if "--config" not in media_argv and "DIALTONE_MEDIA_GATEWAY__ROUTING__BY_CALLEE" not in os.environ:
-        # out of the box, dialing a packaged example's name reaches that example
-        extra["DIALTONE_MEDIA_GATEWAY__ROUTING__BY_CALLEE"] = "{" + ", ".join(
-            f"{name}: {name}" for name in EXAMPLE_DIALOGS) + "}"
+    if "--config" not in media_argv:
+        extra.update(_out_of_the_box(layout, softphone=not args.no_softphone))
+    if "--config" not in _argv("conversation-runtime", args.config_dir) and RUNTIME_STORE_ENV not in os.environ:
+        # local state in one ignored folder, not loose files in the checkout
+        os.makedirs(STATE_DIR, exist_ok=True)
+        extra[RUNTIME_STORE_ENV] = os.path.join(STATE_DIR, "sessions.sqlite3")
     children = [Child(s, _argv(s, args.config_dir), layout.env(s, extra)) for s in SERVICES]
     if not args.no_example_backend:
         children.insert(0, Child(EXAMPLE_BACKEND, layout.example_backend_argv(), dict(os.environ)))
     try:
-        webrtc_url = _webrtc_page_url(args.config_dir, layout)
+        webrtc_url = _webrtc_page_url(args.config_dir, layout, extra)
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
     return asyncio.run(_supervise(children, layout, args, webrtc_url))
 
 
-def _webrtc_page_url(config_dir: str | None, layout: Layout) -> str:
+def _out_of_the_box(layout: Layout, softphone: bool) -> dict[str, str]:
+    """Media gateway settings for a first run without config files (the environment still wins):
+    dialing a packaged example's name reaches that example, and the browser softphone is served
+    on loopback, the quickest way to hear the platform."""
+    extra: dict[str, str] = {}
+    prefix = "DIALTONE_MEDIA_GATEWAY__"
+    wanted = {"ROUTING__BY_CALLEE": "{" + ", ".join(f"{name}: {name}" for name in EXAMPLE_DIALOGS) + "}"}
+    if softphone and layout.host in ("127.0.0.1", "localhost", "::1"):   # beyond loopback it needs an access key
+        wanted.update({"WEBRTC__ENABLED": "true", "WEBRTC__HOST": layout.host,
+                       "WEBRTC__PORT": str(layout.base_port + SOFTPHONE_OFFSET),
+                       "WEBRTC__DIALOGS": "[" + ", ".join(EXAMPLE_DIALOGS) + "]"})
+        wanted["WEBRTC__ICE_HOST_ADDRESSES"] = '["127.0.0.1"]'   # one machine: media stays on loopback
+    for key, value in wanted.items():
+        if prefix + key not in os.environ:
+            extra[prefix + key] = value
+    return extra
+
+
+def _webrtc_page_url(config_dir: str | None, layout: Layout, extra: dict[str, str] | None = None) -> str:
     """The browser page's URL when the media gateway's ``webrtc`` section is enabled, else ""."""
     argv = _argv("media-gateway", config_dir)
     path = argv[argv.index("--config") + 1] if "--config" in argv else None
     config = load_config(MediaGatewayConfig, path, service="media-gateway",
-                         environ=layout.env("media-gateway", {}))
+                         environ=layout.env("media-gateway", extra or {}))
     if not config.webrtc.enabled:
         return ""
     return f"http://{config.webrtc.host}:{config.webrtc.port}/"
@@ -269,14 +300,14 @@ def _print_banner(layout: Layout, webrtc_url: str, example_backend: bool) -> Non
     lines = [
         "",
         "dialtone is up.",
+        *([f"  Talk to it in your browser: {webrtc_url}"] if webrtc_url else []),
         f"  Call it:   {sip}   (any softphone, or: dialtone call {sip} --say \"one two three four five\")",
         f"  Dialogs:   {', '.join(EXAMPLE_DIALOGS)} (dial sip:<dialog>@{layout.host}:{layout.sip_port})",
-        *([f"  Browser:   {webrtc_url}"] if webrtc_url else []),
         "  Services:  " + ", ".join(f"{s} {layout.address(s)}" for s in SERVICES[::-1]),
         *([f"  Backend:   {layout.example_backend_url} (example backend)"] if example_backend else []),
         "  Metrics:   " + ", ".join(f"http://{layout.host}:{layout.metrics_port(s)}/metrics"
                                     for s in SERVICES[::-1]),
-        "  Architecture: docs in ARCHITECTURE.md (shared/); stop with Ctrl-C.",
+        "  Architecture: docs/architecture.md; stop with Ctrl-C.",
         "",
     ]
     print("\n".join(lines), flush=True)

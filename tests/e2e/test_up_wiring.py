@@ -9,7 +9,7 @@ import pytest
 from dialtone.common.config import ConfigError, load_config
 from dialtone.integration_gateway.config import IntegrationGatewayConfig, load_services
 from dialtone.media_gateway.config import MediaGatewayConfig
-from dialtone.up import Layout, _webrtc_page_url, register
+from dialtone.up import Layout, _out_of_the_box, _webrtc_page_url, register
 
 
 def test_integration_gateway_gets_the_example_services_file_pointed_at_the_example_backend() -> None:
@@ -33,6 +33,12 @@ def test_media_gateway_is_wired_to_speech_and_its_sip_port() -> None:
 def test_webrtc_page_is_announced_only_when_enabled(tmp_path: Path) -> None:
     layout = Layout("127.0.0.1", 7000, 5060)
     assert _webrtc_page_url(None, layout) == ""
+    # a first run without config files serves the softphone on loopback, at BASE+88
+    assert _webrtc_page_url(None, layout, _out_of_the_box(layout, softphone=True)) == "http://127.0.0.1:7088/"
+    assert _webrtc_page_url(None, layout, _out_of_the_box(layout, softphone=False)) == ""
+    # beyond loopback the page would need an access key: not on by default
+    wide = Layout("0.0.0.0", 7000, 5060)
+    assert _webrtc_page_url(None, wide, _out_of_the_box(wide, softphone=True)) == ""
     (tmp_path / "media_gateway.yaml").write_text("webrtc:\n  enabled: true\n  port: 8443\n")
     assert _webrtc_page_url(str(tmp_path), layout) == "http://127.0.0.1:8443/"
     (tmp_path / "media_gateway.yaml").write_text("webrtc:\n  enabled: maybe\n")

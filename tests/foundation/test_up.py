@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.helpers import health_status
@@ -82,6 +83,13 @@ def test_up_brings_all_four_to_serving_and_ctrl_c_leaves_nothing(tmp_path: Path)
                     pass
             time.sleep(0.2)
         assert serving == set(addresses) and banner, (tmp_path / "up.log").read_text()
+        # the newcomer's first run: the softphone's URL comes first in the banner, and the page answers there
+        softphone = f"http://127.0.0.1:{base + 88}/"
+        banner_lines = (tmp_path / "up.log").read_text().split("dialtone is up.", 1)[1].strip().splitlines()
+        assert banner_lines[0].strip() == f"Talk to it in your browser: {softphone}"
+        assert "softphone.js" in urllib.request.urlopen(softphone, timeout=5).read().decode()
+        assert "ARCHITECTURE.md" not in (tmp_path / "up.log").read_text()
+        assert (tmp_path / ".dialtone" / "sessions.sqlite3").exists()
         children = children_of(proc.pid)
         assert len(children) >= 4
         proc.send_signal(signal.SIGINT)
