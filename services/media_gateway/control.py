@@ -9,7 +9,6 @@ are checked before anything else. A draining gateway raises ``Unavailable``.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import re
 from typing import Any
 
@@ -17,7 +16,7 @@ from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.common.grpc_validation import require_max_length, require_session_id
 from dialtone.common.limits import header_value_ok
 from dialtone.media_gateway.calls import CallManager, CallView
-from dialtone.media_gateway.sip_syntax import TOKEN
+from dialtone.media_gateway.sip_syntax import TOKEN, valid_host, valid_port
 
 MAX_URI_LENGTH = 256
 MAX_DIALOG_LENGTH = 128
@@ -28,16 +27,13 @@ MAX_HEADER_VALUE_LENGTH = 512
 # All extra headers together, UTF-8: the INVITE goes out as one UDP datagram with them in it.
 MAX_EXTRA_HEADER_BYTES = 2048
 
-# sip[s]:[user@]host[:port][;param[=value]]... with no ?headers: user is RFC 3261's unreserved
-# characters, escapes and & = + $ , (not ; ? / which would end it early); host a DNS name, an IPv4
-# address or a bracketed IPv6 address, each checked again below.
+# sip[s]:[user@]host[:port][;param[=value]]... with no ?headers. The user is RFC 3261's unreserved
+# characters, escapes and & = + $ , (not ; ? / which would end it early); host and port are then
+# checked by the rules the SIP stack applies to every target it sends to.
 _USER = r"(?:[A-Za-z0-9\-_.!~*'()&=+$,]|%[0-9A-Fa-f]{2})+"
-_HOST = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?)*\.?"
 _PARAM = r"[A-Za-z0-9\-_.!~*'%]+"
-_ORIGINATE_URI = re.compile(
-    rf"sips?:(?:(?P<user>{_USER})@)?(?P<host>{_HOST}|\[(?P<ipv6>[0-9A-Fa-f:.]+)\])(?::(?P<port>[0-9]{{1,5}}))?"
-    rf"(?:;{_PARAM}(?:={_PARAM})?)*")
-_DOTTED_NUMBERS = re.compile(r"[0-9.]+")
+_ORIGINATE_URI = re.compile(rf"sips?:(?:{_USER}@)?(?P<host>\[[^\]]*\]|[^:;?@\[\]]+)(?::(?P<port>[0-9]+))?"
+                            rf"(?:;{_PARAM}(?:={_PARAM})?)*")
 
 
 class Unavailable(Exception):
@@ -57,17 +53,11 @@ def check_target(to_uri: str) -> None:
     if match is None:
         raise InvalidArgument(f"Originate: to_uri {quote_prefix(to_uri)} is not a SIP URI "
                               "(sip:user@host[:port], host a name or an IP address)")
-    host, ipv6 = match.group("host"), match.group("ipv6")
-    try:
-        if ipv6 is not None:
-            ipaddress.IPv6Address(ipv6)
-        elif _DOTTED_NUMBERS.fullmatch(host):  # a name cannot be all digits: this is meant as IPv4
-            ipaddress.IPv4Address(host)
-    except ValueError:
-        raise InvalidArgument(f"Originate: to_uri host {quote_prefix(host)} is not an IP address") from None
-    port = match.group("port")
-    if port is not None and not 1 <= int(port) <= 65535:
-        raise InvalidArgument(f"Originate: to_uri port {port} is not 1-65535")
+    host, port = match.group("host"), match.group("port")
+    if not valid_host(host):
+        raise InvalidArgument(f"Originate: to_uri host {quote_prefix(host)} is not a host name or IP address")
+    if port is not None and not valid_port(port):
+        raise InvalidArgument(f"Originate: to_uri port {quote_prefix(port, 12)} is not 1-65535")
 
 
 def check_headers(headers: list[tuple[str, str]]) -> None:

@@ -11,6 +11,8 @@ import json
 import grpc
 import httpx
 import pytest
+from dialtone.media_gateway import control as control_api
+from dialtone.media_gateway.control import MAX_EXTRA_HEADERS
 from dialtone.media_gateway.control_http import MAX_BODY
 from dialtone.v1 import common_pb2
 from dialtone.v1 import media_gateway_pb2 as pb
@@ -31,11 +33,11 @@ def header(name: str, value: str = "v") -> common_pb2.SipHeader:
 # (what, OriginateRequest fields, fragment of the message)
 BAD_ORIGINATES = [
     ("no user, host or port", {"to_uri": "sip:@;?"}, "not a SIP URI"),
-    ("port 0", {"to_uri": "sip:bob@127.0.0.1:0"}, "port 0 is not 1-65535"),
-    ("port 65536", {"to_uri": "sip:bob@127.0.0.1:65536"}, "port 65536 is not 1-65535"),
-    ("no such IPv4", {"to_uri": "sip:bob@256.1.1.1"}, "not an IP address"),
+    ("port 0", {"to_uri": "sip:bob@127.0.0.1:0"}, "port '0' is not 1-65535"),
+    ("port 65536", {"to_uri": "sip:bob@127.0.0.1:65536"}, "port '65536' is not 1-65535"),
+    ("no such IPv4", {"to_uri": "sip:bob@256.1.1.1"}, "not a host name or IP address"),
     ("URI headers", {"to_uri": "sip:bob@h?Call-ID=x"}, "not a SIP URI"),
-    ("newline after the URI", {"to_uri": "sip:bob@h\n"}, "not a SIP URI"),
+    ("newline after the URI", {"to_uri": "sip:bob@h\n"}, "not a host name"),
     ("1 MB to_uri", {"to_uri": "sip:" + "b" * 1_000_000}, "to_uri is 1000004 characters; the limit is 256"),
     ("1 MB dialog", {"to_uri": TARGET, "dialog": "d" * 1_000_000}, "dialog is 1000000 characters"),
     ("dialog with a newline", {"to_uri": TARGET, "dialog": "survey\n"}, "control characters"),
@@ -149,3 +151,14 @@ async def test_accepted_originate_sends_each_core_header_once(control: Control) 
         assert names.count(core) == 1, (core, head)
     assert "\r\nX-Campaign: q4\r\n" in head and "\r\nx-tenant: caf\u00e9 42\r\n" in head
     assert reply.call_id in head
+
+
+@pytest.mark.parametrize("uri", ["sip:bob@127.0.0.1", "sip:bob@127.0.0.1:5060", "sips:+1555%20x@pbx.example.com.",
+                                 "sip:bob@[::1]:5070", "sip:pbx_1.lan:5080;transport=tcp", "sip:1001@h;lr;user=phone"])
+def test_usable_targets_are_accepted(uri: str) -> None:
+    control_api.check_target(uri)
+
+
+def test_x_headers_within_the_bounds_are_accepted() -> None:
+    control_api.check_headers([(f"X-H{i}", "v" * 50) for i in range(MAX_EXTRA_HEADERS)])
+    control_api.check_headers([("x-tenant", "caf\u00e9\tbar"), ("X-Campaign", "")])
