@@ -24,9 +24,8 @@ from typing import Any
 
 import grpc
 import numpy as np
-from dialtone.common.audio import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
-from dialtone.common.errors import InvalidArgument
-from dialtone.common.grpc_validation import require_session_id
+from dialtone.common.audio import FRAME_MS, SAMPLE_RATE
+from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.speech_gateway.config import SpeechGatewayConfig, VadConfig
 from dialtone.speech_gateway.core.barge_in import DEFAULT_BACKCHANNEL_WORDS, BargeIn, BargeInSettings
 from dialtone.speech_gateway.core.events import (
@@ -59,7 +58,8 @@ from dialtone.speech_gateway.metrics import (
 )
 from dialtone.speech_gateway.playout import PromptPlayer
 from dialtone.speech_gateway.prompts import PromptRenderer
-from dialtone.speech_gateway.runtime_link import RuntimeLink, RuntimeUnavailable
+from dialtone.speech_gateway.runtime_link import RuntimeLink, RuntimeRefused, RuntimeUnavailable
+from dialtone.speech_gateway.validation import check_uplink
 from dialtone.v1 import common_pb2 as cpb
 from dialtone.v1 import conversation_runtime_pb2 as rpb
 from dialtone.v1 import speech_gateway_pb2 as pb
@@ -234,10 +234,9 @@ class CallSession:
         link_task = asyncio.create_task(self._run_link())
         try:
             async for message in uplink:
-                require_session_id(message.session_id, "MediaUplink")
-                if message.session_id != self.session_id:
-                    raise InvalidArgument(f"MediaUplink: session_id {message.session_id!r} does not match the "
-                                          f"stream's {self.session_id!r}")
+                if message.session_id != self.session_id:  # the stream's own was checked at its start
+                    raise InvalidArgument(f"MediaUplink: session_id {quote_prefix(message.session_id)} does not "
+                                          f"match the stream's {self.session_id!r}")
                 if self._handle_uplink(message):
                     break
             await self._end_call("stream_closed" if not link_task.done() else "")
@@ -259,10 +258,14 @@ class CallSession:
         except RuntimeUnavailable as exc:
             log.error("conversation runtime unavailable: %s", exc, extra={"session_id": self.session_id})
             self._down(hangup=cpb.Hangup(reason="runtime_unavailable"))
+        except RuntimeRefused:
+            # not resumed: the same request would be refused again (logged and counted by the link)
+            self._down(hangup=cpb.Hangup(reason="runtime_refused"))
 
     def _handle_uplink(self, message: pb.MediaUplink) -> bool:
         """Handle one message; True at CallEnd."""
         kind = message.WhichOneof("payload")
+        check_uplink(message, kind)
         if kind == "audio":
             self._on_audio(message.audio.pcm, int(message.audio.timestamp_ms))
         elif kind == "dtmf":
@@ -284,10 +287,6 @@ class CallSession:
         elif kind == "call_end":
             self._call_end_reason = message.call_end.reason or "caller_hangup"
             return True
-        elif kind == "call_start":
-            raise InvalidArgument("MediaUplink: call_start may only be the first message of a stream")
-        else:
-            raise InvalidArgument("MediaUplink: message has no payload")
         return False
 
     def _on_playback_finished(self, finished: cpb.PlaybackFinished) -> None:
@@ -305,9 +304,6 @@ class CallSession:
         self.link.send(playback_finished=finished)
 
     def _on_audio(self, pcm: bytes, ts: int) -> None:
-        if len(pcm) != FRAME_BYTES:
-            raise InvalidArgument(f"AudioFrame: pcm must be {FRAME_BYTES} bytes (20 ms of 16 kHz s16le), "
-                                  f"got {len(pcm)}")
         self._last_ts = ts
         speech = self._vad.is_speech(pcm)
         (_VAD_SPEECH if speech else _VAD_SILENCE).inc()

@@ -36,4 +36,6 @@ PROMPT_HOLDS = counter("speech_prompt_holds_total",
 ACTIVE_CALLS = gauge("speech_active_calls", "Calls with an open StreamCall")
 RUNTIME_RECONNECTS = counter("speech_runtime_reconnects_total", "Converse streams resumed after a break",
                              ["outcome"])
+RUNTIME_REFUSALS = counter("speech_runtime_refusals_total",
+                           "Calls the runtime refused (ended, not resumed), by gRPC status", ["code"])
 SAYS_SKIPPED = counter("speech_says_skipped_total", "Say/Play actions not played because their key was played")

@@ -8,6 +8,11 @@ whether the runtime saved the event before it died; the runtime skips every even
 seq it has already applied (its session keeps the last one), so replaying is safe and a
 caller's answer is not lost with the replica that heard it. Actions at or below the last
 action seq seen are dropped as repeats.
+
+Only a break is resumed: the runtime gone, draining, its store down (UNAVAILABLE and the
+like). A refusal (INVALID_ARGUMENT for an event it will not take, a Resume of a session it
+does not know, an unhandled error on this call's event) would come back for the same
+request after every resume, so it ends the link at once with RuntimeRefused.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
-from dialtone.speech_gateway.metrics import RUNTIME_RECONNECTS
+from dialtone.common.errors import quote_prefix
+from dialtone.speech_gateway.metrics import RUNTIME_RECONNECTS, RUNTIME_REFUSALS
 from dialtone.v1 import conversation_runtime_pb2 as rpb
 from dialtone.v1 import conversation_runtime_pb2_grpc as rpb_grpc
 
@@ -31,8 +37,31 @@ ActionHandler = Callable[[rpb.DialogAction], Awaitable[None]]
 REPLAYED_EVENTS = 32
 
 
+# What the runtime answers about this call's own request: the same request is refused again.
+# UNKNOWN is an unhandled error in the runtime's handling of this call (a process that dies or
+# drains answers UNAVAILABLE); resumed, the same event would be replayed into it.
+REFUSALS = frozenset({
+    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNKNOWN,
+})
+
+
+def is_refusal(code: grpc.StatusCode) -> bool:
+    """Whether a stream that ended with ``code`` must not be resumed."""
+    return code in REFUSALS
+
+
 class RuntimeUnavailable(Exception):
     """The runtime could not be reached (again) within the reconnect window."""
+
+
+class RuntimeRefused(Exception):
+    """The runtime refused this call's stream; resuming would be refused the same way."""
+
+    def __init__(self, code: grpc.StatusCode, why: str) -> None:
+        super().__init__(why)
+        self.code = code
 
 
 class RuntimeLink:
@@ -63,7 +92,8 @@ class RuntimeLink:
         self._outbox.put_nowait(None)
 
     async def run(self) -> None:
-        """Until the call's stream ends normally; raises RuntimeUnavailable if it cannot reconnect."""
+        """Until the call's stream ends normally; raises RuntimeUnavailable if it cannot reconnect,
+        RuntimeRefused (at once) if the runtime refused the stream."""
         loop = asyncio.get_running_loop()
         backoff = 0.1
         broken_since: float | None = None
@@ -72,9 +102,13 @@ class RuntimeLink:
             try:
                 finished = await self._session(call)
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
-                # InvalidStateError: a write raced the stream's end; the status says why.
-                why = (f"{exc.code().name} {exc.details()}" if isinstance(exc, grpc.aio.AioRpcError)
-                       else "stream closed")
+                code, details = await _ended_with(call, exc)
+                # the runtime's message may quote what it refused: a prefix is enough for a log line
+                why = f"{code.name} {quote_prefix(details, 200)}"
+                if is_refusal(code):
+                    RUNTIME_REFUSALS.labels(code.name).inc()
+                    log.warning("runtime refused the call's stream (%s); ending the call", why)
+                    raise RuntimeRefused(code, why) from exc
                 now = loop.time()
                 broken_since = broken_since if broken_since is not None else now
                 if now - broken_since >= self._reconnect_s:
@@ -143,3 +177,12 @@ class RuntimeLink:
             if action.seq:
                 self.last_action_seq = action.seq
             await self._on_action(action)
+
+
+async def _ended_with(call: grpc.aio.StreamStreamCall, exc: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status a broken stream ended with."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code(), exc.details() or ""
+    if call.done():  # InvalidStateError: a write raced the stream's end; its status says why
+        return await call.code(), await call.details() or ""
+    return grpc.StatusCode.UNAVAILABLE, "stream closed"

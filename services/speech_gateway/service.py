@@ -9,10 +9,9 @@ import time
 from collections.abc import AsyncIterator
 
 import grpc
-from dialtone.common.audio import SAMPLE_RATE
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
-from dialtone.common.grpc_validation import abort_invalid, require_session_id
+from dialtone.common.grpc_validation import abort_invalid
 from dialtone.common.logging import set_session
 from dialtone.speech_gateway.call import CallSession, segmenter_settings
 from dialtone.speech_gateway.config import SpeechGatewayConfig
@@ -22,25 +21,11 @@ from dialtone.speech_gateway.engines.pool import EnginePool
 from dialtone.speech_gateway.engines.vad import build_vad
 from dialtone.speech_gateway.metrics import ACTIVE_CALLS
 from dialtone.speech_gateway.prompts import PromptRenderer
+from dialtone.speech_gateway.validation import check_call_start
 from dialtone.v1 import speech_gateway_pb2 as pb
 from dialtone.v1 import speech_gateway_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
-
-_PLAYBACK_RATES = (0, 8000, 16000, 22050, 24000, 32000, 44100, 48000)
-
-
-def validate_first_message(message: pb.MediaUplink) -> None:
-    require_session_id(message.session_id, "MediaUplink")
-    if message.WhichOneof("payload") != "call_start":
-        raise InvalidArgument("MediaUplink: a stream must begin with call_start, "
-                              f"got {message.WhichOneof('payload') or 'an empty message'}")
-    start = message.call_start
-    if start.sample_rate not in (0, SAMPLE_RATE):
-        raise InvalidArgument(f"CallStart: sample_rate must be {SAMPLE_RATE} (got {start.sample_rate})")
-    if start.playback_sample_rate not in _PLAYBACK_RATES:
-        raise InvalidArgument(f"CallStart: playback_sample_rate {start.playback_sample_rate} is not one of "
-                              + ", ".join(str(r) for r in _PLAYBACK_RATES))
 
 
 class Engines:
@@ -84,7 +69,7 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
         except StopAsyncIteration:
             return
         try:
-            validate_first_message(first)
+            check_call_start(first)
         except InvalidArgument as exc:
             await abort_invalid(context, exc)
             return
