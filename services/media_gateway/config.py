@@ -27,6 +27,13 @@ class SipConfig:
     tcp_max_per_source: int = 32
     tcp_message_deadline_s: float = 10.0
     tcp_idle_timeout_s: float = 300.0
+    # SIP over TLS (RFC 3261 §26; sips: and transport=tls), on when a certificate is given. Files are
+    # reloaded when they change. With tls_verify_client, peers must present a certificate from tls_ca_file.
+    tls_port: int = 5061                  # 0 = any free port
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+    tls_ca_file: str = ""
+    tls_verify_client: bool = False
     # Liveness: an OPTIONS to ourselves every interval; `self_check_misses` unanswered in a row (each
     # given `self_check_answer_s`) turn health NOT_SERVING and exit the process for a restart. 0 = off.
     self_check_interval_s: float = 1.5

@@ -10,6 +10,7 @@ import grpc
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import abort_invalid
+from dialtone.common.tls import ReloadingContext, TlsConfigError, TlsFiles
 from dialtone.media_gateway import control
 from dialtone.media_gateway.call_rules import parse_sip_uri
 from dialtone.media_gateway.calls import CallManager, MediaFactory
@@ -94,6 +95,7 @@ class MediaGatewayApp:
         self.http: ControlHttpServer | None = None
         self.webrtc: Any = None  # webrtc.http_server.WebRtcServer when webrtc.enabled (imports aiortc, aiohttp)
         self.sip_port = 0
+        self.sip_tls_port = 0
         self.http_port = 0
         self.webrtc_port = 0
 
@@ -119,17 +121,25 @@ class MediaGatewayApp:
         guard = SipGuard(GuardConfig(
             max_datagram_bytes=config.sip.max_datagram_bytes, allowed_networks=tuple(config.sip.allowed_networks),
             flood_rate_per_s=config.sip.flood_rate_per_s, flood_burst=config.sip.flood_burst))
+        tls_files = TlsFiles(config.sip.tls_cert_file, config.sip.tls_key_file, config.sip.tls_ca_file)
+        try:
+            tls = ReloadingContext(tls_files, config.sip.tls_verify_client) if tls_files.enabled else None
+        except TlsConfigError as exc:
+            raise ConfigError(f"sip.tls_*: {exc}") from None
         self.stack = SipStack(SippyBridge(asyncio.get_running_loop()), guard, config.sip.host, config.sip.port,
                               self.calls, retry_after_s=config.sip.retry_after_s,
                               advertised_host=config.sip.advertised_host,
                               tcp_limits=TcpLimits(total=config.sip.tcp_max_connections,
                                                    per_source=config.sip.tcp_max_per_source,
                                                    message_deadline_s=config.sip.tcp_message_deadline_s,
-                                                   idle_timeout_s=config.sip.tcp_idle_timeout_s))
+                                                   idle_timeout_s=config.sip.tcp_idle_timeout_s),
+                              tls=tls, tls_port=config.sip.tls_port)
         self.calls.stack = self.stack
         self.sip_port = await self.stack.start()
-        log.info("SIP listening on udp %s:%d", config.sip.host, self.sip_port,
-                 extra={"event": "sip_listening", "sip_port": self.sip_port})
+        self.sip_tls_port = self.stack.tls_port
+        log.info("SIP listening on udp/tcp %s:%d%s", config.sip.host, self.sip_port,
+                 f", tls {self.sip_tls_port}" if self.sip_tls_port else "",
+                 extra={"event": "sip_listening", "sip_port": self.sip_port, "sip_tls_port": self.sip_tls_port})
         if config.registration.registrar:
             try:
                 parse_sip_uri(config.registration.registrar)

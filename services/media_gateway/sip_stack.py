@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import sippy.Core.Exceptions as sippy_exceptions
 from dialtone.common.logging import RateLimitedLog
 from dialtone.common.metrics import counter
+from dialtone.common.tls import ReloadingContext
 from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_guard import ALLOW, SipGuard
 from dialtone.media_gateway.sip_leg import InboundOffer, SipLeg, _body_text, _GatewayUA, exact_header
@@ -81,16 +82,19 @@ class _GatewayTM(SipTransactionManager):  # type: ignore[misc]
     model_udp_server = (GuardedUdpServer, Udp_server_opts)
     current_datagram: bytes = b""
     tcp: TcpListener | None = None
+    tls: TcpListener | None = None
 
     def newTransaction(self, msg: Any, resp_cb: Any = None, laddress: Any = None, userv: Any = None,  # noqa: N802
                        *args: Any, **kwargs: Any) -> Any:
-        # sippy only sends over UDP/WS; a request inside a TCP dialog goes out on that peer's connection.
-        if userv is None and self.tcp is not None:
+        # sippy only sends over UDP/WS; a request inside a TCP or TLS dialog goes out on that peer's connection.
+        if userv is None:
             address, transport = msg.getTarget()
-            if str(transport).lower() == "tcp":
-                userv = self.tcp.server_for(str(address[0]))
+            kind = str(transport).lower()
+            listener = {"tcp": self.tcp, "tls": self.tls}.get(kind)
+            if kind in ("tcp", "tls"):
+                userv = listener.server_for(str(address[0])) if listener is not None else None
                 if userv is None:
-                    raise RuntimeError(f"no SIP/TCP connection to {address[0]} (we do not dial TCP)")
+                    raise RuntimeError(f"no SIP/{kind.upper()} connection to {address[0]} (we do not dial {kind})")
         return super().newTransaction(msg, resp_cb, laddress, userv, *args, **kwargs)
 
     def handleIncoming(self, data_in: bytes, ra: Any, server: Any, rtime: Any) -> None:  # noqa: N802
@@ -137,7 +141,8 @@ class SipStack:
 
     def __init__(self, bridge: SippyBridge, guard: SipGuard, host: str, port: int,
                  listener: StackListener, retry_after_s: int = 30, advertised_host: str = "",
-                 tcp_limits: TcpLimits | None = None) -> None:
+                 tcp_limits: TcpLimits | None = None, tls: ReloadingContext | None = None, tls_port: int = 5061,
+                 ) -> None:
         self.bridge = bridge
         self.guard = guard
         self._host = host
@@ -146,6 +151,9 @@ class SipStack:
         self._retry_after_s = retry_after_s
         self._advertised_host = advertised_host
         self._tcp_limits = tcp_limits or TcpLimits()
+        self._tls = tls
+        self._tls_port = tls_port
+        self.tls_port = 0
         self.draining = False
         self.bound_port = 0
         self.global_config: dict[str, Any] = {}
@@ -186,6 +194,10 @@ class SipStack:
         config["_sip_port"] = self.bound_port
         self._tm.tcp = TcpListener(self._host, self.bound_port, self.guard, self._advertised_host,
                                    self._tm.handleIncoming, self._tcp_limits)
+        if self._tls is not None:
+            self._tm.tls = TcpListener(self._host, self._tls_port, self.guard, self._advertised_host,
+                                       self._tm.handleIncoming, self._tcp_limits, tls=self._tls)
+            self.tls_port = self._tm.tls.port
         return self.bound_port
 
     async def register(self, config: Any) -> Any:
@@ -207,8 +219,9 @@ class SipStack:
             await self.bridge.call_in_sippy(self.registration.stop)
             self.registration = None
         if self._tm is not None:
-            if self._tm.tcp is not None:
-                self._tm.tcp.close()
+            for listener in (self._tm.tcp, self._tm.tls):
+                if listener is not None:
+                    listener.close()
             await self.bridge.call_in_sippy(self._tm.shutdown)
             self._tm = None
         self.bridge.stop()
@@ -274,8 +287,7 @@ class SipStack:
         if self._tm is not None:
             server = self._tm.l4r.getServer(None)
             threads += [*server.areceivers, *server.asenders]
-            if self._tm.tcp is not None:
-                threads.append(self._tm.tcp.accept_thread)
+            threads += [listener.accept_thread for listener in (self._tm.tcp, self._tm.tls) if listener is not None]
         return threads
 
     def active_legs(self) -> int:

@@ -1,4 +1,4 @@
-"""SIP over TCP under sippy (sippy 2.5 has UDP, WS and WSS only).
+"""SIP over TCP and TLS under sippy (sippy 2.5 has UDP, WS and WSS only).
 
 One thread (``sip-tcp``) runs a selector over the listening socket and every connection:
 it accepts, reads, frames each connection's bytes into messages (header block +
@@ -8,6 +8,11 @@ writes what sippy queued for the connection (``send_to`` only appends and wakes 
 selector, so a peer that stops reading never blocks the sippy thread). Requests we start
 inside a TCP dialog (BYE, REFER) reuse the latest connection from the peer's address (RFC
 5923 style) -- ``TcpListener.server_for``.
+
+With a TLS context the same listener serves SIP over TLS (RFC 3261 §26.2, port 5061,
+``transport=tls``): the handshake runs in the selector loop (non-blocking, within the message
+deadline), the certificate is reloaded when its files change, and sippy sees a transport named
+"tls", so our Via says ``SIP/2.0/TLS`` and our Contact ``;transport=tls``.
 
 What an idle or slow peer may hold (``TcpLimits``, sans-I/O): a message must arrive whole
 within ``message_deadline_s`` of its first byte (a byte every 2 s no longer keeps a
@@ -25,6 +30,7 @@ import errno
 import logging
 import selectors
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +38,7 @@ from typing import Any
 
 from dialtone.common.logging import RateLimitedLog
 from dialtone.common.metrics import counter
+from dialtone.common.tls import ReloadingContext, TlsConfigError
 from dialtone.media_gateway.sip_guard import SipGuard, Verdict
 from sippy.Core.EventDispatcher import ED2
 from sippy.Network_server import Network_server, Network_server_opts, Remote_address
@@ -61,9 +68,11 @@ class TcpConnection(Network_server):  # type: ignore[misc]
 
     def __init__(self, sock: socket.socket, peer: tuple[str, int], local: tuple[str, int], advertised: str,
                  data_callback: Callable[..., Any], wake: Callable[[TcpConnection], None], now: float,
-                 max_outbox: int) -> None:
+                 max_outbox: int, transport: str = "tcp") -> None:
         super().__init__(Network_server_opts(local, data_callback))
         self._max_outbox = max_outbox
+        self.transport = transport
+        self.handshaking = transport == "tls"
         self.sock = sock
         self.peer = peer
         self.advertised = advertised
@@ -193,7 +202,7 @@ class TcpListener:
 
     def __init__(self, host: str, port: int, guard: SipGuard, advertised: str,
                  data_callback: Callable[..., Any], limits: TcpLimits | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, tls: ReloadingContext | None = None) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -219,7 +228,9 @@ class TcpListener:
         self._selector.register(self._sock, selectors.EVENT_READ, "accept")
         self._selector.register(self._waker_r, selectors.EVENT_READ, "wake")
         self._closing = False
-        self.accept_thread = threading.Thread(target=self._run, name="sip-tcp", daemon=True)
+        self._tls = tls
+        self.transport = "tls" if tls is not None else "tcp"
+        self.accept_thread = threading.Thread(target=self._run, name=f"sip-{self.transport}", daemon=True)
         self.accept_thread.start()
 
     @property
@@ -261,6 +272,7 @@ class TcpListener:
             now = self._clock()
             if now >= next_sweep:
                 next_sweep = now + 1.0
+                self._reload_certificate()
                 for connection in list(self._open):
                     reason = expired(connection, now, self._limits)
                     if reason is not None:
@@ -278,7 +290,10 @@ class TcpListener:
             if mask & selectors.EVENT_READ:
                 self._read(connection)
             if mask & selectors.EVENT_WRITE and not connection.closed:
-                self._write(connection)
+                if connection.handshaking:
+                    self._handshake(connection)
+                else:
+                    self._write(connection)
 
     def _accept(self) -> None:
         for _ in range(64):
@@ -299,23 +314,61 @@ class TcpListener:
                 sock.close()
                 continue
             sock.setblocking(False)
+            if self._tls is not None:
+                sock = self._tls.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             connection = TcpConnection(sock, (source, peer[1]), (self._host, self.port), self._advertised,
-                                       self._callback, self._wake, self._clock(), self._limits.max_outbox)
+                                       self._callback, self._wake, self._clock(), self._limits.max_outbox,
+                                       self.transport)
+            if connection.handshaking:
+                connection.message_started_at = connection.last_message_at   # the handshake has the deadline too
             self._open.add(connection)
             with self._lock:
                 self._connections[source] = connection
             self._selector.register(sock, selectors.EVENT_READ, connection)
 
-    def _read(self, connection: TcpConnection) -> None:
+    def _handshake(self, connection: TcpConnection) -> bool:
+        """Advance a TLS handshake; True once it is done."""
+        assert isinstance(connection.sock, ssl.SSLSocket)
         try:
-            data = connection.sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
+            connection.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._selector.modify(connection.sock, selectors.EVENT_READ, connection)
+            return False
+        except ssl.SSLWantWriteError:
+            self._selector.modify(connection.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, connection)
+            return False
+        except (ssl.SSLError, OSError) as exc:
+            _LOG.warning("tls_handshake", "SIP/TLS handshake with %s failed: %.120s", connection.peer[0], exc)
+            self._drop(connection, "tls_handshake")
+            return False
+        connection.handshaking = False
+        connection.message_started_at = None
+        self._selector.modify(connection.sock, selectors.EVENT_READ, connection)
+        return True
+
+    def _receive(self, connection: TcpConnection) -> bytes | None:
+        """What the socket has (TLS: decrypted, including records already buffered); None: nothing yet."""
+        sock = connection.sock
+        try:
+            data = sock.recv(65536)
+            if isinstance(sock, ssl.SSLSocket):
+                while data and sock.pending():
+                    data += sock.recv(sock.pending())
+        except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return None
+        except OSError:   # ssl.SSLError included
             self._drop(connection, "reset")
-            return
+            return None
         if not data:
             self._drop(connection, "peer_closed")
+            return None
+        return data
+
+    def _read(self, connection: TcpConnection) -> None:
+        if connection.handshaking and not self._handshake(connection):
+            return
+        data = self._receive(connection)
+        if data is None:
             return
         connection.inbox += data
         messages = frame_messages(connection.inbox)
@@ -335,7 +388,7 @@ class TcpListener:
         with self._lock:
             pending, self._to_flush = self._to_flush, set()
         for connection in pending:
-            if not connection.closed:
+            if not connection.closed and not connection.handshaking:
                 self._write(connection)
 
     def _write(self, connection: TcpConnection) -> None:
@@ -344,7 +397,7 @@ class TcpListener:
         if data:
             try:
                 sent = connection.sock.send(data)
-            except (BlockingIOError, InterruptedError):
+            except (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                 sent = 0
             except OSError:
                 self._drop(connection, "reset")
@@ -377,7 +430,18 @@ class TcpListener:
         if verdict is Verdict.REPLY and isinstance(payload, bytes):
             connection.send_to(payload, connection.peer)
         elif verdict is Verdict.PASS and payload is not None:
-            ED2.callFromThread(connection.handle_read, payload, Remote_address(connection.peer, "tcp"), MonoTime())
+            ED2.callFromThread(connection.handle_read, payload, Remote_address(connection.peer, self.transport),
+                               MonoTime())
+
+    def _reload_certificate(self) -> None:
+        if self._tls is None:
+            return
+        try:
+            if self._tls.maybe_reload():
+                log.info("SIP/TLS certificate reloaded from %s", self._tls.files.cert_file,
+                         extra={"event": "tls_reloaded"})
+        except TlsConfigError as exc:
+            _LOG.warning("tls_reload", "SIP/TLS certificate not reloaded, keeping the old one: %s", exc)
 
     def close(self) -> None:
         self._closing = True

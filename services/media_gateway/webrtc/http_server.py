@@ -159,7 +159,7 @@ class WebRtcServer:
     async def _offer(self, request: web.Request) -> web.StreamResponse:
         body = await _json_body(request)
         dialog = body.get("dialog", "")
-        if not isinstance(dialog, str) or not _DIALOG_NAME.match(dialog):
+        if not isinstance(dialog, str) or not _DIALOG_NAME.fullmatch(dialog):
             raise BadRequest("'dialog' must be a dialog name (letters, digits, _ . -; at most 64)")
         if self.draining:
             return _error(503, "the media gateway is draining: try another replica")
