@@ -91,11 +91,12 @@ class MediaClient:
         self._seq += 1
         await self.call.write(pb.MediaUplink(session_id=self.session_id, seq=self._seq, **payload))
 
-    async def start(self) -> None:
+    async def start(self, resume: bool = False, **call_info) -> None:
+        """CallStart (``resume``: of a call under way); ``call_info`` overrides CallInfo fields."""
         self._reader = asyncio.create_task(self._read())
-        await self.send(call_start=pb.CallStart(call=cpb.CallInfo(caller="sip:alice@127.0.0.1", callee="100",
-                                                                  call_id="c1"),
-                                                sample_rate=16000, playback_sample_rate=self.playback_rate))
+        call = cpb.CallInfo(**{"caller": "sip:alice@127.0.0.1", "callee": "100", "call_id": "c1", **call_info})
+        await self.send(call_start=pb.CallStart(call=call, sample_rate=16000, playback_sample_rate=self.playback_rate,
+                                                resume=resume))
 
     async def audio(self, pcm: bytes, real_time: bool = False) -> None:
         """Frames as fast as the gateway takes them, or at the wire's pace (``real_time``) for checks
