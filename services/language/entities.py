@@ -73,6 +73,11 @@ _ZERO_WORDS = frozenset({"oh", "o", "zero", "nought", "naught"})
 # Inside a run of digits these do not end it: "five five five dash one two".
 _DIGIT_FILLERS = frozenset({"dash", "hyphen", "uh", "um", "er", "erm", "hmm", "and", "then", "space"})
 _FIGURES = re.compile(r"\d+")
+_DIGIT_WORD = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine|double|triple)"
+# "one eight hundred five five five ..." is 1-800-555: "eight hundred" followed by more spoken
+# digits is a toll-free prefix, not 805 ("two hundred five" alone stays 205).
+_HUNDRED_PREFIX = re.compile(
+    rf"\b(one|two|three|four|five|six|seven|eight|nine) hundred (?=(?:{_DIGIT_WORD} )+{_DIGIT_WORD}\b)")
 
 
 def digit_runs(text: str) -> list[str]:
@@ -87,7 +92,7 @@ def digit_runs(text: str) -> list[str]:
             runs.append("".join(current))
         current.clear()
 
-    for word in words(normalize(text)):
+    for word in words(normalize(_HUNDRED_PREFIX.sub(r"\1 zero zero ", text.lower()))):
         if word in _REPEAT:
             repeat = _REPEAT[word]
             continue
@@ -364,8 +369,8 @@ def extract_alphanumeric(text: str, *, min_length: int = 1, max_length: int | No
     """Spelled letters and digits, upper case: "b as in boy 7 alpha" -> "B7A". The longest run of
     spelled characters counts (the last of equals), so "my code is a b 1 2" -> "AB12"."""
     lowered = clean(text.replace("-", " "))
-    lowered = _AS_IN.sub(lambda m: m.group(1) if m.group(2).startswith(m.group(1)) else m.group(0), lowered)
     lowered = _SPELLING_PHRASE.sub(lambda m: _SPOKEN_LETTERS[m.group(1)].lower(), lowered)
+    lowered = _AS_IN.sub(lambda m: m.group(1) if m.group(2).startswith(m.group(1)) else m.group(0), lowered)
     runs: list[str] = []
     current: list[str] = []
     repeat = 1

@@ -77,6 +77,7 @@ _CLOCK = _rx(r"(\d{1,2}):(\d{2})" + _MERIDIEM
 _PAST_TO = _rx(r"(half|(?:a )?quarter|\d{1,2})(?: minutes?)? (past|after|to|till|til|before|of) (\d{1,2})"
                r"(?: o'clock)?" + _MERIDIEM)
 _BARE_HOUR = _rx(r"(?:at|around|about|by|after|before|say) (\d{1,2})(?! (?:days?|weeks?|minutes?|hours?))")
+_HOUR_THEN_DAYPART = _rx(r"(\d{1,2})(?= (?:in the |at |this |tomorrow )?(?:morning|afternoon|evening|night|tonight))")
 _ONLY_HOUR = re.compile(r"(?:(?:um|uh|er|at|around|about|maybe) )*(\d{1,2})(?: please)?")
 _IN_TIME = _rx(r"in (\d+|a|an|half an|a half|a couple of) (minutes?|mins?|hours?)(?: and a half)?"
                r"|(\d+|a|an) (minutes?|hours?) from now")
@@ -105,11 +106,11 @@ def parse_when(text: str, *, now: datetime, tz: str | tzinfo, prefer: str = "fut
     """The date and the time in ``text``, each None when not said."""
     here = local_now(now, tz)
     normalized = normalize(text)
-    found_date, rest = _find_date(normalized, here.date(), prefer)
+    found_date, rest, said = _find_date(normalized, here.date(), prefer)
     found_time, shift = _find_time(rest, normalized, here)
     if shift is not None:                       # "in two hours": the date follows the clock
         return When(found_date or shift.date(), found_time)
-    if found_date is None and _DATE_CUE.search(normalized) and not _has_time_words(normalized):
+    if not said and _DATE_CUE.search(normalized) and not _has_time_words(normalized):
         found_date = _fallback_date(text, here, prefer)
     if found_date is None and found_time is not None and _DAYPART_ONLY_TODAY.search(normalized):
         found_date = here.date()
@@ -147,14 +148,14 @@ def extract_datetime(text: str, *, now: datetime, tz: str | tzinfo, prefer: str 
 
 # --- dates ----------------------------------------------------------------------------------------
 
-def _find_date(text: str, today: date, prefer: str) -> tuple[date | None, str]:
-    """The first date phrase in ``text`` (by the order of the rules) and ``text`` without it."""
-    for rule in _DATE_RULES:
-        for found in rule[0].finditer(text):
-            value = rule[1](found, today, prefer)
-            if value is not None:
-                return value, (text[:found.start()] + " " + text[found.end():]).strip()
-    return None, text
+def _find_date(text: str, today: date, prefer: str) -> tuple[date | None, str, bool]:
+    """The first date phrase in ``text`` (by the order of the rules) and ``text`` without it. A
+    phrase that names no real day ("february thirtieth") is no date, not a cue to look further."""
+    for pattern, resolve in _DATE_RULES:
+        found = pattern.search(text)
+        if found:
+            return resolve(found, today, prefer), (text[:found.start()] + " " + text[found.end():]).strip(), True
+    return None, text, False
 
 
 def _relative_day(found: re.Match[str], today: date, prefer: str) -> date | None:
@@ -346,7 +347,7 @@ def _find_time(text: str, whole: str, here: datetime) -> tuple[time | None, date
         if g[9]:
             return _clock(int(g[9]), 0, g[10]), None
         return _clock(int(g[11]), 0, meridiem_hint), None
-    found = _BARE_HOUR.search(text) or _ONLY_HOUR.fullmatch(text.strip())
+    found = _BARE_HOUR.search(text) or _HOUR_THEN_DAYPART.search(text) or _ONLY_HOUR.fullmatch(text.strip())
     if found:
         return _clock(int(found.group(1)), 0, meridiem_hint), None
     if daypart:
