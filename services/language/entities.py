@@ -277,6 +277,8 @@ _AMOUNT = re.compile(
     r"(?<!\S)(?:([$€£]) ?(\d+(?:\.\d{1,2})?)"                                # $12.50
     rf"|(\d+(?:\.\d{{1,2}})?) ?({_CURRENCY})(?: and)?(?: (\d{{1,2}})(?: (?:{_CENTS}))?(?!\S)(?! \d))?"  # 12 dollars 50
     rf"|(\d{{1,2}}) ({_CENTS}))(?!\S)")                                      # 50 cents
+_CURRENCY_MARK = re.compile(r"[$€£¥]|\b[A-Z]{3}\b")
+_PRICE_MAX_CHARS = 80
 _BARE_AMOUNT = re.compile(r"(?<!\S)(\d+)(?: (\d{2}))?(?:\.(\d{1,2}))?(?!\S)")
 
 
@@ -296,8 +298,9 @@ def extract_amount(text: str, *, currency: str = "USD", min: float | None = None
         else:
             code, value = "$", Decimal(cents_only) / 100
     else:
-        priced = Price.fromstring(text)    # "€1.234,56", "EUR 15": separators and codes in figures
-        if priced.amount is not None and priced.currency:
+        # "€1.234,56", "EUR 15": separators and codes in figures (its cost grows with the text).
+        priced = Price.fromstring(text[:_PRICE_MAX_CHARS]) if _CURRENCY_MARK.search(text) else None
+        if priced is not None and priced.amount is not None and priced.currency:
             code, value = _CURRENCY_WORDS.get(priced.currency.lower(), priced.currency.upper()), priced.amount
         else:
             bare = _BARE_AMOUNT.search(normalized)
@@ -320,6 +323,7 @@ def extract_amount(text: str, *, currency: str = "USD", min: float | None = None
 
 # --- phone_number ---------------------------------------------------------------------------------
 
+_E164_MAX_DIGITS = 15
 _PLUS = re.compile(r"(?<!\S)(?:\+|plus)")
 
 
@@ -328,7 +332,7 @@ def extract_phone_number(text: str, *, dtmf: str = "", region: str = "US") -> st
     if dtmf:
         spoken = dtmf.rstrip("#")
     else:
-        runs = digit_runs(text)
+        runs = [run for run in digit_runs(text) if len(run) <= _E164_MAX_DIGITS]
         if not runs:
             return None
         spoken = max(reversed(runs), key=len)

@@ -28,7 +28,7 @@ from functools import lru_cache
 
 import snowballstemmer
 from dialtone.language.text import clean
-from rapidfuzz import fuzz, process
+from rapidfuzz import fuzz
 
 DEFAULT_THRESHOLD = 0.45
 FUZZY_WEIGHT = 0.4          # the rest is the word measure; see the module docstring
@@ -145,10 +145,12 @@ class IntentMatcher:
         if not stems:
             return dict.fromkeys((self._names[i] for i in allowed), 0.0)
         fuzzy = [0.0] * len(self._names)
-        row = process.cdist([" ".join(stems)], self._examples, scorer=fuzz.token_set_ratio)[0]
-        for owner, score in zip(self._example_owner, row, strict=True):
+        joined = " ".join(stems)
+        # A plain loop: process.cdist would be no faster at this size and imports numpy on first use.
+        for owner, example in zip(self._example_owner, self._examples, strict=True):
+            score = fuzz.token_set_ratio(joined, example)
             if score > fuzzy[owner]:
-                fuzzy[owner] = float(score)
+                fuzzy[owner] = score
         weights = {word: self._idf.get(word, self._unknown_weight) for word in content}
         total = sum(weights.values())
         result = {}

@@ -34,9 +34,13 @@ _CONTRACTIONS = {
 _CONTRACTION = re.compile(r"\b(" + "|".join(sorted(map(re.escape, _CONTRACTIONS), key=len, reverse=True)) + r")\b")
 
 
+# An utterance is read up to here (minutes of speech): past it, work would grow with the input.
+MAX_UTTERANCE_CHARS = 1000
+
+
 def clean(text: str) -> str:
     """Lower case, one space between words, no punctuation except inside numbers."""
-    text = text.translate(_QUOTES).lower()
+    text = text[:MAX_UTTERANCE_CHARS].translate(_QUOTES).lower()
     text = _THOUSANDS_COMMA.sub("", text)
     text = _PUNCT.sub(" ", text)
     text = _SPACES.sub(" ", text).strip()
@@ -46,7 +50,7 @@ def clean(text: str) -> str:
 def normalize(text: str) -> str:
     """``clean`` plus spoken numbers as figures ("two hundred and five" -> "205", "third" -> "3rd")
     and "p.m."/"p m" -> "pm"."""
-    text = text.translate(_QUOTES).lower()
+    text = text[:MAX_UTTERANCE_CHARS].translate(_QUOTES).lower()
     text = _PRONOUN_ONE.sub(r"\1", text)
     text = _A_MULTIPLIER.sub(r"one \1", text)
     text = text.replace("-", " ")

@@ -60,6 +60,8 @@ _MONTH_DAY = _rx(r"(?:the )?" + _MONTH + r" (?:the )?" + _DAY + _YEAR)
 _DAY_OF_MONTH = _rx(r"(?:the )?" + _DAY + r" (?:of )?" + _MONTH + _YEAR)
 _NUMERIC_DATE = _rx(r"(\d{1,2})/(\d{1,2})(?:/(\d{4}|\d{2}))?|(\d{4}) (\d{1,2}) (\d{1,2})")
 _ORDINAL_DAY = _rx(r"(?:the )?(\d{1,2})(?:st|nd|rd|th)(?: of (?:the |this |next )?month)?")
+# dateparser's cost grows with the text (~2 ms at 100 words): a written date is a few words.
+FALLBACK_MAX_WORDS = 8
 _DATE_CUE = re.compile(r"\d|\b(?:days?|weeks?|months?|years?|fortnight|ago|from now|weekend)\b")
 
 _DAYPART = _rx(r"(?:in the |this |tomorrow |at |around )?(morning|afternoon|evening|night|tonight|noon|midday|midnight"
@@ -110,7 +112,8 @@ def parse_when(text: str, *, now: datetime, tz: str | tzinfo, prefer: str = "fut
     found_time, shift = _find_time(rest, normalized, here)
     if shift is not None:                       # "in two hours": the date follows the clock
         return When(found_date or shift.date(), found_time)
-    if not said and _DATE_CUE.search(normalized) and not _has_time_words(normalized):
+    if not said and normalized.count(" ") < FALLBACK_MAX_WORDS and _DATE_CUE.search(normalized) \
+            and not _has_time_words(normalized):
         found_date = _fallback_date(text, here, prefer)
     if found_date is None and found_time is not None and _DAYPART_ONLY_TODAY.search(normalized):
         found_date = here.date()
