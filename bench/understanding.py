@@ -1,6 +1,6 @@
 """Intent accuracy on the held-out phrasings, and the time to understand one utterance.
 
-    .venv/bin/python -m bench.understanding [--rounds 200]
+    .venv/bin/python -m bench.understanding [--rounds 200] [--compare]
 
 Accuracy: the labelled set services/language/data/telephony_intents.yaml (12 intents, their
 examples, and phrasings held out from them; out-of-scope phrases should fall to no_match).
@@ -85,6 +85,38 @@ def accuracy(matcher: IntentMatcher, labelled: dict) -> bool:
     return share >= ACCURACY_GOAL
 
 
+def compare_methods(labelled: dict) -> None:
+    """The fuzzy scorers tried before the chosen blend: top-1 accuracy (no threshold) with the
+    matcher's normalization, alone and with a +0.3 boost for an intent whose keyword is said, and
+    the range of scores of the out-of-scope phrases (which a threshold would have to separate)."""
+    from dialtone.language.intents import _analyse
+    from rapidfuzz import fuzz
+
+    examples = [(" ".join(_analyse(e)[0]), name) for name, spec in labelled["intents"].items()
+                for e in spec["examples"]]
+    keywords = {name: {" ".join(_analyse(k)[0]) for k in spec.get("keywords", ())}
+                for name, spec in labelled["intents"].items()}
+    cases = [(phrase, name) for name, phrases in labelled["held_out"].items() for phrase in phrases]
+    print("\nfuzzy scorers alone (top-1, no threshold):")
+    for scorer in (fuzz.token_set_ratio, fuzz.token_sort_ratio, fuzz.ratio, fuzz.WRatio):
+        for boost in (0.0, 0.3):
+            def best(text: str, scorer=scorer, boost=boost) -> tuple[str, float]:
+                stems = _analyse(text)[0]
+                joined, words = " ".join(stems), set(stems)
+                scores: dict[str, float] = {}
+                for example, name in examples:
+                    scores[name] = max(scores.get(name, 0.0), scorer(joined, example) / 100)
+                for name, said in keywords.items():
+                    if boost and any(k in words or (" " in k and k in joined) for k in said):
+                        scores[name] = min(1.0, scores[name] + boost)
+                name = max(scores, key=scores.__getitem__)
+                return name, scores[name]
+            share = sum(best(p)[0] == n for p, n in cases) / len(cases)
+            outside = [best(p)[1] for p in labelled["out_of_scope"]]
+            print(f"  {scorer.__name__:<17} keyword boost {boost:.1f}: {share:6.1%}  "
+                  f"out-of-scope scores {min(outside):.2f}-{max(outside):.2f}")
+
+
 def timed(label: str, call, inputs: list[str], rounds: int) -> bool:
     samples = []
     for _ in range(rounds):
@@ -102,6 +134,7 @@ def timed(label: str, call, inputs: list[str], rounds: int) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--compare", action="store_true", help="also score the fuzzy scorers tried before")
     args = parser.parse_args()
     labelled = yaml.safe_load(LABELLED.read_text())
     started = time.perf_counter()
@@ -111,6 +144,8 @@ def main() -> int:
     warm_up()
     print(f"matcher built in {built * 1000:.1f} ms; warm_up() {(time.perf_counter() - started) * 1000:.0f} ms")
     ok = accuracy(matcher, labelled)
+    if args.compare:
+        compare_methods(labelled)
     print(f"\nper utterance, budget p99 <= {BUDGET_P99_S * 1000:.0f} ms:")
     for type_name, (constraints, inputs) in INPUTS.items():
         ok &= timed(type_name, lambda text, t=type_name, c=constraints: extract(t, text, constraints=c, now=NOW,
