@@ -133,10 +133,11 @@ def extract_digits(text: str, *, dtmf: str = "", min_length: int = 1, max_length
 
 # --- number and ordinal ---------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"(?<!\S)(?:(minus|negative) )?[$€£]?(\d+(?:\.\d+)?)(?!\S)")
+# At most 15 significant figures: what a float holds exactly, and far more than a caller says.
+_NUMBER = re.compile(r"(?<!\S)(?:(minus|negative) )?[$€£]?(\d{1,15}(?:\.\d{1,6})?)(?!\S)")
 _NUMBER_WORDS = re.compile(r"(?<!\S)(?:(half a dozen)|(a dozen)|(a couple(?: of)?)|(none|nothing))(?!\S)")
 _NUMBER_WORD_VALUES = (6, 12, 2, 0)
-_ORDINAL = re.compile(r"(?<!\S)(\d+)(?:st|nd|rd|th)(?!\S)")
+_ORDINAL = re.compile(r"(?<!\S)(\d{1,6})(?:st|nd|rd|th)(?!\S)")
 
 
 def extract_number(text: str, *, min: float | None = None, max: float | None = None) -> int | float | None:  # noqa: A002
@@ -274,12 +275,14 @@ _CURRENCY_WORDS = {
 _CENTS = r"cents?|pence|p"
 _CURRENCY = _alternation([w for w in _CURRENCY_WORDS if w not in ("$", "€", "£")])
 _AMOUNT = re.compile(
-    r"(?<!\S)(?:([$€£]) ?(\d+(?:\.\d{1,2})?)"                                # $12.50
-    rf"|(\d+(?:\.\d{{1,2}})?) ?({_CURRENCY})(?: and)?(?: (\d{{1,2}})(?: (?:{_CENTS}))?(?!\S)(?! \d))?"  # 12 dollars 50
-    rf"|(\d{{1,2}}) ({_CENTS}))(?!\S)")                                      # 50 cents
+    r"(?<!\S)(?:([$€£]) ?(\d{1,12}(?:\.\d{1,2})?)"                                    # $12.50
+    rf"|(\d{{1,12}}(?:\.\d{{1,2}})?) ?({_CURRENCY})"                                   # 12 dollars
+    rf"(?: and)?(?: (\d{{1,2}})(?: (?:{_CENTS}))?(?!\S)(?! \d))?"                      # (and) 50 (cents)
+    rf"|(\d{{1,2}}) ({_CENTS}))(?!\S)")                                              # 50 cents
+_MAX_AMOUNT = Decimal(10) ** 12
 _CURRENCY_MARK = re.compile(r"[$€£¥]|\b[A-Z]{3}\b")
 _PRICE_MAX_CHARS = 80
-_BARE_AMOUNT = re.compile(r"(?<!\S)(\d+)(?: (\d{2}))?(?:\.(\d{1,2}))?(?!\S)")
+_BARE_AMOUNT = re.compile(r"(?<!\S)(\d{1,12})(?: (\d{2}))?(?:\.(\d{1,2}))?(?!\S)")
 
 
 def extract_amount(text: str, *, currency: str = "USD", min: float | None = None,  # noqa: A002
@@ -315,6 +318,8 @@ def extract_amount(text: str, *, currency: str = "USD", min: float | None = None
             code = currency
     if code == "$":
         code = currency if currency in _DOLLAR_CURRENCIES else "USD"
+    if not value.is_finite() or abs(value) >= _MAX_AMOUNT:
+        return None
     value = value.quantize(Decimal("0.01")) if value != value.to_integral_value() else value.quantize(Decimal(1))
     if (min is not None and value < Decimal(str(min))) or (max is not None and value > Decimal(str(max))):
         return None

@@ -33,14 +33,17 @@ _MONTHS = ("January", "February", "March", "April", "May", "June", "July", "Augu
            "November", "December")
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _NOT_DIGITS = re.compile(r"\D+")
+# Past these a prompt would read for minutes: a template bug, not something to speak.
+MAX_SPOKEN_NUMBER = Decimal(10) ** 15
+MAX_SPOKEN_CHARACTERS = 64
 
 
 def say_digits(value: Any) -> str:
     """Each digit as a word: "0412" -> "zero four one two". Other characters are dropped."""
     text = str(value)
     digits = _NOT_DIGITS.sub("", text)
-    if not digits:
-        raise ValueError(f"'digits' needs digits, got {quote_prefix(text)}")
+    if not digits or len(digits) > MAX_SPOKEN_CHARACTERS:
+        raise ValueError(f"'digits' needs 1 to {MAX_SPOKEN_CHARACTERS} digits, got {quote_prefix(text)}")
     return " ".join(_DIGIT_WORDS[int(d)] for d in digits)
 
 
@@ -96,8 +99,9 @@ def say_amount(value: Any, currency: str = "USD") -> str:
 def say_spell(value: Any) -> str:
     """Each character on its own: "AB12" -> "A, B, one, two" (spaces and punctuation dropped)."""
     characters = [c for c in str(value) if c.isalnum()]
-    if not characters:
-        raise ValueError(f"'spell' needs letters or digits, got {quote_prefix(str(value))}")
+    if not characters or len(characters) > MAX_SPOKEN_CHARACTERS:
+        raise ValueError(f"'spell' needs 1 to {MAX_SPOKEN_CHARACTERS} letters or digits, "
+                         f"got {quote_prefix(str(value))}")
     return ", ".join(_DIGIT_WORDS[int(c)] if c.isdigit() else c.upper() for c in characters)
 
 
@@ -135,9 +139,12 @@ def _decimal(value: Any, filter_name: str) -> Decimal:
     if isinstance(value, bool):
         raise ValueError(f"{filter_name!r} needs a number, got {value}")
     try:
-        return value if isinstance(value, Decimal) else Decimal(str(value).strip().replace(",", ""))
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip().replace(",", ""))
     except InvalidOperation:
         raise ValueError(f"{filter_name!r} needs a number, got {quote_prefix(str(value))}") from None
+    if not number.is_finite() or abs(number) >= MAX_SPOKEN_NUMBER:
+        raise ValueError(f"{filter_name!r} reads numbers below 10^15, got {quote_prefix(str(value))}")
+    return number
 
 
 def _date(value: Any) -> date:

@@ -97,7 +97,7 @@ NUMBERS = [
     ("a dozen", 12), ("half a dozen", 6), ("a couple", 2), ("3.5", 3.5), ("three point five", 3.5),
     ("minus four", -4), ("negative ten", -10), ("eleven", 11), ("nineteen", 19), ("seventy", 70),
     ("four five six seven", 4), ("i'm 42 years old", 42), ("$50", 50), ("number 7", 7),
-    ("hello", None), ("", None), ("the third", None), ("yes", None),
+    ("hello", None), ("", None), ("the third", None), ("yes", None), ("9" * 400, None),
 ]
 
 
@@ -161,6 +161,8 @@ def test_choice_longest_phrase_wins():
     ("I paid $1,234.56 yesterday", Amount(Decimal("1234.56"), "USD")),
     ("one hundred and twenty dollars", Amount(Decimal("120"), "USD")),
     ("100", Amount(Decimal("100"), "USD")),
+    ("$" + "9" * 30, None),
+    ("€" + "9" * 40 + ",50", None),
     ("hello", None),
 ])
 def test_amount(text, expected):

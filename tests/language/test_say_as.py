@@ -49,12 +49,18 @@ def test_render_options():
 
 
 @pytest.mark.parametrize(("value", "name", "message"), [
-    ("abc", "digits", "'digits' needs digits, got 'abc'"),
+    ("abc", "digits", "'digits' needs 1 to 64 digits, got 'abc'"),
+    ("1" * 65, "digits", "'digits' needs 1 to 64 digits"),
+    ("9" * 1000, "number", "'number' reads numbers below 10^15, got '9999"),
+    ("NaN", "number", "'number' reads numbers below 10^15"),
+    ("-Infinity", "amount", "'amount' reads numbers below 10^15"),
+    ("1e9999", "amount", "'amount' reads numbers below 10^15"),
+    ("x" * 65, "spell", "'spell' needs 1 to 64 letters or digits"),
     ("x" * 500, "number", "'number' needs a number, got 'xxxx"),
     ("2.5", "ordinal", "'ordinal' needs a whole number"),
     ("next week", "date", "'date' needs a date like 2026-12-08"),
     ("teatime", "time", "'time' needs a time like 15:30"),
-    ("--", "spell", "'spell' needs letters or digits"),
+    ("--", "spell", "'spell' needs 1 to 64 letters or digits"),
     ("call me", "phone", "'phone' needs a phone number"),
     ("1", "shout", "unknown say-as filter 'shout'; known: digits"),
 ])
