@@ -23,3 +23,19 @@ def require_max_length(value: str | bytes, limit: int, what: str) -> None:
 
 async def abort_invalid(context: grpc.aio.ServicerContext, exc: InvalidArgument) -> None:
     await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+
+
+# What a service answers about a caller's own request: the same request would be refused again, so a
+# stream that ended this way is never resumed or retried (a process that dies or drains answers
+# UNAVAILABLE). UNKNOWN is an unhandled error in handling this very request: replaying it would hit
+# the same error.
+REFUSALS = frozenset({
+    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
+    grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNKNOWN,
+})
+
+
+def is_refusal(code: grpc.StatusCode) -> bool:
+    """Whether a call or stream that ended with ``code`` must not be retried or resumed."""
+    return code in REFUSALS

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import random
 import socket
 import time
@@ -41,6 +42,7 @@ from dialtone.media_gateway.media_types import (
     DtmfMode,
     NegotiatedMedia,
     PlaybackReport,
+    SrtpPolicy,
 )
 from dialtone.media_gateway.sip_stack import InboundOffer, SipLeg, SipStack
 from dialtone.media_gateway.speech_link import ChannelPool, SpeechLink
@@ -145,6 +147,11 @@ class CallBase:
         """What the dialog says about itself (transcripts, state); only a browser shows it."""
 
     # --- what every call shares --------------------------------------------------------------
+    def _on_speech_refused(self, code: str) -> None:
+        """The speech gateway refused this call's stream: nobody will listen, so the call ends."""
+        if not self.ended.is_set():
+            self.hangup("speech_refused")
+
     def now_ms(self) -> int:
         return int((time.monotonic() - self.started_monotonic) * 1000)
 
@@ -259,6 +266,8 @@ class Call(CallBase):
         self._sdp_version = 1
         self._transfer_target: str | None = None
         self._transfer_timer: asyncio.TimerHandle | None = None
+        self._secure_signalling = False     # the INVITE came over TLS: SDES keys may be taken
+        self._offered_srtp_key: bytes | None = None   # the key in an offer of ours awaiting its answer
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         leg.listener = self
@@ -297,7 +306,7 @@ class Call(CallBase):
     def _start_link(self) -> None:
         addresses = [a.strip() for a in self.manager.config.speech_gateway_address.split(",") if a.strip()]
         self.link = SpeechLink(addresses, self.session_id, self.call_info(), self._on_downlink,
-                               self.manager.channels)
+                               self.manager.channels, on_refused=self._on_speech_refused)
         self.link.start()
         self._watchdog = asyncio.create_task(self._watch_speech(self.link), name=f"speech-watch-{self.session_id}")
 
@@ -313,7 +322,15 @@ class Call(CallBase):
                 self.hangup("speech_unavailable")
 
     # --- inbound setup -----------------------------------------------------------------------
+    def _negotiate(self, parsed: sdp.SessionDescription) -> NegotiatedMedia:
+        """The answer to an offer (INVITE or re-INVITE); our SRTP key is kept across re-INVITEs."""
+        current = self.negotiated.srtp if self.negotiated is not None else None
+        return sdp.negotiate_answer(parsed, self.manager.codecs, srtp=self.manager.srtp_policy,
+                                    secure_signalling=self._secure_signalling,
+                                    local_key=current.local_key if current else os.urandom(sdp.SRTP_KEY_BYTES))
+
     def start_inbound(self, offer: InboundOffer) -> None:
+        self._secure_signalling = offer.transport == "tls"
         self._task = asyncio.create_task(self._setup_inbound(offer), name=f"call-setup-{self.session_id}")
 
     async def _setup_inbound(self, offer: InboundOffer) -> None:
@@ -324,7 +341,7 @@ class Call(CallBase):
                 return
             try:
                 parsed = sdp.parse_sdp(offer.sdp)
-                negotiated = sdp.negotiate_answer(parsed, self.manager.codecs)
+                negotiated = self._negotiate(parsed)
             except sdp.SdpError as exc:
                 reason = "Not Acceptable Here" if exc.sip_status == 488 else "Bad Request"
                 self._fail_setup(exc.sip_status, reason, str(exc))
@@ -368,6 +385,11 @@ class Call(CallBase):
 
     async def _setup_late_offer(self, received: float) -> None:
         """INVITE without SDP (delayed offer, RFC 3261 §13.2.1): we offer in the 200, the answer comes in the ACK."""
+        if self.manager.srtp_policy is SrtpPolicy.REQUIRED:
+            if not self._secure_signalling:
+                self._fail_setup(488, "Not Acceptable Here", "SRTP is required and SDES keys only travel over TLS")
+                return
+            self._offered_srtp_key = os.urandom(sdp.SRTP_KEY_BYTES)
         try:
             self.media = await self._open_media()
         except Exception as exc:  # noqa: BLE001 - no media, no call: tell the caller why
@@ -380,7 +402,7 @@ class Call(CallBase):
         self._sdp_version += 1
         our_offer = sdp.build_offer(self.manager.codecs, local_host=self._local_host(),
                                     local_port=self.media.local_port, session_id=self._sdp_session,
-                                    version=self._sdp_version)
+                                    version=self._sdp_version, srtp_key=self._offered_srtp_key)
         self._start_link()
         self.leg.ring()
         ring_s = self.manager.config.sip.ring_ms / 1000
@@ -419,7 +441,8 @@ class Call(CallBase):
             if self.direction == common_pb2.DIRECTION_OUTBOUND or self.negotiated is None:
                 # Our offer went out (Originate, or a late-offer INVITE): the answer is in the 200 / the ACK.
                 try:
-                    self.negotiated = sdp.accept_answer(sdp.parse_sdp(body or ""), self.manager.codecs)
+                    self.negotiated = sdp.accept_answer(sdp.parse_sdp(body or ""), self.manager.codecs,
+                                                        srtp_key=self._offered_srtp_key)
                 except sdp.SdpError as exc:
                     log.warning("outbound call %s: unusable SDP answer (%s); hanging up", leg.call_id, exc)
                     self.hangup("bad_answer")
@@ -450,7 +473,7 @@ class Call(CallBase):
         with session_context(self.session_id):
             try:
                 parsed = sdp.parse_sdp(body or "")
-                negotiated = sdp.negotiate_answer(parsed, self.manager.codecs)
+                negotiated = self._negotiate(parsed)
             except sdp.SdpError as exc:
                 log.info("re-INVITE refused: %s", exc)
                 leg.reject_reoffer(exc.sip_status, "Not Acceptable Here" if exc.sip_status == 488 else "Bad Request")
@@ -587,6 +610,7 @@ class CallManager(CallRegistry):
         self.config = config
         self.media_factory = media_factory
         self.codecs = tuple(config.sip.codecs)
+        self.srtp_policy = SrtpPolicy(config.sip.srtp)
         self.stack: Any = None
 
     def dialog_for(self, callee: str) -> str:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Literal
 
 from dialtone.common.config import GrpcServerConfig, MetricsConfig, ServiceConfig
 from dialtone.media_gateway.webrtc.config import WebRtcConfig
@@ -34,6 +35,9 @@ class SipConfig:
     tls_key_file: str = ""
     tls_ca_file: str = ""
     tls_verify_client: bool = False
+    # SRTP with SDES keys (RFC 4568) on RTP calls: off, optional (when the peer offers it) or required
+    # (a plain offer gets 488). Keys are only taken from INVITEs that came over TLS.
+    srtp: Literal["off", "optional", "required"] = "off"
     # Liveness: an OPTIONS to ourselves every interval; `self_check_misses` unanswered in a row (each
     # given `self_check_answer_s`) turn health NOT_SERVING and exit the process for a restart. 0 = off.
     self_check_interval_s: float = 1.5

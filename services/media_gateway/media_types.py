@@ -28,6 +28,25 @@ class Direction(enum.Enum):
         return self in (Direction.SENDRECV, Direction.RECVONLY)
 
 
+class SrtpPolicy(enum.StrEnum):
+    """Whether RTP calls use SRTP with SDES keys (RFC 4568): never, when the peer offers it, or always
+    (a plain offer gets 488). SDES keys travel in the SDP, so they are only ever taken over TLS."""
+
+    OFF = "off"
+    OPTIONAL = "optional"
+    REQUIRED = "required"
+
+
+@dataclasses.dataclass(frozen=True)
+class SrtpKeys:
+    """One SRTP stream pair: the crypto suite, the a=crypto tag, and the 30-byte master key+salt each way."""
+
+    suite: str          # "AES_CM_128_HMAC_SHA1_80" | "AES_CM_128_HMAC_SHA1_32"
+    tag: int
+    local_key: bytes    # what we encrypt with (sent in our SDP)
+    remote_key: bytes   # what the peer encrypts with (from its SDP)
+
+
 @dataclasses.dataclass(frozen=True)
 class NegotiatedMedia:
     """The audio stream both sides agreed on."""
@@ -41,6 +60,7 @@ class NegotiatedMedia:
     remote_host: str                 # c= address of the peer (latched to the real source later)
     remote_port: int
     direction: Direction             # our direction in the answer
+    srtp: SrtpKeys | None = None     # SDES-keyed SRTP, or plain RTP
 
 
 class CallState(enum.StrEnum):

@@ -3,8 +3,10 @@
 ``parse_sdp(text)`` reads a session description into plain values (raising ``SdpError``
 with the SIP status to answer); ``negotiate_answer(offer, prefs)`` picks the best common
 codec in our preference order and our direction (``SdpNotAcceptable`` -> 488 when there is
-none); ``build_answer`` / ``build_offer`` write the SDP we send; ``accept_answer`` reads the
-peer's answer to an offer we made (UAC side).
+none), and SRTP keys when the offer is RTP/SAVP with an SDES ``a=crypto`` we support and the
+policy and signalling allow it (RFC 4568: keys only over TLS); ``build_answer`` /
+``build_offer`` write the SDP we send; ``accept_answer`` reads the peer's answer to an offer
+we made (UAC side).
 
 Hand-written on purpose: sippy's ``SdpBody`` only splits lines and keeps strings, it has no
 offer/answer rules, and its parse errors cannot be told apart from bugs. The grammar we need
@@ -13,17 +15,24 @@ offer/answer rules, and its parse errors cannot be told apart from bugs. The gra
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import ipaddress
 
-from dialtone.media_gateway.media_types import Direction, NegotiatedMedia
+from dialtone.media_gateway.media_types import Direction, NegotiatedMedia, SrtpKeys, SrtpPolicy
 
 __all__ = [
-    "CODECS", "Codec", "MediaDescription", "SdpError", "SdpNotAcceptable", "SessionDescription",
+    "CODECS", "SRTP_KEY_BYTES", "Codec", "Crypto", "MediaDescription", "SdpError", "SdpNotAcceptable",
+    "SessionDescription",
     "accept_answer", "build_answer", "build_offer", "negotiate_answer", "parse_sdp",
 ]
 
 MAX_SDP_BYTES = 16 * 1024
+SRTP_SUITES = ("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32")   # in our preference order
+SRTP_KEY_BYTES = 30   # 16-byte master key + 14-byte salt (RFC 4568 §6.2.1)
+_PLAIN_PROTOS = ("RTP/AVP", "RTP/AVPF")
+_SECURE_PROTOS = ("RTP/SAVP", "RTP/SAVPF")
 
 
 class SdpError(ValueError):
@@ -78,6 +87,15 @@ class RtpFormat:
 
 
 @dataclasses.dataclass(frozen=True)
+class Crypto:
+    """One ``a=crypto:<tag> <suite> inline:<key||salt>[|lifetime][|MKI]`` line (RFC 4568)."""
+
+    tag: int
+    suite: str
+    key: bytes      # decoded master key + salt
+
+
+@dataclasses.dataclass(frozen=True)
 class MediaDescription:
     media: str                  # "audio", "video", ...
     port: int
@@ -87,6 +105,11 @@ class MediaDescription:
     direction: Direction        # as the offerer wrote it (session-level default applied)
     ptime_ms: int | None
     raw_fmt: str                # the m-line's format list, echoed when we reject the line
+    crypto: tuple[Crypto, ...] = ()   # SDES keys we can use (other suites and unreadable lines left out)
+
+    @property
+    def secure(self) -> bool:
+        return self.proto in _SECURE_PROTOS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,7 +121,7 @@ class SessionDescription:
 
     def audio_index(self) -> int | None:
         for index, media in enumerate(self.media):
-            if media.media == "audio" and media.port > 0 and media.proto in ("RTP/AVP", "RTP/AVPF"):
+            if media.media == "audio" and media.port > 0 and media.proto in (*_PLAIN_PROTOS, *_SECURE_PROTOS):
                 return index
         return None
 
@@ -135,6 +158,7 @@ class _MediaBuilder:
         self.direction: Direction | None = None
         self.ptime: int | None = None
         self.unreadable: set[int] = set()
+        self.crypto: list[Crypto] = []
 
     def attribute(self, name: str, value: str) -> None:
         if name == "rtpmap":
@@ -160,6 +184,10 @@ class _MediaBuilder:
             self.direction = _DIRECTIONS[name]
         elif name == "ptime":
             self.ptime = _parse_int(value.strip(), "ptime", 1, 1000)
+        elif name == "crypto" and len(self.crypto) < 16:
+            crypto = _parse_crypto(value)
+            if crypto is not None:
+                self.crypto.append(crypto)
 
     def build(self, session_connection: str | None, session_direction: Direction) -> MediaDescription:
         formats = []
@@ -175,7 +203,27 @@ class _MediaBuilder:
             formats.append(RtpFormat(pt, enc, rate, channels, self.fmtp.get(pt, "")))
         return MediaDescription(self.media, self.port, self.proto, tuple(formats),
                                 self.connection or session_connection,
-                                self.direction or session_direction, self.ptime, self.raw_fmt)
+                                self.direction or session_direction, self.ptime, self.raw_fmt, tuple(self.crypto))
+
+
+def _parse_crypto(value: str) -> Crypto | None:
+    """An a=crypto value we can use, or None (another suite, session parameters, MKI, a bad key)."""
+    parts = value.split()
+    if len(parts) != 3 or not parts[0].isdigit() or len(parts[0]) > 9 or parts[1] not in SRTP_SUITES:
+        return None
+    params = parts[2]
+    if not params.startswith("inline:") or ";" in params:   # one key only: no multiple key params
+        return None
+    key_text, *rest = params[len("inline:"):].split("|")
+    if any(":" in item for item in rest):   # an MKI: pylibsrtp sessions here run without one
+        return None
+    try:
+        key = base64.b64decode(key_text, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(key) != SRTP_KEY_BYTES:
+        return None
+    return Crypto(int(parts[0]), parts[1], key)
 
 
 def parse_sdp(text: str) -> SessionDescription:
@@ -256,13 +304,38 @@ def _telephone_event(media: MediaDescription, clock_rate: int) -> RtpFormat | No
     return None
 
 
+def _srtp_keys(media: MediaDescription, policy: SrtpPolicy, secure_signalling: bool,
+               local_key: bytes) -> SrtpKeys | None:
+    """The SRTP keys for an offered stream, or None for plain RTP; SdpNotAcceptable (488) when the offer
+    and the policy cannot meet."""
+    if not media.secure:
+        if policy is SrtpPolicy.REQUIRED:
+            raise SdpNotAcceptable("SDP: SRTP is required here and the offer is plain RTP/AVP")
+        return None
+    if policy is SrtpPolicy.OFF:
+        raise SdpNotAcceptable("SDP: the offer is RTP/SAVP only and SRTP is off here")
+    if not secure_signalling:
+        raise SdpNotAcceptable("SDP: SDES keys are only taken over TLS (sips: or transport=tls)")
+    for suite in SRTP_SUITES:
+        crypto = next((c for c in media.crypto if c.suite == suite), None)
+        if crypto is not None:
+            if len(local_key) != SRTP_KEY_BYTES:
+                raise ValueError(f"local SRTP key must be {SRTP_KEY_BYTES} bytes")
+            return SrtpKeys(crypto.suite, crypto.tag, local_key, crypto.key)
+    raise SdpNotAcceptable(f"SDP: no a=crypto with a suite we support ({', '.join(SRTP_SUITES)})")
+
+
 def negotiate_answer(offer: SessionDescription, preference: tuple[str, ...], *,
-                     local_hold: bool = False) -> NegotiatedMedia:
-    """Choose codec, telephone-event, ptime and our direction for the offer's first audio stream."""
+                     local_hold: bool = False, srtp: SrtpPolicy = SrtpPolicy.OFF, secure_signalling: bool = False,
+                     local_key: bytes = b"") -> NegotiatedMedia:
+    """Choose codec, telephone-event, ptime, our direction and SRTP keys for the offer's first audio
+    stream. ``local_key`` (30 random bytes) is ours should the stream be SRTP; the caller makes it, so
+    this stays a pure function."""
     index = offer.audio_index()
     if index is None:
-        raise SdpNotAcceptable("SDP: no audio stream over RTP/AVP in the offer")
+        raise SdpNotAcceptable("SDP: no audio stream over RTP/AVP or RTP/SAVP in the offer")
     media = offer.media[index]
+    keys = _srtp_keys(media, srtp, secure_signalling, local_key)
     fmt, codec = _pick(media, preference)
     event = _telephone_event(media, codec.clock_rate)
     offered = media.direction
@@ -277,7 +350,7 @@ def negotiate_answer(offer: SessionDescription, preference: tuple[str, ...], *,
         channels=fmt.channels if codec.name == "opus" else 1,
         ptime_ms=media.ptime_ms or 20,
         telephone_event_pt=event.payload_type if event else None,
-        remote_host=media.connection or "0.0.0.0", remote_port=media.port, direction=direction)
+        remote_host=media.connection or "0.0.0.0", remote_port=media.port, direction=direction, srtp=keys)
 
 
 def _rtpmap_lines(pt: int, name: str, rate: int, channels: int, fmtp: str = "") -> list[str]:
@@ -314,6 +387,9 @@ def build_answer(offer: SessionDescription, negotiated: NegotiatedMedia, *, loca
                                    "0-16")
         lines.append(f"a=ptime:{negotiated.ptime_ms}")
         lines.append(f"a={negotiated.direction.value}")
+        if negotiated.srtp is not None:
+            key = base64.b64encode(negotiated.srtp.local_key).decode("ascii")
+            lines.append(f"a=crypto:{negotiated.srtp.tag} {negotiated.srtp.suite} inline:{key}")
     return "\r\n".join(lines) + "\r\n"
 
 
@@ -323,8 +399,10 @@ TELEPHONE_EVENT_PTS = {8000: 101, 48000: 110}
 
 
 def build_offer(preference: tuple[str, ...], *, local_host: str, local_port: int, session_id: int,
-                version: int, direction: Direction = Direction.SENDRECV, ptime_ms: int = 20) -> str:
-    """An offer with every codec we support, in preference order, plus telephone-event."""
+                version: int, direction: Direction = Direction.SENDRECV, ptime_ms: int = 20,
+                srtp_key: bytes | None = None) -> str:
+    """An offer with every codec we support, in preference order, plus telephone-event; with ``srtp_key``
+    an RTP/SAVP offer carrying it (AES_CM_128_HMAC_SHA1_80)."""
     lines = _header(local_host, session_id, version)
     formats: list[tuple[int, str, int, int]] = []
     for name in preference:
@@ -336,21 +414,31 @@ def build_offer(preference: tuple[str, ...], *, local_host: str, local_port: int
     rates = sorted({rate for _, _, rate, _ in formats})
     events = [(TELEPHONE_EVENT_PTS[rate], "telephone-event", rate, 1) for rate in rates if rate in TELEPHONE_EVENT_PTS]
     all_formats = formats + events
-    lines.append(f"m=audio {local_port} RTP/AVP {' '.join(str(f[0]) for f in all_formats)}")
+    proto = "RTP/SAVP" if srtp_key is not None else "RTP/AVP"
+    lines.append(f"m=audio {local_port} {proto} {' '.join(str(f[0]) for f in all_formats)}")
     for pt, name, rate, channels in all_formats:
         lines += _rtpmap_lines(pt, name, rate, channels, "0-16" if name == "telephone-event" else "")
     lines.append(f"a=ptime:{ptime_ms}")
     lines.append(f"a={direction.value}")
+    if srtp_key is not None:
+        lines.append(f"a=crypto:1 {SRTP_SUITES[0]} inline:{base64.b64encode(srtp_key).decode('ascii')}")
     return "\r\n".join(lines) + "\r\n"
 
 
 def accept_answer(answer: SessionDescription, preference: tuple[str, ...],
-                  offered_direction: Direction = Direction.SENDRECV) -> NegotiatedMedia:
-    """Read the peer's answer to our offer (UAC): the first codec it kept that we offered."""
+                  offered_direction: Direction = Direction.SENDRECV, srtp_key: bytes | None = None) -> NegotiatedMedia:
+    """Read the peer's answer to our offer (UAC): the first codec it kept that we offered, and its SRTP
+    key when we offered ``srtp_key``."""
     index = answer.audio_index()
     if index is None:
         raise SdpNotAcceptable("SDP answer: the audio stream was rejected")
     media = answer.media[index]
+    keys = None
+    if srtp_key is not None:
+        crypto = next((c for c in media.crypto if c.suite == SRTP_SUITES[0]), None)
+        if not media.secure or crypto is None:
+            raise SdpNotAcceptable("SDP answer: we offered SRTP and the answer has no usable a=crypto")
+        keys = SrtpKeys(crypto.suite, crypto.tag, srtp_key, crypto.key)
     fmt, codec = None, None
     wanted = {name.lower() for name in preference}
     for candidate in media.formats:
@@ -370,4 +458,4 @@ def accept_answer(answer: SessionDescription, preference: tuple[str, ...],
         codec=codec.name, payload_type=fmt.payload_type, clock_rate=codec.clock_rate,
         channels=fmt.channels if codec.name == "opus" else 1, ptime_ms=media.ptime_ms or 20,
         telephone_event_pt=event.payload_type if event else None,
-        remote_host=media.connection or "0.0.0.0", remote_port=media.port, direction=mirrored)
+        remote_host=media.connection or "0.0.0.0", remote_port=media.port, direction=mirrored, srtp=keys)

@@ -44,6 +44,7 @@ class InboundOffer:
     headers: tuple[tuple[str, str], ...]  # every header as received (name, value)
     sdp: str | None
     source: tuple[str, int]
+    transport: str = "udp"               # the connection it came on: udp, tcp or tls
 
 
 class LegListener(Protocol):

@@ -277,7 +277,8 @@ class SipStack:
         offer = InboundOffer(
             call_id=leg.call_id, caller=str(from_url), callee=req.getRURI().username or "",
             headers=_headers_of(req, self._tm.current_datagram), sdp=_body_text(req.getBody()),
-            source=(str(source[0]), int(source[1])) if source else ("", 0))
+            source=(str(source[0]), int(source[1])) if source else ("", 0),
+            transport=str(req.getSource(ver=2)[1]).lower() if source else "udp")
         self.bridge.to_asyncio(self._listener.on_invite, leg, offer)
         return result
 

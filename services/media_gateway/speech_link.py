@@ -4,8 +4,10 @@ Up: ``CallStart`` first, then whatever the call queues (audio frames, DTMF, play
 reports, transfer results, ``CallEnd``). Down: each ``MediaDownlink`` goes to ``on_downlink``.
 If the stream breaks while the call is up, the link reconnects -- to the next replica
 address when several are configured -- and opens with ``CallStart(resume=true)``; the call
-itself never notices beyond the frames lost meanwhile. The uplink queue is bounded: when the
-speech side stalls, audio frames are dropped (counted), control messages are kept.
+itself never notices beyond the frames lost meanwhile. A refusal (INVALID_ARGUMENT and the like:
+the speech side will refuse the same stream again) is never retried: ``on_refused`` is told and
+the call ends. The uplink queue is bounded: when the speech side stalls, audio frames are
+dropped (counted), control messages are kept.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 import grpc
+from dialtone.common.grpc_validation import is_refusal
 from dialtone.common.metrics import counter
 from dialtone.v1 import common_pb2
 from dialtone.v1 import speech_gateway_pb2 as spb
@@ -23,6 +26,8 @@ from dialtone.v1 import speech_gateway_pb2_grpc as spb_grpc
 
 log = logging.getLogger(__name__)
 
+STREAM_REFUSALS = counter("media_speech_stream_refusals_total", "speech streams the speech gateway refused, by code",
+                          ["code"])
 STREAM_RECONNECTS = counter("media_speech_stream_reconnects_total", "speech streams reopened with resume=true")
 UPLINK_DROPPED = counter("media_speech_uplink_dropped_total", "uplink audio frames dropped: speech side too slow")
 
@@ -54,13 +59,15 @@ class ChannelPool:
 
 class SpeechLink:
     def __init__(self, addresses: list[str], session_id: str, call: common_pb2.CallInfo,
-                 on_downlink: Callable[[spb.MediaDownlink], None], pool: ChannelPool) -> None:
+                 on_downlink: Callable[[spb.MediaDownlink], None], pool: ChannelPool,
+                 on_refused: Callable[[str], None] | None = None) -> None:
         if not addresses:
             raise ValueError("SpeechLink needs at least one speech gateway address")
         self._addresses = addresses
         self._session_id = session_id
         self._call = call
         self._on_downlink = on_downlink
+        self._on_refused = on_refused
         self._pool = pool
         self._queue: asyncio.Queue[object] = asyncio.Queue()
         self._seq = 0
@@ -156,6 +163,14 @@ class SpeechLink:
                 log.warning("speech stream ended by the server; reconnecting")
             except grpc.aio.AioRpcError as exc:
                 if self._closing:
+                    return
+                if is_refusal(exc.code()):
+                    STREAM_REFUSALS.labels(exc.code().name).inc()
+                    log.warning("speech gateway %s refused the call's stream (%s: %.200s); not retrying",
+                                address, exc.code().name, exc.details() or "")
+                    self._closing = True
+                    if self._on_refused is not None:
+                        self._on_refused(exc.code().name)
                     return
                 log.warning("speech stream to %s broke (%s); reconnecting", address, exc.code().name)
             self.connected.clear()

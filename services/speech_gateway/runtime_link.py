@@ -23,6 +23,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
+from dialtone.common.grpc_validation import is_refusal
 from dialtone.common.errors import quote_prefix
 from dialtone.speech_gateway.metrics import RUNTIME_RECONNECTS, RUNTIME_REFUSALS
 from dialtone.v1 import conversation_runtime_pb2 as rpb
@@ -35,21 +36,6 @@ ActionHandler = Callable[[rpb.DialogAction], Awaitable[None]]
 # Events written and kept for a replay after a break: far more than a call produces between two
 # saves of its session (one save per event), small enough to re-send in one go.
 REPLAYED_EVENTS = 32
-
-
-# What the runtime answers about this call's own request: the same request is refused again.
-# UNKNOWN is an unhandled error in the runtime's handling of this call (a process that dies or
-# drains answers UNAVAILABLE); resumed, the same event would be replayed into it.
-REFUSALS = frozenset({
-    grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.ALREADY_EXISTS,
-    grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.OUT_OF_RANGE, grpc.StatusCode.PERMISSION_DENIED,
-    grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNKNOWN,
-})
-
-
-def is_refusal(code: grpc.StatusCode) -> bool:
-    """Whether a stream that ended with ``code`` must not be resumed."""
-    return code in REFUSALS
 
 
 class RuntimeUnavailable(Exception):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
-from dialtone.media_gateway.media_types import Direction
+from dialtone.media_gateway.media_types import Direction, SrtpKeys, SrtpPolicy
 from dialtone.media_gateway.sdp import (
     SdpError,
     SdpNotAcceptable,
@@ -71,7 +73,7 @@ REJECT_TABLE = [
     ("g729 only", offer("m=audio 6000 RTP/AVP 18", "a=rtpmap:18 G729/8000"), 488, "no common codec"),
     ("no audio", offer("m=video 6000 RTP/AVP 31"), 488, "no audio stream"),
     ("audio port 0", offer("m=audio 0 RTP/AVP 0"), 488, "no audio stream"),
-    ("srtp only", offer("m=audio 6000 RTP/SAVP 0"), 488, "no audio stream"),
+    ("srtp only, srtp off", offer("m=audio 6000 RTP/SAVP 0"), 488, "SRTP is off here"),
     ("opus at wrong rate", offer("m=audio 6000 RTP/AVP 96", "a=rtpmap:96 opus/8000"), 488, "no common codec"),
     ("not sdp", "hello\r\n", 400, "must start with v=0"),
     ("no origin", "v=0\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 1 RTP/AVP 0\r\n", 400, "missing o="),
@@ -129,3 +131,42 @@ def test_offer_then_answer_round_trip() -> None:
     ours_media = accept_answer(parse_sdp(text), ("opus", "PCMA"))
     assert (ours_media.codec, ours_media.remote_host, ours_media.remote_port) == ("PCMA", "127.0.0.2", 5000)
     assert ours_media.direction is Direction.SENDRECV
+
+
+KEY = bytes(range(30))
+THEIR_KEY = base64.b64encode(bytes(range(100, 130))).decode()
+SAVP = offer("m=audio 6000 RTP/SAVP 0 101", "a=rtpmap:101 telephone-event/8000",
+             "a=crypto:1 AES_CM_256_HMAC_SHA1_80 inline:" + base64.b64encode(bytes(46)).decode(),
+             f"a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{THEIR_KEY}|2^20")
+
+
+def test_sdes_offer_over_tls_is_answered_with_our_key() -> None:
+    """RTP/SAVP with a suite we run (the unknown 256-bit one skipped): the answer keeps the proto, the
+    offer's tag and suite, and carries our key; the peer's key is decoded for the receiver."""
+    negotiated = negotiate_answer(parse_sdp(SAVP), PREFS, srtp=SrtpPolicy.OPTIONAL, secure_signalling=True,
+                                  local_key=KEY)
+    assert negotiated.srtp == SrtpKeys("AES_CM_128_HMAC_SHA1_80", 2, KEY, bytes(range(100, 130)))
+    answer = build_answer(parse_sdp(SAVP), negotiated, local_host="192.0.2.1", local_port=4000, session_id=1,
+                          version=1)
+    assert "m=audio 4000 RTP/SAVP 0 101" in answer
+    assert f"a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{base64.b64encode(KEY).decode()}" in answer
+
+
+@pytest.mark.parametrize(("text", "policy", "secure", "reason"), [
+    (SAVP, SrtpPolicy.OPTIONAL, False, "only taken over TLS"),
+    (SAVP, SrtpPolicy.OFF, True, "SRTP is off here"),
+    (offer("m=audio 6000 RTP/AVP 0"), SrtpPolicy.REQUIRED, True, "SRTP is required"),
+    (offer("m=audio 6000 RTP/SAVP 0", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:c2hvcnQ="), SrtpPolicy.REQUIRED,
+     True, "no a=crypto with a suite we support"),
+])
+def test_srtp_policy_refusals_are_488(text: str, policy: SrtpPolicy, secure: bool, reason: str) -> None:
+    """SDES keys over plain signalling, SAVP with SRTP off, plain RTP where SRTP is required, or no usable
+    key: 488 with the reason."""
+    with pytest.raises(SdpNotAcceptable, match=reason):
+        negotiate_answer(parse_sdp(text), PREFS, srtp=policy, secure_signalling=secure, local_key=KEY)
+
+
+def test_plain_offer_stays_plain_when_srtp_is_optional() -> None:
+    negotiated = negotiate_answer(parse_sdp(offer("m=audio 6000 RTP/AVP 0")), PREFS, srtp=SrtpPolicy.OPTIONAL,
+                                  secure_signalling=True, local_key=KEY)
+    assert negotiated.srtp is None

@@ -27,7 +27,7 @@ CALL_JITTER = metrics.histogram("rtp_call_jitter_seconds", "Interarrival jitter 
 CALL_LOSS = metrics.histogram("rtp_call_loss_ratio", "Fraction of RTP packets lost per call",
                               ["codec"], buckets=(0.0, 0.001, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0))
 
-DROP_REASONS = ("malformed", "oversized", "foreign_source", "payload_type", "not_started")
+DROP_REASONS = ("malformed", "oversized", "foreign_source", "payload_type", "not_started", "srtp_auth")
 
 
 _COUNTED = (("packets_in", PACKETS_RECEIVED), ("packets_out", PACKETS_SENT), ("packets_lost", PACKETS_LOST),

@@ -30,6 +30,7 @@ from dialtone.media_gateway.media.ports import PortAllocator
 from dialtone.media_gateway.media.receive import ReceiveStream
 from dialtone.media_gateway.media.rtcp import build_bye, build_report
 from dialtone.media_gateway.media.send import SendStream
+from dialtone.media_gateway.media.srtp import SrtpContext
 from dialtone.media_gateway.media.udp import GuardedTransport, RateLimitedLog, quiet_library_loggers
 from dialtone.media_gateway.media_types import DtmfDigit, NegotiatedMedia, PlaybackReport
 
@@ -130,10 +131,12 @@ class MediaSession:
         return session
 
     async def _bind(self, rtp_sock: socket.socket, rtcp_sock: socket.socket) -> None:
-        rtp = GuardedTransport(self._on_rtp_datagram, self._on_rtcp_datagram, self._on_socket_error)
+        rtp = GuardedTransport(self._on_rtp_datagram, self._on_rtcp_datagram, self._on_socket_error,
+                               self._on_srtp_drop)
         await self._loop.create_datagram_endpoint(lambda: rtp, sock=rtp_sock)
         self._rtp = rtp
-        rtcp = GuardedTransport(self._on_rtcp_datagram, self._on_rtcp_datagram, self._on_socket_error)
+        rtcp = GuardedTransport(self._on_rtcp_datagram, self._on_rtcp_datagram, self._on_socket_error,
+                                self._on_srtp_drop)
         await self._loop.create_datagram_endpoint(lambda: rtcp, sock=rtcp_sock)
         self._rtcp = rtcp
         self._sender = RtpSender(transport=rtp, payload_type=0, enable_history=False)
@@ -197,6 +200,12 @@ class MediaSession:
                 media.remote_host, media.remote_port)
             self._latched = None   # latch again onto whoever sends first from the new offer
             self._rtcp_latched = None
+        if previous is None or previous.srtp != media.srtp:
+            # ValueError (an unknown suite) before anything is sent in the clear or with the old keys
+            context = SrtpContext(media.srtp) if media.srtp is not None else None
+            for transport in (self._rtp, self._rtcp):
+                if transport is not None:
+                    transport.srtp = context
         self._media = media
 
     async def close(self) -> None:
@@ -401,6 +410,9 @@ class MediaSession:
             return
         self._rtcp.send(data, target)
         self._rtcp_out += 1
+
+    def _on_srtp_drop(self) -> None:
+        self._dropped["srtp_auth"] += 1
 
     def _on_socket_error(self, exc: Exception) -> None:
         self._socket_errors += 1

@@ -39,7 +39,8 @@ class LinkFactory(Protocol):
     """Opens a call's link (``wiring.SpeechLinks``); ``close()`` releases what the links share."""
 
     def __call__(self, session_id: str, call_info: common_pb2.CallInfo,
-                 on_downlink: Callable[[spb.MediaDownlink], None]) -> Link: ...
+                 on_downlink: Callable[[spb.MediaDownlink], None],
+                 on_refused: Callable[[str], None] | None = None) -> Link: ...
     async def close(self) -> None: ...
 
 
@@ -90,7 +91,8 @@ class WebRtcCall(CallBase):
             self._publish("timing", name="answer_ms", ms=self.leg.now_ms() - received)
             self._publish("state", state="connecting", codec=self.leg.codec)
             try:
-                self.link = self._link_factory(self.session_id, self.call_info(), self._on_downlink)
+                self.link = self._link_factory(self.session_id, self.call_info(), self._on_downlink,
+                                               self._on_speech_refused)
                 self.link.start()
             except BaseException:
                 await self.leg.close()  # no browser call without its speech stream

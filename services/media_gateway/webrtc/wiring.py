@@ -24,8 +24,9 @@ class SpeechLinks:
         self._pool = pool or ChannelPool()
 
     def __call__(self, session_id: str, call_info: common_pb2.CallInfo,
-                 on_downlink: Callable[[spb.MediaDownlink], None]) -> SpeechLink:
-        return SpeechLink(self._addresses, session_id, call_info, on_downlink, self._pool)
+                 on_downlink: Callable[[spb.MediaDownlink], None],
+                 on_refused: Callable[[str], None] | None = None) -> SpeechLink:
+        return SpeechLink(self._addresses, session_id, call_info, on_downlink, self._pool, on_refused)
 
     async def close(self) -> None:
         if self._owns_pool:
