@@ -39,6 +39,33 @@ class MetricsConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0 = any free port (logged at start)
     enabled: bool = True
+    # The bearer token scrapers send (Authorization: Bearer ...), required when host is beyond loopback:
+    # the value (set it through DIALTONE_<SERVICE>__METRICS__TOKEN, not in a file in git) or a file holding it.
+    token: str = ""
+    token_file: str = ""
+
+
+@dataclasses.dataclass
+class TokenConfig:
+    """A bearer token an API's callers must present (``dialtone.common.auth``): the value (set it through
+    the environment, e.g. DIALTONE_MEDIA_GATEWAY__CONTROL__TOKEN) or a file holding it (a mounted Secret)."""
+
+    token: str = ""
+    token_file: str = ""
+
+
+@dataclasses.dataclass
+class TlsConfig:
+    """Mutual TLS on every gRPC hop (``dialtone.common.tls``), off while cert_file is empty. The one
+    certificate is this service's identity as a server and as the client of the next service; the
+    files are read again when they change."""
+
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""          # the CA every peer's certificate must chain to (clients' and servers')
+    # A plaintext port that serves only grpc.health.v1, for probes that cannot speak TLS (the kubelet's);
+    # 0 = none.
+    health_port: int = 0
 
 
 @dataclasses.dataclass
@@ -53,6 +80,7 @@ class ServiceConfig:
 
     grpc: GrpcServerConfig = dataclasses.field(default_factory=GrpcServerConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    tls: TlsConfig = dataclasses.field(default_factory=TlsConfig)
     log: LogConfig = dataclasses.field(default_factory=LogConfig)
     shutdown_grace_s: float = 10.0
 

@@ -1,7 +1,11 @@
 """gRPC service bootstrap shared by the four services.
 
 ``create_server(config, app)`` builds a ``grpc.aio`` server with health, reflection
-and metrics and returns it with its bound port (tests bind port 0).
+and metrics and returns it with its bound port (tests bind port 0). With a ``tls`` section it
+serves mutual TLS only (``dialtone.common.tls``), plus, when ``tls.health_port`` is set, a
+plaintext port with nothing but grpc.health.v1 for probes that cannot speak TLS. An app's
+control services (``control_auth``) need a bearer token (``dialtone.common.auth``); so does the
+metrics endpoint bound beyond loopback.
 ``run_service(name, config, app)`` runs one until SIGTERM/SIGINT, then drains:
 health turns NOT_SERVING, the app stops taking new work and finishes what it holds
 (bounded by ``shutdown_grace_s``), the server stops, and the process exits 0. An app
@@ -19,8 +23,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import grpc
-from dialtone.common.config import ServiceConfig
+from dialtone.common.auth import BearerTokenInterceptor, load_token, require_token
+from dialtone.common.config import ServiceConfig, TlsConfig
+from dialtone.common.grpc_channel import channel
 from dialtone.common.metrics import counter, histogram, start_metrics_server
+from dialtone.common.tls import grpc_server_credentials, mutual_tls
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -53,6 +60,9 @@ class ServiceApp(Protocol):
     # Optional: ``async def watch(self) -> str`` returns (the reason) once the app can no longer
     # serve although the process runs; health then turns NOT_SERVING and the process exits
     # with EXIT_UNHEALTHY so that its supervisor restarts it.
+    # Optional: ``def control_auth(self) -> tuple[list[str], str]``: full names of services whose
+    # calls need ``authorization: Bearer <token>``, and the token ("" = open; the app refuses, at
+    # construction, an open control API bound beyond loopback).
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
@@ -123,11 +133,23 @@ def _code_name(context: grpc.aio.ServicerContext) -> str | None:
 
 class RunningServer:
     def __init__(self, server: grpc.aio.Server, port: int, health_servicer: health.aio.HealthServicer,
-                 names: list[str]) -> None:
+                 names: list[str], health_server: grpc.aio.Server | None = None, health_port: int = 0) -> None:
         self.server = server
         self.port = port
         self.health = health_servicer
         self.names = names
+        self.health_server = health_server     # the plaintext health-only server (tls.health_port)
+        self.health_port = health_port
+
+    async def start(self) -> None:
+        await self.server.start()
+        if self.health_server is not None:
+            await self.health_server.start()
+
+    async def stop(self, grace: float) -> None:
+        if self.health_server is not None:
+            await self.health_server.stop(grace)
+        await self.server.stop(grace)
 
     async def set_serving(self) -> None:
         for name in ["", *self.names]:
@@ -137,21 +159,51 @@ class RunningServer:
 def create_server(config: ServiceConfig, app: ServiceApp) -> tuple[RunningServer, int]:
     """Build (not start) the gRPC server for ``app``; returns it and its bound port."""
     size = config.grpc.max_message_bytes
-    server = grpc.aio.server(
-        interceptors=[MetricsInterceptor()],
-        options=[("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size),
-                 ("grpc.so_reuseport", 0)],
-    )
+    options = [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size),
+               ("grpc.so_reuseport", 0)]
+    tls = mutual_tls(config.tls)
+    interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor()]
+    control_auth = getattr(app, "control_auth", None)
+    if control_auth is not None:
+        guarded, token = control_auth()
+        if token:   # after the metrics one, so refused calls are counted (UNAUTHENTICATED)
+            interceptors.append(BearerTokenInterceptor(token, guarded))
+    server = grpc.aio.server(interceptors=interceptors, options=options)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = app.register(server)
     reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-    host = config.grpc.host
-    address = f"[{host}]:{config.grpc.port}" if ":" in host else f"{host}:{config.grpc.port}"
-    port = server.add_insecure_port(address)
+    address = _address(config.grpc.host, config.grpc.port)
+    if tls is None:
+        port = server.add_insecure_port(address)
+    else:
+        port = server.add_secure_port(address, grpc_server_credentials(tls))
     if port == 0:
         raise OSError(f"cannot bind gRPC port {address}")
-    return RunningServer(server, port, health_servicer, names), port
+    health_server, health_port = None, 0
+    if tls is not None and config.tls.health_port:
+        # Its own server: nothing but health can be reached without a certificate, whatever the method.
+        health_server = grpc.aio.server(options=options)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_server)
+        health_address = _address(config.grpc.host, config.tls.health_port)
+        health_port = health_server.add_insecure_port(health_address)
+        if health_port == 0:
+            raise OSError(f"cannot bind the plaintext health port {health_address}")
+    return RunningServer(server, port, health_servicer, names, health_server, health_port), port
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _start_metrics(config: ServiceConfig) -> int | None:
+    """Serve /metrics when enabled; beyond loopback only with a token (ConfigError otherwise)."""
+    metrics = config.metrics
+    if not metrics.enabled:
+        return None
+    token = load_token(metrics.token, metrics.token_file, "metrics")
+    require_token(metrics.host, token, "metrics", "the metrics endpoint")
+    return start_metrics_server(metrics.host, metrics.port, token)
 
 
 async def run_service(name: str, config: ServiceConfig, app: ServiceApp) -> int:
@@ -161,15 +213,14 @@ async def run_service(name: str, config: ServiceConfig, app: ServiceApp) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    metrics_port = None
-    if config.metrics.enabled:
-        metrics_port = start_metrics_server(config.metrics.host, config.metrics.port)
+    metrics_port = _start_metrics(config)
     running, port = create_server(config, app)
     await app.start()
-    await running.server.start()
+    await running.start()
     await running.set_serving()
     log.info("serving", extra={"event": "serving", "grpc_port": port, "metrics_port": metrics_port,
-                               "services": ",".join(running.names)})
+                               "services": ",".join(running.names), "tls": config.tls.cert_file != "",
+                               "health_port": running.health_port})
 
     watch = getattr(app, "watch", None)
     if watch is not None:
@@ -186,7 +237,7 @@ async def run_service(name: str, config: ServiceConfig, app: ServiceApp) -> int:
         await asyncio.wait_for(app.drain(), timeout=max(0.0, deadline - loop.time()))
     except TimeoutError:
         log.warning("grace period over with work still in hand; stopping anyway")
-    await running.server.stop(max(0.0, deadline - loop.time()))
+    await running.stop(max(0.0, deadline - loop.time()))
     await app.close()
     log.info("stopped", extra={"event": "stopped"})
     return 0
@@ -217,15 +268,16 @@ async def _exit_unhealthy(running: RunningServer, app: ServiceApp, reason: str) 
         await running.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
     with contextlib.suppress(Exception):
         await asyncio.wait_for(app.close(), UNHEALTHY_CLOSE_S)   # a dead thread may never answer a close
-    await running.server.stop(1.0)
+    await running.stop(1.0)
     return EXIT_UNHEALTHY
 
 
-async def wait_serving(address: str, timeout: float) -> bool:
-    """Poll ``grpc.health.v1`` at ``address`` until it answers SERVING or ``timeout`` passes."""
+async def wait_serving(address: str, timeout: float, tls: TlsConfig | None = None) -> bool:
+    """Poll ``grpc.health.v1`` at ``address`` (over mutual TLS with ``tls``) until it answers SERVING
+    or ``timeout`` passes."""
     deadline = time.monotonic() + timeout
-    async with grpc.aio.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
+    async with channel(address, tls) as health_channel:
+        stub = health_pb2_grpc.HealthStub(health_channel)
         while time.monotonic() < deadline:
             try:
                 reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)

@@ -5,13 +5,25 @@ cert-manager, or `dialtone up --secure`'s development CA). ``TlsFiles`` names th
 cheaply, whether any of them changed since the last look (mtime and size), so a server can
 load the new pair into its live ``ssl.SSLContext`` without a restart: connections made after
 the reload get the new certificate, open ones keep theirs.
+
+The gRPC hops between the services use the same files through ``mutual_tls`` (a service's
+``tls`` section): ``grpc_server_credentials`` asks every client for a certificate from the CA
+and picks up new files at the next handshake; ``grpc_channel_credentials`` is the client side
+(``dialtone.common.grpc_channel`` makes the channels and remakes them when the files change).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import ssl
+import threading
+
+import grpc
+from dialtone.common.config import ConfigError, TlsConfig
+
+log = logging.getLogger(__name__)
 
 
 class TlsConfigError(ValueError):
@@ -88,3 +100,77 @@ class ReloadingContext:
         self._stamp = stamp
         self.reloads += 1
         return True
+
+
+def mutual_tls(config: TlsConfig) -> TlsFiles | None:
+    """The files of a service's ``tls`` section, checked; None when it is off (no cert_file).
+    Raises ConfigError naming the key at fault."""
+    if not (config.cert_file or config.key_file or config.ca_file):
+        return None
+    files = TlsFiles(config.cert_file, config.key_file, config.ca_file)
+    if not (config.cert_file and config.key_file and config.ca_file):
+        raise ConfigError("tls: mutual TLS needs cert_file, key_file and ca_file together "
+                          "(the CA is what peers' certificates are checked against)")
+    try:
+        files.check()
+        _pem_pair(files)
+    except TlsConfigError as exc:
+        raise ConfigError(f"tls: {exc}") from None
+    if config.health_port < 0 or config.health_port > 65535:
+        raise ConfigError(f"tls.health_port: {config.health_port} is not a port (0 = none)")
+    return files
+
+
+def _pem_pair(files: TlsFiles) -> tuple[bytes, bytes, bytes]:
+    """(key, certificate chain, CA bundle) as PEM bytes, checked to belong together; TlsConfigError if not."""
+    try:
+        ssl.create_default_context().load_cert_chain(files.cert_file, files.key_file)
+        ssl.create_default_context(cafile=files.ca_file)
+        with open(files.key_file, "rb") as key, open(files.cert_file, "rb") as cert, open(files.ca_file, "rb") as ca:
+            return key.read(), cert.read(), ca.read()
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsConfigError(f"TLS files {files.cert_file}, {files.key_file}, {files.ca_file}: {exc}") from None
+
+
+def grpc_channel_credentials(files: TlsFiles) -> grpc.ChannelCredentials:
+    """Client credentials: our certificate for the server to check, the CA to check the server's against."""
+    key, chain, ca = _pem_pair(files)
+    return grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=chain)
+
+
+class _ServerCertificates:
+    """gRPC's certificate fetcher: called by gRPC's own threads at every handshake, it loads the files
+    again when they changed (a stat of each), and keeps the last good pair while a new one is half written."""
+
+    def __init__(self, files: TlsFiles) -> None:
+        self.files = files
+        self._lock = threading.Lock()
+        self._stamp = files.stamp()
+        self.initial = self._configuration()
+        self.reloads = 0
+
+    def _configuration(self) -> grpc.ServerCertificateConfiguration:
+        key, chain, ca = _pem_pair(self.files)
+        return grpc.ssl_server_certificate_configuration([(key, chain)], root_certificates=ca)
+
+    def __call__(self) -> grpc.ServerCertificateConfiguration | None:
+        stamp = self.files.stamp()
+        with self._lock:
+            if stamp == self._stamp:
+                return None
+            try:
+                configuration = self._configuration()
+            except TlsConfigError as exc:
+                log.warning("new TLS files not loaded, the old certificate stays: %s", exc)
+                return None
+            self._stamp = stamp
+            self.reloads += 1
+        log.info("TLS certificate reloaded from %s", self.files.cert_file, extra={"event": "tls_reloaded"})
+        return configuration
+
+
+def grpc_server_credentials(files: TlsFiles) -> grpc.ServerCredentials:
+    """Server credentials that require a client certificate from ``files.ca_file`` and reload on change."""
+    certificates = _ServerCertificates(files)
+    return grpc.dynamic_ssl_server_credentials(certificates.initial, certificates,
+                                               require_client_authentication=True)

@@ -3,7 +3,8 @@
 Every outcome becomes a ``BackendResult`` the dialog can handle: the gateway's own result, or
 an error kind when the gateway cannot be reached (connect_error) or does not answer in time
 (timeout). gRPC's retry policy re-sends on UNAVAILABLE with the same idempotency key, so a
-gateway replica that dies mid-call does not make the backend run twice.
+gateway replica that dies mid-call does not make the backend run twice. The channel is plaintext
+or mutual TLS per the runtime's ``tls`` section (``ChannelPool``: remade when its files change).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import logging
 from typing import Any
 
 import grpc
+from dialtone.common.config import TlsConfig
+from dialtone.common.grpc_channel import ChannelPool
 from dialtone.conversation_runtime.core.events import BackendResult
 from dialtone.v1 import integration_gateway_pb2 as ig
 from dialtone.v1 import integration_gateway_pb2_grpc as ig_grpc
@@ -36,11 +39,18 @@ _RETRY_CONFIG = json.dumps({"methodConfig": [{
 
 
 class BackendClient:
-    def __init__(self, address: str, default_timeout_s: float) -> None:
-        self._channel = grpc.aio.insecure_channel(address, options=[("grpc.service_config", _RETRY_CONFIG),
-                                                                    ("grpc.enable_retries", 1)])
-        self._stub = ig_grpc.IntegrationGatewayStub(self._channel)
+    def __init__(self, address: str, default_timeout_s: float, tls: TlsConfig | None = None) -> None:
+        self._address = address
+        self._channels = ChannelPool(tls, options=[("grpc.service_config", _RETRY_CONFIG), ("grpc.enable_retries", 1)])
+        self._channel: grpc.aio.Channel | None = None
+        self._stub: ig_grpc.IntegrationGatewayStub | None = None
         self._default_timeout_s = default_timeout_s
+
+    def _current_stub(self) -> ig_grpc.IntegrationGatewayStub:
+        channel = self._channels.get(self._address)
+        if channel is not self._channel or self._stub is None:   # a new certificate: a new channel
+            self._channel, self._stub = channel, ig_grpc.IntegrationGatewayStub(channel)
+        return self._stub
 
     async def invoke(self, session_id: str, key: str, call: dict[str, Any]) -> BackendResult:
         timeout_ms = int(call.get("timeout_ms") or 0)
@@ -49,7 +59,7 @@ class BackendClient:
                                    timeout_ms=timeout_ms)
         deadline = (timeout_ms / 1000.0 if timeout_ms else self._default_timeout_s) + 1.0
         try:
-            reply = await self._stub.Invoke(request, timeout=deadline)
+            reply = await self._current_stub().Invoke(request, timeout=deadline)
         except grpc.aio.AioRpcError as exc:
             kind = "timeout" if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else (
                 "invalid_request" if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else "connect_error")
@@ -61,7 +71,7 @@ class BackendClient:
                              reply.error_message)
 
     async def close(self) -> None:
-        await self._channel.close()
+        await self._channels.close()
 
 
 def _body(text: str) -> Any:

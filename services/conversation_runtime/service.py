@@ -69,7 +69,7 @@ class ConversationRuntimeApp:
 
     async def start(self) -> None:
         self.store = open_store(self.config.store)
-        self.backend = BackendClient(self.config.integration_address, self.config.backend_timeout_s)
+        self.backend = BackendClient(self.config.integration_address, self.config.backend_timeout_s, self.config.tls)
         self.runtime = Runtime(self.config, self.store, self.registry, self.backend)
         try:
             for dialog in self.registry.dialogs():

@@ -3,7 +3,8 @@
 - ``dialtone integration-gateway``: run the service;
 - ``dialtone backend call SERVICE METHOD --payload JSON [--key K] [--address HOST:PORT]``: invoke a
   method through a running gateway and print the result, so an operator can check a backend
-  before a dialog uses it;
+  before a dialog uses it (over mutual TLS when the gateway's config -- ``--config`` and the
+  DIALTONE_INTEGRATION_GATEWAY__ environment -- has a ``tls`` section);
 - ``dialtone example-backend [--port P]``: the HTTP backend the example dialogs call.
 """
 
@@ -33,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     call.add_argument("--key", default=None, help="idempotency key session:seq:index (default: a fresh one)")
     call.add_argument("--address", default=DEFAULT_ADDRESS, help=f"gateway HOST:PORT (default {DEFAULT_ADDRESS})")
     call.add_argument("--timeout-ms", type=int, default=0, help="overall deadline (default: the service's)")
+    call.add_argument("--config", "-c", metavar="FILE", default=None,
+                      help="the gateway's config file, for its tls section (DIALTONE_INTEGRATION_GATEWAY__... "
+                           "variables apply too)")
     call.set_defaults(func=_call)
 
     example = subparsers.add_parser("example-backend", help="serve the example HTTP backend of the example dialogs")
@@ -50,6 +54,9 @@ def _run(args: argparse.Namespace) -> int:
 
 def _call(args: argparse.Namespace) -> int:
     import grpc
+    from dialtone.common.config import ConfigError, load_config
+    from dialtone.common.grpc_channel import blocking_channel
+    from dialtone.integration_gateway.config import IntegrationGatewayConfig
     from dialtone.v1 import integration_gateway_pb2 as pb
     from dialtone.v1 import integration_gateway_pb2_grpc as pb_grpc
 
@@ -60,7 +67,13 @@ def _call(args: argparse.Namespace) -> int:
                                timeout_ms=max(0, args.timeout_ms))
     wait_s = (args.timeout_ms / 1000 if args.timeout_ms > 0 else 60.0) + 5.0
     try:
-        with grpc.insecure_channel(args.address) as channel:
+        config = load_config(IntegrationGatewayConfig, args.config, service="integration-gateway")
+        gateway_channel = blocking_channel(args.address, config.tls)
+    except ConfigError as exc:
+        print(f"dialtone backend call: bad config: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with gateway_channel as channel:
             result = pb_grpc.IntegrationGatewayStub(channel).Invoke(request, timeout=wait_s)
     except grpc.RpcError as exc:
         print(f"dialtone backend call: {exc.code().name}: {exc.details()}", file=sys.stderr)

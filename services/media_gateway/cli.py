@@ -1,4 +1,9 @@
-"""`dialtone media-gateway` (run the service) and `dialtone calls ...` (operate it over gRPC)."""
+"""`dialtone media-gateway` (run the service) and `dialtone calls ...` (operate it over gRPC).
+
+`dialtone calls` reads the media gateway's own config (``--config`` and the DIALTONE_MEDIA_GATEWAY__
+environment): with a ``tls`` section it connects over mutual TLS with that certificate, and it sends
+the control token (``control.token`` / ``control.token_file``) as ``authorization: Bearer`` metadata.
+"""
 from __future__ import annotations
 
 import argparse
@@ -20,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     calls.add_argument("--address", default=DEFAULT_ADDRESS,
                        help=f"media gateway gRPC address (default {DEFAULT_ADDRESS})")
     calls.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    calls.add_argument("--config", "-c", metavar="FILE", default=None,
+                       help="the media gateway's config file, for its tls section and control token "
+                            "(DIALTONE_MEDIA_GATEWAY__... variables apply too)")
     actions = calls.add_subparsers(dest="calls_action", metavar="ACTION", required=True)
     actions.add_parser("list", help="list active calls")
     hangup = actions.add_parser("hangup", help="hang up one call")
@@ -46,15 +54,26 @@ def _calls(args: argparse.Namespace) -> int:
 
 async def _calls_async(args: argparse.Namespace) -> int:
     import grpc
+    from dialtone.common.auth import bearer_metadata, load_token
+    from dialtone.common.config import ConfigError, load_config
+    from dialtone.common.grpc_channel import channel
+    from dialtone.media_gateway.config import MediaGatewayConfig
     from dialtone.v1 import common_pb2
     from dialtone.v1 import media_gateway_pb2 as pb
     from dialtone.v1 import media_gateway_pb2_grpc as pb_grpc
 
-    async with grpc.aio.insecure_channel(args.address) as channel:
-        stub = pb_grpc.MediaGatewayControlStub(channel)
+    try:
+        config = load_config(MediaGatewayConfig, args.config, service="media-gateway")
+        metadata = bearer_metadata(load_token(config.control.token, config.control.token_file, "control"))
+        control_channel = channel(args.address, config.tls)
+    except ConfigError as exc:
+        print(f"dialtone calls: bad config: {exc}", file=sys.stderr)
+        return 2
+    async with control_channel:
+        stub = pb_grpc.MediaGatewayControlStub(control_channel)
         try:
             if args.calls_action == "list":
-                reply = await stub.ListCalls(pb.ListCallsRequest(), timeout=10)
+                reply = await stub.ListCalls(pb.ListCallsRequest(), timeout=10, metadata=metadata)
                 rows = [{"session_id": c.session_id, "call_id": c.call_id, "state": c.state, "codec": c.codec,
                          "caller": c.call.caller, "callee": c.call.callee, "dialog": c.call.dialog,
                          "duration_ms": c.duration_ms} for c in reply.calls]
@@ -68,7 +87,8 @@ async def _calls_async(args: argparse.Namespace) -> int:
                               f"{row['caller']} -> {row['callee']} ({row['dialog']})")
                 return 0
             if args.calls_action == "hangup":
-                found = (await stub.HangupCall(pb.HangupCallRequest(session_id=args.session_id), timeout=10)).found
+                found = (await stub.HangupCall(pb.HangupCallRequest(session_id=args.session_id), timeout=10,
+                                           metadata=metadata)).found
                 print(json.dumps({"found": found}) if args.json else ("hung up" if found else "no such call"))
                 return 0 if found else 1
             headers = []
@@ -79,7 +99,8 @@ async def _calls_async(args: argparse.Namespace) -> int:
                     return 2
                 headers.append(common_pb2.SipHeader(name=name, value=value))
             result = await stub.Originate(pb.OriginateRequest(to_uri=args.uri, dialog=args.dialog,
-                                                              caller_id=args.caller_id, headers=headers), timeout=15)
+                                                              caller_id=args.caller_id, headers=headers), timeout=15,
+                                         metadata=metadata)
             print(json.dumps({"session_id": result.session_id, "call_id": result.call_id}) if args.json
                   else f"calling: session {result.session_id} call-id {result.call_id}")
             return 0

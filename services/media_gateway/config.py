@@ -3,7 +3,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Literal
 
-from dialtone.common.config import GrpcServerConfig, MetricsConfig, ServiceConfig
+from dialtone.common.config import GrpcServerConfig, MetricsConfig, ServiceConfig, TokenConfig
 from dialtone.media_gateway.webrtc.config import WebRtcConfig
 
 
@@ -86,4 +86,7 @@ class MediaGatewayConfig(ServiceConfig):
     registration: RegistrationConfig = dataclasses.field(default_factory=RegistrationConfig)
     routing: RoutingConfig = dataclasses.field(default_factory=RoutingConfig)
     control_http: ControlHttpConfig = dataclasses.field(default_factory=ControlHttpConfig)
+    # The bearer token of the control APIs (gRPC MediaGatewayControl and control_http), required when
+    # either binds beyond loopback: DIALTONE_MEDIA_GATEWAY__CONTROL__TOKEN or control.token_file.
+    control: TokenConfig = dataclasses.field(default_factory=TokenConfig)
     webrtc: WebRtcConfig = dataclasses.field(default_factory=WebRtcConfig)

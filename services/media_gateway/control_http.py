@@ -9,6 +9,8 @@ h11 does the HTTP/1.1 framing (no web framework for three routes); one request p
 connection, bodies capped at 64 KiB, parsed as strict JSON nested at most 64 deep
 (``common.limits.loads_json``); every field has the type it is documented with.
 Errors are JSON ``{"error": "..."}`` with 400/404/503, quoting at most a short prefix.
+With a control token (``control.token``), every request needs ``Authorization: Bearer <token>``:
+401 otherwise, before the body is read (``dialtone.common.auth``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import h11
+from dialtone.common.auth import UNAUTHENTICATED_MESSAGE, bearer, token_allows
 from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.common.limits import JsonTooDeep, loads_json
 from dialtone.media_gateway import control
@@ -53,10 +56,16 @@ def _headers(value: Any) -> list[tuple[str, str]]:
     return list(value.items())
 
 
+class _Unauthenticated(Exception):
+    pass
+
+
 class ControlHttpServer:
-    def __init__(self, manager: Callable[[], CallManager | None], draining: Callable[[], bool]) -> None:
+    def __init__(self, manager: Callable[[], CallManager | None], draining: Callable[[], bool],
+                 token: str = "") -> None:
         self._manager = manager
         self._draining = draining
+        self._token = token
         self._server: asyncio.base_events.Server | None = None
         self.port = 0
 
@@ -76,6 +85,8 @@ class ControlHttpServer:
         try:
             request, body = await asyncio.wait_for(self._read(conn, reader), READ_TIMEOUT_S)
             status, payload = await self._route(request, body)
+        except _Unauthenticated:
+            status, payload = 401, {"error": UNAUTHENTICATED_MESSAGE}
         except (TimeoutError, h11.RemoteProtocolError, ConnectionError) as exc:
             status, payload = 400, {"error": f"bad HTTP request: {quote_prefix(str(exc), 160)}"}
             conn = h11.Connection(h11.SERVER)
@@ -85,10 +96,11 @@ class ControlHttpServer:
             log.exception("control HTTP request failed")
             status, payload = 500, {"error": "internal error"}
         data = json.dumps(payload).encode()
+        headers = [("content-type", "application/json"), ("content-length", str(len(data))), ("connection", "close")]
+        if status == 401:
+            headers.append(("www-authenticate", "Bearer"))
         try:
-            writer.write(conn.send(h11.Response(status_code=status, headers=[
-                ("content-type", "application/json"), ("content-length", str(len(data))),
-                ("connection", "close")])))
+            writer.write(conn.send(h11.Response(status_code=status, headers=headers)))
             writer.write(conn.send(h11.Data(data=data)))
             writer.write(conn.send(h11.EndOfMessage()))
             await writer.drain()
@@ -108,6 +120,8 @@ class ControlHttpServer:
                 continue
             if isinstance(event, h11.Request):
                 request = event
+                if self._token and not token_allows(self._token, _authorization(event)):
+                    raise _Unauthenticated
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > MAX_BODY:
@@ -146,3 +160,10 @@ class ControlHttpServer:
             return 400, {"error": str(exc)}
         except control.Unavailable as exc:
             return 503, {"error": str(exc)}
+
+
+def _authorization(request: h11.Request) -> str | None:
+    for name, value in request.headers:
+        if name == b"authorization":
+            return bearer(value.decode("latin-1"))
+    return None

@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import grpc
+from dialtone.common.auth import load_token, require_token
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import abort_invalid
@@ -21,6 +22,7 @@ from dialtone.media_gateway.sip_guard import GuardConfig, SipGuard
 from dialtone.media_gateway.sip_liveness import SelfCheck, SelfProbe, dead_threads
 from dialtone.media_gateway.sip_stack import SipStack
 from dialtone.media_gateway.sip_tcp import TcpLimits
+from dialtone.media_gateway.speech_link import ChannelPool
 from dialtone.v1 import common_pb2
 from dialtone.v1 import media_gateway_pb2 as pb
 from dialtone.v1 import media_gateway_pb2_grpc as pb_grpc
@@ -85,6 +87,19 @@ def _default_media_factory(config: MediaGatewayConfig) -> MediaFactory:
     return open_session
 
 
+CONTROL_SERVICE = pb.DESCRIPTOR.services_by_name["MediaGatewayControl"].full_name
+
+
+def _control_token(config: MediaGatewayConfig) -> str:
+    """The control APIs' token; ConfigError when one of them binds beyond loopback without it."""
+    token = load_token(config.control.token, config.control.token_file, "control")
+    env = "DIALTONE_MEDIA_GATEWAY__CONTROL__TOKEN"
+    require_token(config.grpc.host, token, "control", "the control gRPC API (grpc.host)", env)
+    if config.control_http.enabled:
+        require_token(config.control_http.host, token, "control", "the control HTTP API (control_http.host)", env)
+    return token
+
+
 class MediaGatewayApp:
     def __init__(self, config: MediaGatewayConfig, media_factory: MediaFactory | None = None) -> None:
         self.config = config
@@ -98,6 +113,7 @@ class MediaGatewayApp:
         self.sip_tls_port = 0
         self.http_port = 0
         self.webrtc_port = 0
+        self.control_token = _control_token(config)
 
     @property
     def draining(self) -> bool:
@@ -105,7 +121,10 @@ class MediaGatewayApp:
 
     def register(self, server: grpc.aio.Server) -> list[str]:
         pb_grpc.add_MediaGatewayControlServicer_to_server(self.servicer, server)
-        return [pb.DESCRIPTOR.services_by_name["MediaGatewayControl"].full_name]
+        return [CONTROL_SERVICE]
+
+    def control_auth(self) -> tuple[list[str], str]:
+        return [CONTROL_SERVICE], self.control_token
 
     async def start(self) -> None:
         try:
@@ -118,6 +137,7 @@ class MediaGatewayApp:
         config = self.config
         factory = self._media_factory or _default_media_factory(config)
         self.calls = CallManager(config, factory)
+        self.calls.channels = ChannelPool(config.tls)   # the speech gateway over mutual TLS when configured
         guard = SipGuard(GuardConfig(
             max_datagram_bytes=config.sip.max_datagram_bytes, allowed_networks=tuple(config.sip.allowed_networks),
             flood_rate_per_s=config.sip.flood_rate_per_s, flood_burst=config.sip.flood_burst))
@@ -147,7 +167,7 @@ class MediaGatewayApp:
                 raise ConfigError(f"registration.registrar: {exc}") from None
             await self.stack.register(config.registration)
         if config.control_http.enabled:
-            self.http = ControlHttpServer(lambda: self.calls, lambda: self.draining)
+            self.http = ControlHttpServer(lambda: self.calls, lambda: self.draining, self.control_token)
             self.http_port = await self.http.start(config.control_http.host, config.control_http.port)
             log.info("control HTTP on %s:%d", config.control_http.host, self.http_port,
                      extra={"event": "control_http_listening", "http_port": self.http_port})

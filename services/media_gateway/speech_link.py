@@ -8,6 +8,8 @@ itself never notices beyond the frames lost meanwhile. A refusal (INVALID_ARGUME
 the speech side will refuse the same stream again) is never retried: ``on_refused`` is told and
 the call ends. The uplink queue is bounded: when the speech side stalls, audio frames are
 dropped (counted), control messages are kept.
+Every call's stream shares one channel per address (``ChannelPool``, plaintext or mutual TLS
+per the gateway's ``tls`` section).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 import grpc
+from dialtone.common.grpc_channel import ChannelPool
 from dialtone.common.grpc_validation import is_refusal
 from dialtone.common.metrics import counter
 from dialtone.v1 import common_pb2
@@ -25,6 +28,8 @@ from dialtone.v1 import speech_gateway_pb2 as spb
 from dialtone.v1 import speech_gateway_pb2_grpc as spb_grpc
 
 log = logging.getLogger(__name__)
+
+__all__ = ["ChannelPool", "SpeechLink"]
 
 STREAM_REFUSALS = counter("media_speech_stream_refusals_total", "speech streams the speech gateway refused, by code",
                           ["code"])
@@ -35,26 +40,6 @@ MAX_QUEUED = 500            # 10 s of audio
 RECONNECT_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
 CONNECT_TIMEOUT_S = 2.0
 _CLOSE = object()
-
-
-class ChannelPool:
-    """One gRPC channel per speech gateway address, shared by every call's stream (HTTP/2 multiplexes
-    them); a new TCP connection and handshake per call would cost more than the call setup itself."""
-
-    def __init__(self) -> None:
-        self._channels: dict[str, grpc.aio.Channel] = {}
-
-    def get(self, address: str) -> grpc.aio.Channel:
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = grpc.aio.insecure_channel(address)
-            self._channels[address] = channel
-        return channel
-
-    async def close(self) -> None:
-        channels, self._channels = list(self._channels.values()), {}
-        for channel in channels:
-            await channel.close()
 
 
 class SpeechLink:

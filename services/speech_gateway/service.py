@@ -1,5 +1,6 @@
 """The speech gateway's gRPC servicer and process wiring: engines loaded at start (paths
-checked, nothing downloaded), one CallSession per StreamCall, one channel to the runtime."""
+checked, nothing downloaded), one CallSession per StreamCall, one channel to the runtime (mutual TLS
+per the ``tls`` section, remade when its files change)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
+from dialtone.common.grpc_channel import ChannelPool
 from dialtone.common.grpc_validation import abort_invalid
 from dialtone.common.logging import set_session
 from dialtone.speech_gateway.call import CallSession, segmenter_settings
@@ -61,7 +63,7 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
     async def StreamCall(self, request_iterator: AsyncIterator[pb.MediaUplink],
                          context: grpc.aio.ServicerContext) -> AsyncIterator[pb.MediaDownlink]:
         app = self._app
-        if app.draining or app.engines is None or app.channel is None:
+        if app.draining or app.engines is None or app.channels is None:
             await context.abort(grpc.StatusCode.UNAVAILABLE, "speech gateway is not taking calls (draining)")
             return
         try:
@@ -75,7 +77,8 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
             return
         set_session(first.session_id)
         engines = app.engines
-        session = CallSession(app.config, first, app.channel, engines.asr_pool, engines.asr_name, engines.renderer)
+        session = CallSession(app.config, first, app.channels.get(app.config.runtime_address), engines.asr_pool,
+                              engines.asr_name, engines.renderer)
         ACTIVE_CALLS.inc()
         app.active += 1
         runner = asyncio.create_task(session.run(request_iterator))
@@ -102,7 +105,7 @@ class SpeechGatewayApp:
         self.servicer = SpeechGatewayServicer(self)
         self.engines = engines
         self._owns_engines = engines is None
-        self.channel: grpc.aio.Channel | None = None
+        self.channels: ChannelPool | None = None
         self.draining = False
         self.active = 0
 
@@ -117,7 +120,7 @@ class SpeechGatewayApp:
             except ModelError as exc:
                 # A model path is configuration: report it the way a bad config key is reported.
                 raise ConfigError(str(exc)) from exc
-        self.channel = grpc.aio.insecure_channel(self.config.runtime_address)
+        self.channels = ChannelPool(self.config.tls)
         await self.engines.renderer.prerender(self.config.tts.prerender)
 
     async def drain(self) -> None:
@@ -126,7 +129,7 @@ class SpeechGatewayApp:
             await asyncio.sleep(0.1)
 
     async def close(self) -> None:
-        if self.channel is not None:
-            await self.channel.close()
+        if self.channels is not None:
+            await self.channels.close()
         if self.engines is not None and self._owns_engines:
             self.engines.shutdown()

@@ -1,18 +1,14 @@
-"""The access key that guards the page and its API when it is reachable beyond loopback (pure)."""
+"""The access key that guards the page and its API when it is reachable beyond loopback (pure).
+
+The loopback rule and the constant-time compare are the common ones (``dialtone.common.auth``)
+that guard the control APIs and metrics too.
+"""
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
+from dialtone.common.auth import is_loopback_host, token_allows
 
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+__all__ = ["check_access_config", "is_loopback_host", "key_allows"]
 
 
 def check_access_config(host: str, access_key: str) -> None:
@@ -25,8 +21,4 @@ def check_access_config(host: str, access_key: str) -> None:
 
 def key_allows(expected: str, provided: str | None) -> bool:
     """True when no key is configured, or the provided one matches (constant-time compare)."""
-    if not expected:
-        return True
-    if not provided:
-        return False
-    return hmac.compare_digest(expected.encode(), provided.encode())
+    return token_allows(expected, provided)

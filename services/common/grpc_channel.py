@@ -1,0 +1,89 @@
+"""Channels to another service: plaintext, or mutual TLS when the caller's ``tls`` section names a
+certificate. Every client of another service (and the CLI, and the health wait) makes its channel
+here, so plaintext or mTLS is one setting.
+
+``ChannelPool`` keeps one channel per address for a long-lived client and makes a new one, with
+the new certificate, once the files change (checked at most once a second, a stat of each file).
+A channel made before the change stays open for the streams already on it and is closed with the
+pool (certificates change every few weeks, so few pile up); new calls get the new channel.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+from dialtone.common.config import TlsConfig
+from dialtone.common.tls import TlsFiles, grpc_channel_credentials, mutual_tls
+
+Options = Sequence[tuple[str, Any]]
+
+STAMP_CHECK_S = 1.0
+
+
+def _credentials(files: TlsFiles | None) -> grpc.ChannelCredentials | None:
+    return grpc_channel_credentials(files) if files is not None else None
+
+
+def channel(address: str, tls: TlsConfig | None = None, options: Options = ()) -> grpc.aio.Channel:
+    """An asyncio channel to ``address``; mutual TLS when ``tls`` names a certificate (ConfigError if it is wrong)."""
+    credentials = _credentials(mutual_tls(tls) if tls is not None else None)
+    if credentials is None:
+        return grpc.aio.insecure_channel(address, options=list(options))
+    return grpc.aio.secure_channel(address, credentials, options=list(options))
+
+
+def blocking_channel(address: str, tls: TlsConfig | None = None, options: Options = ()) -> grpc.Channel:
+    """The same for synchronous callers (CLI commands)."""
+    credentials = _credentials(mutual_tls(tls) if tls is not None else None)
+    if credentials is None:
+        return grpc.insecure_channel(address, options=list(options))
+    return grpc.secure_channel(address, credentials, options=list(options))
+
+
+class ChannelPool:
+    """One asyncio channel per address, shared by every call to it (HTTP/2 multiplexes the calls; a
+    connection and handshake per call would cost more than the call setup), remade when the TLS files change."""
+
+    def __init__(self, tls: TlsConfig | None = None, options: Options = ()) -> None:
+        self._files = mutual_tls(tls) if tls is not None else None
+        self._options = list(options)
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        self._retired: list[grpc.aio.Channel] = []
+        self._credentials = _credentials(self._files)
+        self._stamp = self._files.stamp() if self._files is not None else ()
+        self._checked_at = time.monotonic()
+
+    def get(self, address: str) -> grpc.aio.Channel:
+        self._maybe_reload()
+        found = self._channels.get(address)
+        if found is None:
+            if self._credentials is None:
+                found = grpc.aio.insecure_channel(address, options=self._options)
+            else:
+                found = grpc.aio.secure_channel(address, self._credentials, options=self._options)
+            self._channels[address] = found
+        return found
+
+    def _maybe_reload(self) -> None:
+        if self._files is None or time.monotonic() - self._checked_at < STAMP_CHECK_S:
+            return
+        self._checked_at = time.monotonic()
+        stamp = self._files.stamp()
+        if stamp == self._stamp:
+            return
+        try:
+            credentials = grpc_channel_credentials(self._files)
+        except ValueError:   # TlsConfigError: a half-written pair; the current channels stay until it is whole
+            return
+        self._stamp, self._credentials = stamp, credentials
+        self._retired.extend(self._channels.values())
+        self._channels = {}
+
+    async def close(self) -> None:
+        channels = [*self._channels.values(), *self._retired]
+        self._channels, self._retired = {}, []
+        for item in channels:
+            await item.close()
