@@ -2,6 +2,10 @@
 its TLS (CA bundle, client certificate for mutual TLS), HTTP/2 when configured, and
 its authentication (API key in a header or the query, OAuth2 client credentials).
 
+Connections go only where the service's address policy allows (``addresses``): httpcore's network
+layer is wrapped so that every resolved address is checked before a byte is sent, and proxies from
+the environment are not used (a proxy would resolve names beyond the check).
+
 ``build`` makes the HTTP request of an Invoke once, before any attempt: what httpx or
 the HTTP rules refuse there (a header value with a newline, a body that cannot be
 encoded) is the caller's request at fault, raised as ``InvalidRequest``, never a
@@ -17,10 +21,12 @@ import dataclasses
 import logging
 import ssl
 
+import httpcore
 import httpx
 from dialtone.common.config import ConfigError
 from dialtone.common.limits import header_value_ok
-from dialtone.integration_gateway.config import BackendServiceConfig
+from dialtone.integration_gateway.addresses import AddressPolicy, AddressRefused, CheckedBackend
+from dialtone.integration_gateway.config import BackendServiceConfig, address_policy
 from dialtone.integration_gateway.core.retry import AttemptKind, AttemptOutcome
 from dialtone.integration_gateway.errors import InvalidRequest
 from dialtone.integration_gateway.oauth2 import OAuth2Tokens, TokenError
@@ -65,6 +71,18 @@ def _ssl_context(name: str, service: BackendServiceConfig) -> ssl.SSLContext | b
     return context
 
 
+def _checked_transport(policy: AddressPolicy, **options: object) -> httpx.AsyncHTTPTransport:
+    """httpx's transport whose connection pool connects through ``CheckedBackend``. httpx takes no
+    network backend of its own, so the pool's is wrapped; ``_pool._network_backend`` is what every
+    new connection uses (httpcore 1.x), and a change there fails here, at start, not silently."""
+    transport = httpx.AsyncHTTPTransport(**options)  # type: ignore[arg-type]
+    pool = transport._pool
+    if not isinstance(pool, httpcore.AsyncConnectionPool) or not hasattr(pool, "_network_backend"):
+        raise RuntimeError("httpcore's connection pool changed: the backend address check cannot be installed")
+    pool._network_backend = CheckedBackend(pool._network_backend, policy)
+    return transport
+
+
 class BackendClient:
     def __init__(self, name: str, service: BackendServiceConfig) -> None:
         self.name = name
@@ -79,9 +97,11 @@ class BackendClient:
             self.oauth2 = OAuth2Tokens(auth.oauth2, secret, name)
         timeouts = service.timeouts
         self._client = httpx.AsyncClient(
-            verify=_ssl_context(name, service), http2=service.http2, follow_redirects=False,
+            transport=_checked_transport(address_policy(name, service), verify=_ssl_context(name, service),
+                                         http2=service.http2,
+                                         limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)),
+            follow_redirects=False, trust_env=False,
             timeout=httpx.Timeout(timeouts.read_s, connect=timeouts.connect_s),
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             headers=service.headers)
 
     def _timeout(self, remaining_s: float) -> httpx.Timeout:
@@ -132,9 +152,14 @@ class BackendClient:
                     kind = {"timeout": AttemptKind.TIMEOUT, "connect_error": AttemptKind.CONNECT_ERROR}.get(
                         exc.kind, AttemptKind.RESPONSE)
                     return HttpReply(AttemptOutcome(kind, exc.status), error=f"oauth2: {exc}")
+                except AddressRefused as exc:
+                    return HttpReply(AttemptOutcome(AttemptKind.REQUEST_ERROR), error=f"oauth2 token_url: {exc}")
                 request.headers["Authorization"] = "Bearer " + token
             try:
                 reply = await self._client.send(request)
+            except AddressRefused as exc:
+                # The service's address policy: nothing was sent, and asking again would not change it.
+                return HttpReply(AttemptOutcome(AttemptKind.REQUEST_ERROR), error=str(exc))
             except httpx.TimeoutException as exc:
                 return HttpReply(AttemptOutcome(AttemptKind.TIMEOUT), error=f"timeout: {type(exc).__name__}")
             except httpx.LocalProtocolError as exc:

@@ -8,6 +8,9 @@ wrong key or type is refused at start with file, line and key.
 
 Secrets (API keys, OAuth2 client secrets) are never written in the YAML: a
 ``SecretRef`` names an environment variable or a file that holds the value.
+
+A service reaches only its base URL (and its OAuth2 token URL), and never a loopback, link-local
+or metadata address unless its ``allow_networks`` lists it (``addresses``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dialtone.common.config import (
     load_config,
 )
 from dialtone.common.limits import header_value_ok
+from dialtone.integration_gateway.addresses import AddressPolicy, AddressRefused, parse_networks
 
 EXAMPLE_SERVICES_FILE = Path(__file__).resolve().parent / "examples" / "services.yaml"
 _HTTP_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # RFC 9110 section 5.6.2
@@ -139,6 +143,9 @@ class BackendServiceConfig:
     headers: dict[str, str] = dataclasses.field(default_factory=dict)  # fixed extra headers
     redact_fields: list[str] = dataclasses.field(default_factory=list)  # payload/body keys masked in logs
     methods: dict[str, MethodConfig] = dataclasses.field(default_factory=dict)
+    # Loopback, link-local and metadata addresses are refused unless listed here (CIDRs), e.g.
+    # ["127.0.0.0/8", "::1/128"] for a backend on this machine.
+    allow_networks: list[str] = dataclasses.field(default_factory=list)
 
     def effective_base_url(self) -> str:
         if self.base_url_env and os.environ.get(self.base_url_env):
@@ -190,6 +197,14 @@ def load_services(config: IntegrationGatewayConfig) -> dict[str, BackendServiceC
     return services
 
 
+def address_policy(name: str, service: BackendServiceConfig) -> AddressPolicy:
+    """The addresses ``service`` may reach; ConfigError for an allow_networks entry that is no network."""
+    try:
+        return AddressPolicy(name, parse_networks(service.allow_networks, f"services.{name}.allow_networks"))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def check_service(name: str, service: BackendServiceConfig) -> None:
     where = f"services.{name}"
     url = service.effective_base_url()
@@ -198,6 +213,13 @@ def check_service(name: str, service: BackendServiceConfig) -> None:
         raise ConfigError(f"{where}.base_url: expected an http:// or https:// URL with a host, got {url!r}")
     if parts.query or parts.fragment:
         raise ConfigError(f"{where}.base_url: must not carry a query or fragment, got {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{where}.base_url: credentials do not belong in the URL (use auth), got a user@ part")
+    policy = address_policy(name, service)
+    try:
+        policy.check_literal(parts.hostname)
+    except AddressRefused as exc:
+        raise ConfigError(f"{where}.base_url: {exc}") from None
     if service.timeouts.total_s <= 0 or service.timeouts.connect_s <= 0 or service.timeouts.read_s <= 0:
         raise ConfigError(f"{where}.timeouts: every timeout must be > 0")
     if service.retry.max_attempts < 1:
@@ -211,6 +233,10 @@ def check_service(name: str, service: BackendServiceConfig) -> None:
         token = urlsplit(auth.oauth2.token_url)
         if token.scheme not in ("http", "https") or not token.hostname or not auth.oauth2.client_id:
             raise ConfigError(f"{where}.auth.oauth2: 'token_url' (http/https) and 'client_id' are required")
+        try:
+            policy.check_literal(token.hostname)
+        except AddressRefused as exc:
+            raise ConfigError(f"{where}.auth.oauth2.token_url: {exc}") from None
     if bool(service.tls.client_cert) != bool(service.tls.client_key) and not service.tls.client_cert:
         raise ConfigError(f"{where}.tls: 'client_key' needs 'client_cert'")
     for header, value in service.headers.items():

@@ -1,9 +1,12 @@
 """Build the HTTP request of a configured method from an action's payload (pure).
 
 The payload fills the path template, the listed query parameters and the body;
-it can never change the scheme, host or port: path values are percent-encoded
-whole (a "/" or "?" in a value stays inside its segment), and the final URL is
-checked against the service's base URL.
+it can never change the scheme, host or port. A value that fills a path segment
+is refused when it could mean more than one segment to anyone down the line --
+a "/" or "\\" (so no "../" and no absolute URL), "@", "?", "#", "%" (already
+encoded: a server that decodes twice would see its "/"), a control character
+(CR LF) or a dot segment -- and what is left is percent-encoded whole. The final
+URL is checked against the service's base URL all the same.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dialtone.integration_gateway.config import BackendServiceConfig, MethodConf
 from dialtone.integration_gateway.errors import InvalidRequest
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NOT_IN_A_SEGMENT = re.compile(r"[/\\@?#%\x00-\x1f\x7f]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +45,16 @@ def _scalar(name: str, value: Any) -> str:
     return text
 
 
+def _segment(name: str, value: Any) -> str:
+    text = _scalar(name, value)
+    found = _NOT_IN_A_SEGMENT.search(text)
+    if found is not None:
+        shown = repr(found.group())
+        raise InvalidRequest(f"payload field {name!r} fills a path segment and must not contain {shown} "
+                             "(no / \\ @ ? # % or control characters)")
+    return text
+
+
 def build_request(base_url: str, service: BackendServiceConfig, method_name: str, method: MethodConfig,
                   payload: dict[str, Any]) -> HttpRequestSpec:
     used: set[str] = set()
@@ -50,7 +64,7 @@ def build_request(base_url: str, service: BackendServiceConfig, method_name: str
         if name not in payload:
             raise InvalidRequest(f"method {method_name!r} needs payload field {name!r} for its path")
         used.add(name)
-        return quote(_scalar(name, payload[name]), safe="")
+        return quote(_segment(name, payload[name]), safe="")
 
     path = _PLACEHOLDER.sub(fill, method.path)
     query = []

@@ -27,9 +27,11 @@ def backend() -> Iterator[Backend]:
 
 
 def service(base_url: str, **overrides: object) -> BackendServiceConfig:
-    """A service with quick timeouts and backoff, and a few methods on the test backend."""
+    """A service with quick timeouts and backoff, and a few methods on the test backend (on loopback,
+    which a service must allow explicitly)."""
     config = BackendServiceConfig(
         base_url=base_url,
+        allow_networks=["127.0.0.0/8"],
         timeouts=TimeoutsConfig(connect_s=1.0, read_s=2.0, total_s=3.0),
         retry=RetryConfig(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.05, max_retry_after_s=2.0),
         breaker=BreakerConfig(failure_threshold=3, reset_timeout_s=1.0),

@@ -26,6 +26,7 @@ def services_file(tmp_path: Path, backend_url: str, dead_url: str) -> str:
 services:
   shop:
     base_url: {backend_url}
+    allow_networks: [127.0.0.0/8]
     retry: {{max_attempts: 2, backoff_initial_s: 0.01, backoff_max_s: 0.02}}
     rate_limit: {{rate_per_s: 0.01, burst: 3}}
     methods:
@@ -33,6 +34,7 @@ services:
       peek: {{verb: GET, path: "/peek/{{item}}"}}
   dead:
     base_url: {dead_url}
+    allow_networks: [127.0.0.0/8]
     retry: {{max_attempts: 1}}
     breaker: {{failure_threshold: 2, reset_timeout_s: 60}}
     methods:

@@ -30,6 +30,7 @@ def services_file(tmp_path: Path, backend_url: str) -> str:
 services:
   orders:
     base_url: {backend_url}
+    allow_networks: [127.0.0.0/8]
     retry: {{max_attempts: 3, backoff_initial_s: 0.01, backoff_max_s: 0.02}}
     breaker: {{failure_threshold: 2, reset_timeout_s: 60}}
     methods:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from dialtone.integration_gateway.config import BackendServiceConfig, MethodConfig
 from dialtone.integration_gateway.errors import InvalidRequest
@@ -41,12 +43,24 @@ def test_missing_query_fields_are_left_out() -> None:
 
 
 @pytest.mark.parametrize(("value", "encoded"), [
-    ("a b", "a%20b"), ("../../admin", "..%2F..%2Fadmin"), ("x?y=1#z", "x%3Fy%3D1%23z"),
-    ("@evil.example", "%40evil.example"), ("ü", "%C3%BC"),
+    ("a b", "a%20b"), ("x=1;y:2", "x%3D1%3By%3A2"), ("ü", "%C3%BC"), ("...", "..."),
 ])
 def test_path_values_stay_in_their_segment(value: str, encoded: str) -> None:
     """Every reserved character of a path value is percent-encoded, so the URL keeps its host and path."""
     assert build(MethodConfig(path="/r/{id}"), {"id": value}).url == f"{BASE}/r/{encoded}"
+
+
+@pytest.mark.parametrize(("value", "character"), [
+    ("../../admin", "/"), ("..\\..\\admin", "\\"), ("http://169.254.169.254/latest", "/"), ("//evil.example", "/"),
+    ("@evil.example", "@"), ("user@evil.example", "@"), ("x?y=1", "?"), ("x#frag", "#"), ("..%2f..%2fadmin", "%"),
+    ("42\r\nHost: evil", "\r"), ("a\x00b", "\x00"),
+])
+def test_path_values_that_could_leave_their_segment_are_refused(value: str, character: str) -> None:
+    """SSRF attempts in a templated path field (traversal, an absolute URL, user@host, CRLF, pre-encoded
+    separators) are refused with the field's name and the character, before any request exists."""
+    expected = f"payload field 'id' fills a path segment and must not contain {character!r}"
+    with pytest.raises(InvalidRequest, match=re.escape(expected)):
+        build(MethodConfig(path="/r/{id}"), {"id": value})
 
 
 @pytest.mark.parametrize(("payload", "message"), [
