@@ -6,6 +6,12 @@ supervised child) and points the integration gateway at the packaged example ser
 file, waits until all four report SERVING and the backend answers, prints where to call,
 restarts a child that dies, and on Ctrl-C/SIGTERM stops them all (SIGTERM, then
 SIGKILL after the grace period) so no process is left behind.
+
+``--secure`` runs the stack the way a careful cluster does: a development CA (``dialtone.dev_ca``,
+kept in .dialtone/tls/) issues each service a certificate, every gRPC hop is mutual TLS, and the
+media gateway takes SIP over TLS (SIP port + 1, 5061 by default) with SRTP required. Bound beyond
+loopback, the control API and the metrics endpoints get tokens (.dialtone/tokens/). What the CLI
+needs to reach them is written to .dialtone/cli.yaml (``dialtone calls --config .dialtone/cli.yaml``).
 """
 
 from __future__ import annotations
@@ -15,12 +21,16 @@ import asyncio
 import dataclasses
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from dialtone.common.config import ConfigError, load_config
+import yaml
+from dialtone.common.auth import is_loopback_host
+from dialtone.common.config import ConfigError, TlsConfig, load_config
 from dialtone.common.logging import setup_logging
 from dialtone.common.server import wait_serving
 from dialtone.integration_gateway.config import EXAMPLE_SERVICES_FILE
@@ -37,6 +47,14 @@ RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 SOFTPHONE_OFFSET = 88              # the browser softphone's HTTP port is BASE+88
 STATE_DIR = ".dialtone"            # local state of `dialtone up` (the runtime's SQLite store), git-ignored
 RUNTIME_STORE_ENV = "DIALTONE_CONVERSATION_RUNTIME__STORE__PATH"
+TLS_DIR = os.path.join(STATE_DIR, "tls")        # --secure: the development CA and every certificate
+TOKENS_DIR = os.path.join(STATE_DIR, "tokens")  # beyond loopback: the control and metrics tokens
+CLI_CONFIG = os.path.join(STATE_DIR, "cli.yaml")  # what `dialtone calls/backend call --config` need
+CLI_IDENTITY = "cli"                            # the certificate `up` itself and the CLI present
+
+
+def _prefix(service: str) -> str:
+    return "DIALTONE_" + service.upper().replace("-", "_") + "__"
 
 
 @dataclasses.dataclass
@@ -46,6 +64,11 @@ class Layout:
     host: str
     base_port: int
     sip_port: int
+    secure: bool = False
+
+    @property
+    def sip_tls_port(self) -> int:
+        return self.sip_port + 1
 
     def grpc_port(self, service: str) -> int:
         return self.base_port + 1 + SERVICES[::-1].index(service)  # media +1, speech +2, runtime +3, integration +4
@@ -130,6 +153,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="do not serve the browser softphone (on by default on loopback, http://HOST:BASE+88/)")
     parser.add_argument("--log-format", choices=("auto", "text", "json"), default="auto",
                         help="services' log lines: text on a terminal, JSON otherwise (auto, the default)")
+    parser.add_argument("--secure", action="store_true",
+                        help="mutual TLS between the services and SIP over TLS (SIP port + 1) with SRTP required, "
+                             f"certificates from a development CA in {TLS_DIR}/")
     parser.set_defaults(func=_run)
 
 
@@ -144,8 +170,8 @@ def _argv(service: str, config_dir: str | None) -> list[str]:
 
 def _run(args: argparse.Namespace) -> int:
     setup_logging("up", "INFO", "text")
-    layout = Layout(args.host, args.base_port, args.sip_port)
-    extra = {}
+    layout = Layout(args.host, args.base_port, args.sip_port, secure=args.secure)
+    extra: dict[str, str] = {}
     for service in SERVICES:
         prefix = "DIALTONE_" + service.upper().replace("-", "_") + "__"
         extra[prefix + "SHUTDOWN_GRACE_S"] = str(args.grace)
@@ -160,6 +186,16 @@ def _run(args: argparse.Namespace) -> int:
         # local state in one ignored folder, not loose files in the checkout
         os.makedirs(STATE_DIR, exist_ok=True)
         extra[RUNTIME_STORE_ENV] = os.path.join(STATE_DIR, "sessions.sqlite3")
+    client_tls = None
+    cli: dict[str, object] = {}
+    if args.secure:
+        client_tls = _secure(layout, extra)
+        cli["tls"] = {"cert_file": client_tls.cert_file, "key_file": client_tls.key_file, "ca_file": client_tls.ca_file}
+    if not is_loopback_host(layout.host):
+        cli["control"] = {"token_file": _tokens(extra)}
+    if cli:
+        os.makedirs(STATE_DIR, exist_ok=True)
+        Path(CLI_CONFIG).write_text(yaml.safe_dump(cli, sort_keys=False), encoding="utf-8")
     children = [Child(s, _argv(s, args.config_dir), layout.env(s, extra)) for s in SERVICES]
     if not args.no_example_backend:
         children.insert(0, Child(EXAMPLE_BACKEND, layout.example_backend_argv(), dict(os.environ)))
@@ -168,7 +204,58 @@ def _run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         log.error("%s", exc)
         return 2
-    return asyncio.run(_supervise(children, layout, args, webrtc_url))
+    return asyncio.run(_supervise(children, layout, args, webrtc_url, client_tls))
+
+
+def _secure(layout: Layout, extra: dict[str, str]) -> TlsConfig:
+    """Certificates from the development CA for each service and the CLI; every service's ``tls``
+    section, and the media gateway's SIP TLS with SRTP required, go into ``extra`` (the environment
+    still wins). Returns the TLS config `up` and the CLI use as a client."""
+    from dialtone.dev_ca import ensure_ca
+
+    folder = Path(TLS_DIR).resolve()
+    ca = ensure_ca(folder)
+    hosts = [layout.host, "127.0.0.1", "::1", "localhost"]
+    wanted: dict[str, str] = {}
+    for service in SERVICES:
+        issued = ca.issue(folder, service, [*hosts, service])
+        prefix = _prefix(service)
+        wanted.update({prefix + "TLS__CERT_FILE": str(issued.cert_file), prefix + "TLS__KEY_FILE": str(issued.key_file),
+                       prefix + "TLS__CA_FILE": str(ca.cert_file)})
+        if service == "media-gateway":   # the trunk side: the same certificate on SIP over TLS
+            wanted.update({prefix + "SIP__TLS_CERT_FILE": str(issued.cert_file),
+                           prefix + "SIP__TLS_KEY_FILE": str(issued.key_file),
+                           prefix + "SIP__TLS_CA_FILE": str(ca.cert_file),
+                           prefix + "SIP__TLS_PORT": str(layout.sip_tls_port),
+                           prefix + "SIP__SRTP": "required"})
+    for key, value in wanted.items():
+        if key not in os.environ:
+            extra[key] = value
+    cli = ca.issue(folder, CLI_IDENTITY, [CLI_IDENTITY])
+    return TlsConfig(cert_file=str(cli.cert_file), key_file=str(cli.key_file), ca_file=str(ca.cert_file))
+
+
+def _tokens(extra: dict[str, str]) -> str:
+    """Tokens for the control API and the metrics endpoints, which refuse to bind beyond loopback
+    without one: kept in .dialtone/tokens/ across runs. Returns the control token's file."""
+    folder = Path(TOKENS_DIR).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    files = {}
+    for name in ("control", "metrics"):
+        path = folder / name
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32) + "\n")
+        files[name] = str(path)
+    wanted = {"DIALTONE_MEDIA_GATEWAY__CONTROL__TOKEN_FILE": files["control"]}
+    for service in SERVICES:
+        wanted[_prefix(service) + "METRICS__TOKEN_FILE"] = files["metrics"]
+    for key, value in wanted.items():
+        if key not in os.environ and key.removesuffix("_FILE") not in os.environ:
+            extra[key] = value
+    return files["control"]
 
 
 def _out_of_the_box(layout: Layout, softphone: bool) -> dict[str, str]:
@@ -200,10 +287,10 @@ def _webrtc_page_url(config_dir: str | None, layout: Layout, extra: dict[str, st
     return f"http://{config.webrtc.host}:{config.webrtc.port}/"
 
 
-async def _ready(child: Child, layout: Layout, timeout: float) -> bool:
+async def _ready(child: Child, layout: Layout, timeout: float, tls: TlsConfig | None) -> bool:
     if child.service == EXAMPLE_BACKEND:
         return await _http_ready(layout.host, layout.example_backend_port, timeout)
-    return await wait_serving(layout.address(child.service), timeout)
+    return await wait_serving(layout.address(child.service), timeout, tls)
 
 
 async def _http_ready(host: str, port: int, timeout: float) -> bool:
@@ -223,7 +310,8 @@ async def _http_ready(host: str, port: int, timeout: float) -> bool:
     return False
 
 
-async def _supervise(children: list[Child], layout: Layout, args: argparse.Namespace, webrtc_url: str) -> int:
+async def _supervise(children: list[Child], layout: Layout, args: argparse.Namespace, webrtc_url: str,
+                     client_tls: TlsConfig | None = None) -> int:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -234,7 +322,7 @@ async def _supervise(children: list[Child], layout: Layout, args: argparse.Names
         # restart a child that dies while the others are still starting, too (a port taken
         # for a moment by another process must not leave the stack half up)
         watcher = asyncio.create_task(_restart_dead(children, stop))
-        readiness = asyncio.gather(*(_ready(c, layout, args.ready_timeout) for c in children))
+        readiness = asyncio.gather(*(_ready(c, layout, args.ready_timeout, client_tls) for c in children))
         stopped = asyncio.create_task(stop.wait())
         await asyncio.wait({readiness, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if stop.is_set():
@@ -296,17 +384,31 @@ def _stop_all(children: list[Child], grace: float) -> None:
 
 
 def _print_banner(layout: Layout, webrtc_url: str, example_backend: bool) -> None:
-    sip = f"sip:order_status@{layout.host}:{layout.sip_port}"
+    if layout.secure:
+        sips = f"sips:order_status@{layout.host}:{layout.sip_tls_port}"
+        call_lines = [
+            f"  Call it:   {sips}   (SIP over TLS with SRTP required; the softphone trusts "
+            f"{os.path.join(TLS_DIR, 'ca.crt')})",
+            f"  mTLS:      every gRPC hop; the CLI: dialtone calls --config {CLI_CONFIG} list",
+        ]
+        dial = f"sips:<dialog>@{layout.host}:{layout.sip_tls_port}"
+    else:
+        sip = f"sip:order_status@{layout.host}:{layout.sip_port}"
+        call_lines = [f"  Call it:   {sip}   (any softphone, or: dialtone call {sip} "
+                      "--say \"one two three four five\")"]
+        dial = f"sip:<dialog>@{layout.host}:{layout.sip_port}"
     lines = [
         "",
         "dialtone is up.",
         *([f"  Talk to it in your browser: {webrtc_url}"] if webrtc_url else []),
-        f"  Call it:   {sip}   (any softphone, or: dialtone call {sip} --say \"one two three four five\")",
-        f"  Dialogs:   {', '.join(EXAMPLE_DIALOGS)} (dial sip:<dialog>@{layout.host}:{layout.sip_port})",
+        *call_lines,
+        f"  Dialogs:   {', '.join(EXAMPLE_DIALOGS)} (dial {dial})",
         "  Services:  " + ", ".join(f"{s} {layout.address(s)}" for s in SERVICES[::-1]),
         *([f"  Backend:   {layout.example_backend_url} (example backend)"] if example_backend else []),
         "  Metrics:   " + ", ".join(f"http://{layout.host}:{layout.metrics_port(s)}/metrics"
                                     for s in SERVICES[::-1]),
+        *([f"  Tokens:    {TOKENS_DIR}/ (control API, metrics: Authorization: Bearer)"]
+          if not is_loopback_host(layout.host) else []),
         "  Architecture: docs/architecture.md; stop with Ctrl-C.",
         "",
     ]

@@ -66,7 +66,7 @@ def children_of(pid: int) -> dict[int, str]:
 class Stack:
     """`dialtone up` on free ports in its own folder (its SQLite session store lives there)."""
 
-    def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, env: dict[str, str] | None = None, args: list[str] | None = None) -> None:
         self.folder = folder
         self.base = free_base_port()
         self.sip_port = free_sip_port()
@@ -74,7 +74,7 @@ class Stack:
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "dialtone", "up", "--base-port", str(self.base), "--sip-port", str(self.sip_port),
-             "--grace", "3"], stdout=self._log, stderr=subprocess.STDOUT, cwd=folder,
+             "--grace", "3", *(args or [])], stdout=self._log, stderr=subprocess.STDOUT, cwd=folder,
             env={**os.environ, **(env or {})})
         deadline = time.monotonic() + UP_READY_S
         while "dialtone is up" not in self.log():
