@@ -288,3 +288,92 @@ def test_playback_finished_means_the_last_prompt_ended_once() -> None:
     assert actions == [] and again.state == "tell_status"
     session, actions = engine.handle(dialog, session, ev.PlaybackFinished(status_prompt), 6.0, seq=5)
     assert [a.kind for a in actions] == ["state_changed", "hangup"]
+
+
+PARKING = """\
+dialog:
+  name: parking
+  initial: wait
+  max_duration: 10m
+  states:
+    wait:
+      on_enter: [{say: "waiting"}]
+      transitions:
+        - event: timeout
+          after: 2s
+          target: later
+        - event: hangup
+          actions:
+            - call: {service: crm, method: log, payload: {why: '${reason}'}}
+        - event: backend.result
+          target: later
+    later:
+      on_enter: [{say: "timer fired"}, {hangup: timer}]
+"""
+
+
+def test_parked_call_fires_nothing_then_ends_as_stream_lost() -> None:
+    """A call without a stream fires no timer; at parked_until it ends as stream_lost, running its hangup
+    transition, and leaves a Hangup for a stream that resumes too late."""
+    dialog = load_dialog_text(PARKING, "p.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    parked = engine.park(session, 1.0, 60.0)
+    assert parked.parked_until == 61.0 and parked.wake_at() == 61.0 and parked.step == session.step + 1
+    still, actions = engine.handle(dialog, parked, ev.Tick(), 30.0)
+    assert still is parked and actions == []  # the 2 s timer stays unfired
+    ended, actions = engine.handle(dialog, parked, ev.Tick(), 61.0)
+    assert ended.ended and ended.end_reason == "stream_lost" and ended.timers == {} and ended.wake_at() is None
+    assert [(a.kind, a.data.get("payload", a.data.get("reason"))) for a in actions] == [
+        ("call", {"why": "stream_lost"}), ("hangup", "stream_lost")]
+    assert [a.kind for a in engine.actions_after(ended, session.action_seq)] == ["hangup"]
+
+
+def test_parked_call_ends_by_max_duration_if_sooner() -> None:
+    """A parked call ends no later than its dialog's max_duration (10 minutes here)."""
+    dialog = load_dialog_text(PARKING, "p.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    assert engine.park(session, 1.0, 3600.0).parked_until == 600.0
+
+
+def test_resumed_call_fires_the_timers_that_came_due_while_parked() -> None:
+    """Unparked (a stream resumed it), or an event arriving: due timers fire at their own deadlines."""
+    dialog = load_dialog_text(PARKING, "p.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    parked = engine.park(session, 1.0, 60.0)
+    unparked = engine.unpark(parked)
+    assert unparked.parked_until == 0.0 and unparked.step == parked.step + 1
+    for after, actions in (engine.handle(dialog, unparked, ev.Tick(), 5.0),
+                           engine.handle(dialog, parked, ev.SpeechStarted(), 5.0, seq=2)):
+        assert after.parked_until == 0.0 and after.end_reason == "timer"
+        assert [a.data.get("text") for a in actions if a.kind == "say"] == ["timer fired"]
+
+
+DOUBLING = """\
+dialog:
+  name: doubling
+  initial: a
+  variables: {s: "ab", n: [1]}
+  states:
+    a:
+      on_enter: [{say: "press keys"}]
+      transitions:
+        - event: dtmf
+          actions:
+            - set: {s: 's + s', n: '[n]'}
+          target: a
+"""
+
+
+def test_set_keeps_values_bounded() -> None:
+    """`set: {s: s + s}` on every key press stops growing at the variable limit (the set is refused,
+    the variable keeps its last value), and so does a value nested ever deeper."""
+    dialog = load_dialog_text(DOUBLING, "d.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    for seq in range(1, 41):
+        session, _ = engine.handle(dialog, session, ev.DtmfPressed("1"), float(seq), seq=seq)
+    assert engine.MAX_VARIABLE_CHARS // 2 <= len(session.variables["s"]) <= engine.MAX_VARIABLE_CHARS
+    depth, value = 0, session.variables["n"]
+    while isinstance(value, list):
+        depth, value = depth + 1, value[0]
+    assert depth == engine.MAX_VARIABLE_DEPTH
+    assert len(session.to_json()) < 3 * engine.MAX_VARIABLE_CHARS

@@ -73,6 +73,18 @@ CASES = [
                                   "          target: b\n"), 13, 11, "a", "needs 'after'"),
     ("misplaced_key", VALID.replace("          target: b\n", "          target: b\n          after: 3s\n"),
      13, 11, "a", "'after' belongs"),
+    # Expressions that would raise RecursionError or hold the event loop at the first event (issue 21).
+    ("expression_too_deep", VALID.replace("'transcript == \"yes\"'", "'" + "(" * 20 + "transcript" + ")" * 20
+                                          + " == \"yes\"'"), 11, 22, "a", "nests more than 100 levels"),
+    ("expression_too_deep", VALID.replace('- say: "hello"', '- say: "hello ${' + "!" * 200 + 'true}"'), 8, 16, "a",
+     "nests more than 100 levels"),
+    ("expression_too_long", VALID.replace("'transcript == \"yes\"'", "'" + "!" * 1000 + "true'"), 11, 22, "a",
+     "1004 characters long; the limit is 1000"),
+    ("expression_too_costly", VALID.replace("'transcript == \"yes\"'",
+                                            "'[1,2].all(a, [1,2].all(b, [1,2].all(c, a + b + c > 0)))'"), 11, 22, "a",
+     "more than 2 comprehensions"),
+    ("yaml_syntax", VALID.replace("variables: {n: 0}", "variables: {n: " + "[" * 100 + "]" * 100 + "}"), 4, 79, None,
+     "nested deeper than 64 levels"),
 ]
 
 
@@ -120,3 +132,12 @@ def test_macro_bound_names_are_not_unknown_variables() -> None:
     text = VALID.replace("'transcript == \"yes\"'", "'transcript.split(\" \").exists(w, w == \"yes\")'")
     text = text.replace("'transcript.split(\" \").exists(w, w == \"yes\")'", "'[1, 2].exists(w, w == n)'")
     load_dialog_text(text, "d.yaml")
+
+
+def test_yaml_alias_bomb_is_refused() -> None:
+    """Nine levels of ten aliases each (a billion values once expanded) are refused, not expanded."""
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    text = "\n".join(lines) + "\n" + VALID.replace("variables: {n: 0}", "variables: {n: *a8}")
+    errors = errors_of(text)
+    assert [e.kind for e in errors] == ["yaml_syntax"] and "aliases" in errors[0].message

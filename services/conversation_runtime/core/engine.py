@@ -4,19 +4,32 @@ Deterministic: the result depends only on the dialog, the session, the event and
 engine never reads the clock or randomness. Timers are deadlines in the session
 (``session.next_deadline()``); due timers fire, in deadline order and at their own deadline,
 before the event that reveals them, so replaying an event log gives the same actions.
+
+A call whose stream closed without its end (the caller's side vanished, or the replica holding
+the stream died) is *parked* (``park``): no timer fires and nothing is sent while no one can
+hear it. The first event of a resumed stream unparks it (``unpark``; timers that came due
+meanwhile then fire, at their own deadlines). A parked call that no stream resumes ends at
+``parked_until`` as ``stream_lost``: the dialog's ``hangup`` transition runs with that reason.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
+from dialtone.common.limits import json_depth_ok
 from dialtone.conversation_runtime.core import events as ev
 from dialtone.conversation_runtime.core import model as m
 from dialtone.conversation_runtime.core.expressions import EvaluationError, Template
 from dialtone.conversation_runtime.core.session import OUTBOX_LIMIT, Session
 
 MAX_TIMER_FIRINGS = 64  # per handle(); a bound, far above what any dialog needs
+STREAM_LOST = "stream_lost"
+# A value `set` stores (every save writes the whole session): `set: {s: s + s}` on each key press
+# would otherwise double the session at every event.
+MAX_VARIABLE_CHARS = 64 * 1024   # as JSON
+MAX_VARIABLE_DEPTH = 32
 
 
 @dataclasses.dataclass
@@ -57,10 +70,13 @@ def handle_traced(dialog: m.Dialog, session: Session, event: ev.Event, now: floa
     """
     if session.ended or (seq and seq <= session.event_seq):
         return Outcome(session, [], [])
+    if session.parked_until and isinstance(event, ev.Tick):
+        return _end_parked(dialog, session, now) if now >= session.parked_until else Outcome(session, [], [])
     due = session.next_deadline()
     if isinstance(event, ev.Tick) and (due is None or due > now):
         return Outcome(session, [], [])
     new = session.copy()
+    new.parked_until = 0.0  # an event: a stream carries the call again
     if seq:
         new.event_seq = seq
     new.step += 1
@@ -70,6 +86,38 @@ def handle_traced(dialog: m.Dialog, session: Session, event: ev.Event, now: floa
         run.now = now
         run.dispatch(event)
         run.touch()
+    return Outcome(new, run.actions, run.fired)
+
+
+def park(session: Session, now: float, orphan_timeout: float) -> Session:
+    """The call's stream closed without its end: fire nothing until a stream resumes it, and end it
+    ``orphan_timeout`` from ``now`` (or at the dialog's ``max_duration``, if sooner)."""
+    new = session.copy()
+    new.step += 1
+    until = now + orphan_timeout
+    if "max_duration" in session.timers:
+        until = min(until, session.timers["max_duration"])
+    new.parked_until = until
+    return new
+
+
+def unpark(session: Session) -> Session:
+    """A stream resumed the parked call: its timers run again."""
+    new = session.copy()
+    new.step += 1
+    new.parked_until = 0.0
+    return new
+
+
+def _end_parked(dialog: m.Dialog, session: Session, now: float) -> Outcome:
+    """No stream came back: the call ends as stream_lost, and no timer fires (no one would hear it)."""
+    new = session.copy()
+    new.step += 1
+    new.parked_until = 0.0
+    new.timers.clear()
+    run = _Run(dialog, new, now)
+    run.hang_up(STREAM_LOST, STREAM_LOST)
+    run.emit("hangup", {"reason": STREAM_LOST})  # what a stream resuming too late is told
     return Outcome(new, run.actions, run.fired)
 
 
@@ -171,11 +219,15 @@ class _Run:
             self.run_event("transfer.result", {"transfer": {
                 "target_uri": event.target_uri, "ok": event.ok, "sip_status": event.sip_status}})
         elif isinstance(event, ev.CallerHungUp):
-            transition = self.select("hangup", {"reason": event.reason})
-            if transition is not None:
-                self.fired.append(transition)
-                self.run_actions(transition.actions, {"reason": event.reason})
-            self.end(f"caller:{event.reason}")
+            self.hang_up(event.reason, f"caller:{event.reason}")
+
+    def hang_up(self, reason: str, end_reason: str) -> None:
+        """The call is over on the caller's side: the dialog's hangup transition, then the end."""
+        transition = self.select("hangup", {"reason": reason})
+        if transition is not None:
+            self.fired.append(transition)
+            self.run_actions(transition.actions, {"reason": reason})
+        self.end(end_reason)
 
     def dtmf(self, state: m.State, digit: str) -> None:
         s = self.session
@@ -292,9 +344,11 @@ class _Run:
             if isinstance(action, m.SetVariables):
                 for name, expression in action.assignments:
                     try:
-                        s.variables[name] = expression.evaluate(self.activation(fields))
+                        value = expression.evaluate(self.activation(fields))
                     except EvaluationError:
-                        pass  # documented: a set that cannot be computed leaves the variable as it was
+                        continue  # documented: a set that cannot be computed leaves the variable as it was
+                    if _storable(value):  # documented: so does one whose value is too large
+                        s.variables[name] = value
             elif isinstance(action, m.Say):
                 barge_in = action.barge_in or state.input.barge_in
                 s.playing.append(self.emit("say", {
@@ -339,6 +393,10 @@ class _Run:
             if len(s.outbox) > OUTBOX_LIMIT:
                 del s.outbox[: len(s.outbox) - OUTBOX_LIMIT]
         return key
+
+
+def _storable(value: Any) -> bool:
+    return json_depth_ok(value, MAX_VARIABLE_DEPTH) and len(json.dumps(value)) <= MAX_VARIABLE_CHARS
 
 
 def _render(value: Any, activation: dict[str, Any]) -> Any:

@@ -4,6 +4,19 @@ cel-python evaluates a parsed tree with an activation of names; there is no Pyth
 Only the names the engine puts in the activation exist: the dialog's variables, the event's
 fields and ``call`` (caller, callee, headers). ``names`` lists the identifiers an expression
 reads, so the loader can refuse references to unknown variables before a call ever runs.
+
+cel-python walks the parsed tree by recursion (about five Python frames per level) and runs
+each step in Python (about 6 µs). Unbounded, 200 nested brackets or 1,000 `!` pass validation
+and raise RecursionError on a call's first event, and three nested comprehensions over 30
+elements hold the event loop for seconds. So an expression is bounded when it compiles, with
+an ExpressionError the loader reports at file:line:col: at most ``MAX_EXPRESSION_CHARS``
+characters, a parse tree at most ``MAX_NESTING`` levels deep, comprehensions (``all``,
+``exists``, ``exists_one``, ``map``, ``filter``) nested at most ``MAX_NESTED_COMPREHENSIONS``
+deep, no ``reduce`` (a cel-python extension that can double a value at each step), and over
+literal lists at most ``MAX_STEPS`` steps. Every evaluation then runs on a budget of
+``MAX_STEPS`` steps (about 60 ms; comprehensions over lists that arrive at run time, from a
+backend say, are only known then): an expression that spends it fails, as one with a missing
+field does, and a warning is logged.
 """
 
 from __future__ import annotations
@@ -11,6 +24,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import logging
 import math
 import re
 from collections.abc import Mapping
@@ -20,8 +34,60 @@ import celpy
 import lark
 import re2
 from celpy import celtypes
+from celpy.evaluation import Evaluator
 
-_ENV = celpy.Environment()
+log = logging.getLogger(__name__)
+
+MAX_EXPRESSION_CHARS = 1000
+MAX_NESTING = 100        # parse-tree levels: a pair of brackets is about 10, an operator 1 or 2
+MAX_NESTED_COMPREHENSIONS = 2
+MAX_STEPS = 10_000       # parse-tree nodes visited in one evaluation
+# A rendered template (a say's text, a transfer target, a payload string) is cut here: it must fit
+# the runtime's gRPC messages (256 kB), and 16,384 characters are a quarter of an hour of speech.
+MAX_RENDERED_CHARS = 16_384
+
+
+class _StepsSpent(Exception):  # noqa: N818 - internal; cel-python catches only its own and builtin errors
+    pass
+
+
+class _Budget:
+    __slots__ = ("left",)
+
+    def __init__(self, steps: int) -> None:
+        self.left = steps
+
+    def spend(self, steps: int) -> None:
+        self.left -= steps
+        if self.left < 0:
+            raise _StepsSpent
+
+
+class _BudgetedEvaluator(Evaluator):
+    """cel-python's evaluator, counting each node it visits (comprehension bodies included)."""
+
+    def __init__(self, ast: lark.Tree, activation: Any, budget: _Budget) -> None:
+        super().__init__(ast, activation)
+        self.budget = budget
+
+    def sub_evaluator(self, ast: lark.Tree) -> Evaluator:
+        return _BudgetedEvaluator(ast, self.activation, self.budget)
+
+    def visit(self, tree: lark.Tree) -> Any:
+        self.budget.spend(1)
+        return super().visit(tree)
+
+    def visit_children(self, tree: lark.Tree) -> list[Any]:
+        self.budget.spend(len(tree.children))
+        return super().visit_children(tree)
+
+
+class _BudgetedRunner(celpy.InterpretedRunner):
+    def evaluate(self, context: Any) -> Any:
+        return _BudgetedEvaluator(self.ast, self.new_activation(), _Budget(MAX_STEPS)).evaluate(context)
+
+
+_ENV = celpy.Environment(runner_class=_BudgetedRunner)
 
 
 _DIGIT_WORDS = {"zero": "0", "oh": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
@@ -47,7 +113,7 @@ def _lower(text: Any) -> celtypes.StringType:
 
 # Functions dialogs may call besides CEL's standard ones (pure, deterministic).
 FUNCTIONS = {"only_digits": _only_digits, "lower": _lower}
-# Macros whose first argument binds a local name (``items.exists(x, x > 1)``).
+# Macros whose first argument binds a local name (``items.exists(x, x > 1)``): comprehensions.
 _BINDING_MACROS = {"all", "exists", "exists_one", "map", "filter"}
 
 
@@ -106,6 +172,10 @@ class Expression:
         cel_activation = {name: celpy.json_to_cel(activation[name]) for name in self.names if name in activation}
         try:
             result = self.program.evaluate(cel_activation)
+        except _StepsSpent:
+            log.warning("expression %s gave up after %d steps (the limit; see docs/dialogs.md)",
+                        _quote(self.source), MAX_STEPS)
+            raise EvaluationError(f"{_quote(self.source)}: more than {MAX_STEPS} steps") from None
         except celpy.CELEvalError as exc:
             raise EvaluationError(f"{self.source!r}: {exc.args[0] if exc.args else exc}") from exc
         if isinstance(result, celpy.CELEvalError):
@@ -127,15 +197,90 @@ class EvaluationError(ValueError):
 def compile_expression(source: str) -> Expression:
     if not isinstance(source, str) or not source.strip():
         raise ExpressionError("empty expression")
+    if len(source) > MAX_EXPRESSION_CHARS:
+        raise ExpressionError(f"the expression is {len(source)} characters long; the limit is {MAX_EXPRESSION_CHARS} "
+                              "(move the logic to the backend, or split it into set steps)", kind="expression_too_long")
     try:
         tree = _ENV.compile(source)
     except celpy.CELParseError as exc:
         first = str(exc.args[0]).splitlines()[0] if exc.args else source
         return_col = int(getattr(exc, "column", 1) or 1)
         raise ExpressionError(f"CEL syntax error in {first!r} at column {return_col}", return_col) from exc
+    _check_size(tree)  # first: the checks after it walk the tree by recursion
     _check_regexes(tree)
     names = frozenset(_free_names(tree))
     return Expression(source, _ENV.program(tree, functions=FUNCTIONS), names, tuple(sorted(names)))
+
+
+def _quote(source: str) -> str:
+    return repr(source) if len(source) <= 64 else repr(source[:64]) + "..."
+
+
+def _macro(node: lark.Tree) -> tuple[str, lark.Tree | None, lark.Tree | None] | None:
+    """(name, target, body) of ``target.name(x, body)``; None when ``node`` is no such call."""
+    if node.data != "member_dot_arg" or len(node.children) < 3:
+        return None
+    name, args = str(node.children[1]), node.children[2]
+    if name not in _BINDING_MACROS and name != "reduce":
+        return None
+    body = args.children[-1] if isinstance(args, lark.Tree) and args.children else None
+    return name, node.children[0], body if isinstance(body, lark.Tree) else None
+
+
+def _literal_list_size(node: lark.Tree) -> int | None:
+    """The number of elements when ``node`` is a list literal (through its one-child wrappers)."""
+    while node.data != "list_lit":
+        trees = [c for c in node.children if isinstance(c, lark.Tree)]
+        if len(trees) != 1 or len(node.children) != 1:
+            return None
+        node = trees[0]
+    items = [c for c in node.children if isinstance(c, lark.Tree)]
+    return len(items[0].children) if items else 0
+
+
+def _check_size(tree: lark.Tree) -> None:
+    """Nesting, nested comprehensions and the steps over literal lists, without recursion."""
+    order: list[lark.Tree] = []
+    depth: dict[int, int] = {id(tree): 1}
+    loops: dict[int, int] = {id(tree): 0}   # comprehensions this node is in the body of
+    bodies: dict[int, int] = {}             # a comprehension's body: the count for it
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        level, inside = depth[id(node)], loops[id(node)]
+        if level > MAX_NESTING:
+            raise ExpressionError(f"the expression nests more than {MAX_NESTING} levels deep as CEL reads it "
+                                  "(each pair of brackets is about 10, each operator 1 or 2): split it into set steps",
+                                  kind="expression_too_deep")
+        macro = _macro(node)
+        if macro is not None and macro[0] == "reduce":
+            raise ExpressionError("reduce() is not supported (it can double a value at each step); use map, "
+                                  "filter, all or exists", kind="expression_too_costly")
+        body = macro[2] if macro is not None else None
+        if body is not None and inside + 1 > MAX_NESTED_COMPREHENSIONS:
+            raise ExpressionError(f"more than {MAX_NESTED_COMPREHENSIONS} comprehensions (all, exists, exists_one, "
+                                  "map, filter) inside each other: each multiplies the work of the ones inside it",
+                                  kind="expression_too_costly")
+        if body is not None:
+            bodies[id(body)] = inside + 1
+        for child in node.children:
+            if isinstance(child, lark.Tree):
+                depth[id(child)] = level + 1
+                loops[id(child)] = bodies.get(id(child), inside)
+                stack.append(child)
+    # Steps over literal lists, children before parents: a comprehension costs its body once per element.
+    steps: dict[int, int] = {}
+    for node in reversed(order):
+        total = 1 + sum(steps[id(c)] for c in node.children if isinstance(c, lark.Tree))
+        macro = _macro(node)
+        if macro is not None and macro[2] is not None:
+            size = _literal_list_size(macro[1]) if isinstance(macro[1], lark.Tree) else None
+            total += ((size or 1) - 1) * steps[id(macro[2])]
+        steps[id(node)] = total
+    if steps[id(tree)] > MAX_STEPS:
+        raise ExpressionError(f"evaluating the expression takes about {steps[id(tree)]} steps over its lists; the "
+                              f"limit is {MAX_STEPS}", kind="expression_too_costly")
 
 
 _RE2_QUIET = re2.Options()
@@ -227,7 +372,7 @@ class Template:
             except EvaluationError:
                 value = ""
             out.append(_to_text(value))
-        return "".join(out)
+        return "".join(out)[:MAX_RENDERED_CHARS]
 
 
 def _to_text(value: Any) -> str:

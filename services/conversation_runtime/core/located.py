@@ -3,6 +3,11 @@
 PyYAML's composed nodes carry marks; we turn them into ``Loc`` values so validation can point
 an operator at the exact ``file:line:col`` of a problem. Duplicate keys, which PyYAML silently
 accepts, are reported here.
+
+Composing and converting recurse once per level of nesting, and an alias (``*name``) is
+converted again wherever it is used: nesting deeper than ``MAX_DEPTH`` (checked first, on the
+event stream, without recursion) and more than ``MAX_NODES`` values once aliases are expanded
+are refused as YAML errors, instead of a RecursionError or a loader that never finishes.
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ import dataclasses
 from typing import Any
 
 import yaml
+
+MAX_DEPTH = 64
+MAX_NODES = 100_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,6 +51,7 @@ class YamlSyntaxError(Exception):
 def load_located(text: str) -> tuple[Loc | None, list[tuple[int, int, str]]]:
     """Parse ``text``; return the located tree and duplicate-key problems (line, col, message)."""
     try:
+        _check_depth(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -54,12 +63,29 @@ def load_located(text: str) -> tuple[Loc | None, list[tuple[int, int, str]]]:
         return None, []
     problems: list[tuple[int, int, str]] = []
     constructor = yaml.constructor.SafeConstructor()
-    return _convert(node, constructor, problems), problems
+    return _convert(node, constructor, problems, [MAX_NODES]), problems
+
+
+def _check_depth(text: str) -> None:
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                raise YamlSyntaxError(mark.line + 1, mark.column + 1,
+                                      f"invalid YAML: lists and mappings nested deeper than {MAX_DEPTH} levels")
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
 
 
 def _convert(node: yaml.Node, constructor: yaml.constructor.SafeConstructor, problems: list[tuple[int, int, str]],
-             key_mark: yaml.Mark | None = None) -> Loc:
+             left: list[int], key_mark: yaml.Mark | None = None) -> Loc:
     line, col = node.start_mark.line + 1, node.start_mark.column + 1
+    left[0] -= 1
+    if left[0] < 0:
+        raise YamlSyntaxError(line, col, f"invalid YAML: more than {MAX_NODES} values once aliases (*name) are "
+                                         "expanded")
     key_line, key_col = (key_mark.line + 1, key_mark.column + 1) if key_mark else (0, 0)
     if isinstance(node, yaml.MappingNode):
         constructor.flatten_mapping(node)
@@ -70,8 +96,9 @@ def _convert(node: yaml.Node, constructor: yaml.constructor.SafeConstructor, pro
                 problems.append((key_node.start_mark.line + 1, key_node.start_mark.column + 1,
                                  f"duplicate key '{key}'"))
                 continue
-            out[key] = _convert(value_node, constructor, problems, key_node.start_mark)
+            out[key] = _convert(value_node, constructor, problems, left, key_node.start_mark)
         return Loc(out, line, col, key_line, key_col)
     if isinstance(node, yaml.SequenceNode):
-        return Loc([_convert(item, constructor, problems) for item in node.value], line, col, key_line, key_col)
+        return Loc([_convert(item, constructor, problems, left) for item in node.value], line, col, key_line,
+                   key_col)
     return Loc(constructor.construct_object(node, deep=True), line, col, key_line, key_col)

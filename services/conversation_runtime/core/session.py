@@ -31,6 +31,9 @@ class Session:
     playing: list[str] = dataclasses.field(default_factory=list)   # prompts issued, not reported finished
     ended: bool = False
     end_reason: str = ""
+    # A call whose stream closed without its end: nothing fires until a stream resumes it; at
+    # this time it ends as stream_lost (0 = not parked). See engine.park.
+    parked_until: float = 0.0
 
     def copy(self) -> Session:
         # Shallow copies suffice: the engine replaces nested values, it never mutates them.
@@ -39,7 +42,13 @@ class Session:
                                    playing=list(self.playing))
 
     def next_deadline(self) -> float | None:
+        """The next timer's deadline."""
         return min(self.timers.values()) if self.timers else None
+
+    def wake_at(self) -> float | None:
+        """When a replica without the call's stream must next act on it (the stores index this):
+        a parked call's end, or else the next timer (a stream that died with its replica)."""
+        return self.parked_until or self.next_deadline()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
