@@ -116,7 +116,7 @@ def test_container_port_names_are_unique_and_valid(values: Path) -> None:
 @SCENARIOS
 def test_probes_point_at_the_grpc_port_the_service_serves(values: Path) -> None:
     """Readiness, liveness and startup probes use grpc.health.v1 on the port that the config
-    makes the service listen on."""
+    makes the service listen on (with mutual TLS, its plaintext health-only port)."""
     rendered = render([values])
     for component in COMPONENTS:
         container = rendered.container(component)
@@ -125,8 +125,12 @@ def test_probes_point_at_the_grpc_port_the_service_serves(values: Path) -> None:
         assert config["grpc"]["port"] == grpc_port
         metrics_port = next(p["containerPort"] for p in container["ports"] if p["name"] == "metrics")
         assert config["metrics"]["port"] == metrics_port
+        probed = grpc_port
+        if "tls" in config:
+            probed = next(p["containerPort"] for p in container["ports"] if p["name"] == "health")
+            assert config["tls"]["health_port"] == probed != grpc_port
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-            assert container[probe]["grpc"]["port"] == grpc_port, (component, probe)
+            assert container[probe]["grpc"]["port"] == probed, (component, probe)
 
 
 @SCENARIOS
@@ -171,6 +175,9 @@ def test_references_to_configmaps_and_secrets_resolve(values: Path) -> None:
     existing.add(given.get("integrationGateway", {}).get("credentials", {}).get("existingSecret", ""))
     existing.add(given.get("externalRedis", {}).get("existingSecret", ""))
     existing.add(given.get("mediaGateway", {}).get("webrtc", {}).get("accessKeySecret", ""))
+    existing.update(given.get("tls", {}).get("secrets", {}).values())
+    existing.update(token.get("existingSecret", "") for token in given.get("tokens", {}).values())
+    existing.update(c["spec"]["secretName"] for c in rendered.of_kind("Certificate"))   # cert-manager writes them
     existing.discard("")
     for workload in workloads(rendered):
         spec = workload["spec"]["template"]["spec"]

@@ -130,6 +130,55 @@ url
       key: {{ include "dialtone.redisUrl.secretKey" .root }}
 {{- end -}}
 
+{{/* Where the pods find the tokens (files of mounted Secrets) and the TLS files. */}}
+{{- define "dialtone.tokenFile" -}}
+/etc/dialtone/tokens/{{ . }}/token
+{{- end -}}
+{{- define "dialtone.tlsDir" -}}
+/etc/dialtone/tls
+{{- end -}}
+
+{{/* The Secret holding a surface's token (dict "root" $ "which" "metrics"|"control"): the given one or the chart's. */}}
+{{- define "dialtone.token.secretName" -}}
+{{- $t := index .root.Values.tokens .which -}}
+{{- if $t.existingSecret -}}
+{{- $t.existingSecret -}}
+{{- else -}}
+{{- printf "%s-tokens" (include "dialtone.fullname" .root) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "dialtone.token.secretKey" -}}
+{{- $t := index .root.Values.tokens .which -}}
+{{- if $t.existingSecret -}}
+{{- $t.existingSecretKey -}}
+{{- else -}}
+{{- .which -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A token Secret mounted as <dir>/token (dict "root" $ "which" "metrics"|"control"): the pod volume. */}}
+{{- define "dialtone.token.volume" -}}
+- name: {{ .which }}-token
+  secret:
+    secretName: {{ include "dialtone.token.secretName" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ include "dialtone.token.secretKey" . }}
+        path: token
+{{- end -}}
+
+{{- define "dialtone.token.volumeMount" -}}
+- name: {{ .which }}-token
+  mountPath: {{ include "dialtone.tokenFile" .which | dir }}
+  readOnly: true
+{{- end -}}
+
+{{/* A component's TLS Secret (tls.crt, tls.key, ca.crt): the given one or the cert-manager Certificate's. */}}
+{{- define "dialtone.component.tlsSecret" -}}
+{{- index .root.Values.tls.secrets .key | default (printf "%s-tls" (include "dialtone.component.fullname" .) | trunc 63 | trimSuffix "-") -}}
+{{- end -}}
+
 {{/* The keys every service's config has (dialtone.common.config.ServiceConfig). */}}
 {{- define "dialtone.component.baseConfig" -}}
 {{- $c := index .root.Values .key -}}
@@ -140,6 +189,14 @@ metrics:
   host: {{ .root.Values.listenAddress | quote }}
   port: {{ $c.ports.metrics }}
   enabled: true
+  token_file: {{ include "dialtone.tokenFile" "metrics" }}
+{{- if .root.Values.tls.enabled }}
+tls:
+  cert_file: {{ include "dialtone.tlsDir" . }}/tls.crt
+  key_file: {{ include "dialtone.tlsDir" . }}/tls.key
+  ca_file: {{ include "dialtone.tlsDir" . }}/ca.crt
+  health_port: {{ .root.Values.tls.healthPort }}
+{{- end }}
 log:
   level: {{ .root.Values.log.level }}
   format: {{ .root.Values.log.format }}

@@ -14,6 +14,9 @@ Each component's folder calls these with its own additions, passed as YAML strin
 {{- define "dialtone.component.deployment" -}}
 {{- $root := .root -}}
 {{- $c := index $root.Values .key -}}
+{{- /* With mTLS the gRPC port asks for a client certificate, which the kubelet cannot show: probes
+go to the plaintext health-only port (tls.health_port). */ -}}
+{{- $probePort := ternary $root.Values.tls.healthPort $c.ports.grpc $root.Values.tls.enabled -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -71,6 +74,11 @@ spec:
             - name: metrics
               containerPort: {{ $c.ports.metrics }}
               protocol: TCP
+            {{- if $root.Values.tls.enabled }}
+            - name: health
+              containerPort: {{ $root.Values.tls.healthPort }}
+              protocol: TCP
+            {{- end }}
             {{- with .ports }}
             {{- . | nindent 12 }}
             {{- end }}
@@ -91,18 +99,18 @@ spec:
           # out of the Service while it drains (the kubelet stops liveness probes on deletion).
           startupProbe:
             grpc:
-              port: {{ $c.ports.grpc }}
+              port: {{ $probePort }}
             periodSeconds: 5
             failureThreshold: 60
           readinessProbe:
             grpc:
-              port: {{ $c.ports.grpc }}
+              port: {{ $probePort }}
             periodSeconds: 5
             timeoutSeconds: 2
             failureThreshold: 2
           livenessProbe:
             grpc:
-              port: {{ $c.ports.grpc }}
+              port: {{ $probePort }}
             periodSeconds: 10
             timeoutSeconds: 5
             failureThreshold: 3
@@ -120,6 +128,12 @@ spec:
               readOnly: true
             - name: tmp
               mountPath: /tmp
+            {{- include "dialtone.token.volumeMount" (dict "root" $root "which" "metrics") | nindent 12 }}
+            {{- if $root.Values.tls.enabled }}
+            - name: tls
+              mountPath: {{ include "dialtone.tlsDir" . }}
+              readOnly: true
+            {{- end }}
             {{- with .volumeMounts }}
             {{- . | nindent 12 }}
             {{- end }}
@@ -132,6 +146,14 @@ spec:
             name: {{ include "dialtone.component.fullname" . }}
         - name: tmp
           emptyDir: {}
+        {{- include "dialtone.token.volume" (dict "root" $root "which" "metrics") | nindent 8 }}
+        {{- if $root.Values.tls.enabled }}
+        # Mounted whole (no subPath), so a renewed certificate reaches the files; the service reloads them.
+        - name: tls
+          secret:
+            secretName: {{ include "dialtone.component.tlsSecret" . }}
+            defaultMode: 0440
+        {{- end }}
         {{- with .volumes }}
         {{- . | nindent 8 }}
         {{- end }}
@@ -299,5 +321,11 @@ spec:
       path: /metrics
       interval: {{ $sm.interval }}
       scrapeTimeout: {{ $sm.scrapeTimeout }}
+      # /metrics listens beyond loopback, so it wants the metrics token.
+      authorization:
+        type: Bearer
+        credentials:
+          name: {{ include "dialtone.token.secretName" (dict "root" .root "which" "metrics") }}
+          key: {{ include "dialtone.token.secretKey" (dict "root" .root "which" "metrics") }}
 {{- end }}
 {{- end -}}
