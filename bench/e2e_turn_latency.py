@@ -1,19 +1,33 @@
-"""Turn latency on the wire through all four services: `dialtone up` with a bench dialog that answers
-every utterance ("Got it, <what you said>."), and `dialtone call`'s runner saying numbers.
+"""Turn latency on the wire through all four services, with fresh content in every reply, and false
+cut-offs on utterances with pauses inside them.
+
+`dialtone up` runs a bench dialog that answers an order number the way the shipped order_status dialog
+does ("One moment while I look up order 8392."); the caller (`dialtone call`'s phone and runner) says
+order numbers from recorded human speech (Asterisk's digits/*.wav, "number", "is", "and", joined with
+short gaps). Every number is new to the run, so every reply is new to the TTS, except the planned
+repeats (every ``--repeat-every``-th clean turn says an earlier number again: its whole reply is in
+the TTS cache); the two are reported apart.
 
 Turn latency = end of the caller's speech audio (its last RTP frame sent) -> the first non-silent RTP
-packet back, measured at the caller. Breakdown (means, from the services' own histograms over the same
-turns): endpointing wait (vad.stop_ms of silence, or less on an early end), ASR final, dialog (runtime event), TTS
-first audio, and the rest (gRPC hops, playout/pacing to the first frame on the wire).
+packet back, measured at the caller. The paused set (``--paused``, at least 50 for the acceptance
+figure) says numbers with 300-900 ms pauses inside ("number is ... 4 5 ... 6 7", digits in groups,
+"4 5 and ... 6 7"); a reply that starts while the caller is still inside such an utterance is a false
+cut-off. Breakdown (means, from the services' own histograms over the same turns): endpointing wait,
+ASR final, dialog (runtime event), TTS first audio, and the rest (gRPC hops, playout/pacing to the
+first frame on the wire). The 1-minute load average is printed before and after: the figures are only
+worth comparing at a similar load.
 
-    python -m bench.e2e_turn_latency [--turns 100] [--callers 1] [--budget-s 540] [--asr whispercpp]
-                                     [--early-stop-ms 300]
+    python -m bench.e2e_turn_latency [--turns 80] [--paused 50] [--repeat-every 5] [--budget-s 1500]
+                                     [--asr whispercpp] [--early-stop-ms N] [--json FILE] [--smoke]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import itertools
+import json
 import os
 import random
 import signal
@@ -24,16 +38,22 @@ import sys
 import tempfile
 import time
 import urllib.request
+import wave
 from pathlib import Path
 from typing import Any
 
+from dialtone.caller.hearing import SpeechOnset, Utterance
 from dialtone.caller.phone import Phone, free_sip_port
 from dialtone.caller.runner import ScriptRunner
 from dialtone.caller.script import Step
-from dialtone.caller.voices import Voices
+from dialtone.caller.voices import TRIM_LEVEL, Voices
+from dialtone.common.audio import trim_silence
 from dialtone.conversation_runtime.config import EXAMPLES_DIR
+from dialtone.speech_gateway.audio_io import read_wav
 from dialtone.speech_gateway.engines.asr_faster_whisper import default_model_dir
 from dialtone.speech_gateway.engines.ggml_convert import convert_ct2_to_ggml
+
+from tests.speech_gateway.corpus import MISSING, SOUNDS
 
 WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 BENCH_DIALOGS = {
@@ -53,6 +73,29 @@ dialog:
     answer_b:
       on_enter: [{say: "Got it, ${heard}."}]
       transitions: [{event: speech, target: answer_a, actions: [{set: {heard: transcript}}]}]
+""",
+    # order_status's reply to an order number ("One moment while I look up order ${order_id}."), on a loop
+    "bench_orders": """
+dialog:
+  name: bench_orders
+  initial: ready
+  variables: {order_id: ""}
+  input: {mode: speech, no_input: 60s, barge_in: on}
+  states:
+    ready:
+      on_enter: [{say: "Say your order number."}]
+      transitions: &listen
+        - event: speech
+          condition: 'size(only_digits(transcript)) >= 4'
+          target: lookup
+          actions: [{set: {order_id: only_digits(transcript)}}]
+        - {event: speech, target: sorry}
+    lookup:
+      on_enter: [{say: "One moment while I look up order ${order_id}."}]
+      transitions: *listen
+    sorry:
+      on_enter: [{say: "Sorry, I did not get that. Say your order number."}]
+      transitions: *listen
 """,
     "bench_barge": """
 dialog:
@@ -75,6 +118,15 @@ dialog:
 """,
 }
 
+# The caller's words: Asterisk's human-read prompts (en_US_f_Allison), 8 kHz.
+CLIPS = {**{d: f"digits/{d}" for d in "0123456789"}, "number": "number", "is": "is", "and": "vm-and"}
+DIGIT_GAP_MS = (60, 180)     # between words said in one breath
+PAUSE_MS = (300, 900)        # a pause inside an utterance (the labelled set)
+SETTLE_S = 1.5               # after each utterance: a reply to a cut-off fragment comes before the next turn
+CALL_TURNS = 10
+_wav_names = itertools.count()
+PAUSED_PATTERNS = ("groups 2+2", "groups 3+3", "number is ... 4", "number is ... 2 ... 2", "2 and ... 2")
+
 
 def percentiles(samples: list[float]) -> str:
     if not samples:
@@ -87,17 +139,165 @@ def percentiles(samples: list[float]) -> str:
     return f"p50 {pick(0.50):.0f} ms  p95 {pick(0.95):.0f} ms  p99 {pick(0.99):.0f} ms  (n={len(samples)})"
 
 
-def _free_base() -> int:
-    for _ in range(200):
-        base = random.randrange(51000, 59000, 10)
-        try:
-            for offset in (1, 2, 3, 4, 80, 101, 102, 103, 104):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", base + offset))
-            return base
-        except OSError:
-            continue
-    raise RuntimeError("no free block of ports")
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class TurnPlan:
+    kind: str                       # fresh | repeat | paused
+    digits: str
+    parts: tuple[str | int, ...]    # clip names, and gaps in ms between them
+    pattern: str = ""               # paused: which of PAUSED_PATTERNS
+
+    @property
+    def text(self) -> str:
+        return " ".join(f"[{p} ms]" if isinstance(p, int) and p >= PAUSE_MS[0] else p
+                        for p in self.parts if not isinstance(p, int) or p >= PAUSE_MS[0])
+
+
+@dataclasses.dataclass
+class TurnResult:
+    plan: TurnPlan
+    said_ms: float                      # length of the caller's utterance on the wire
+    latency_ms: float | None = None     # end of the utterance -> the first reply packet
+    cut_off_ms: float | None = None     # a reply began this far into the utterance (a false cut-off)
+
+
+class HumanVoice:
+    """Recorded words joined into utterances with chosen gaps; each clip's silent ends cut, so a gap is
+    the silence between words and the utterance ends with its last word."""
+
+    def __init__(self) -> None:
+        if not SOUNDS.is_dir():
+            raise FileNotFoundError(MISSING)
+        self.clips: dict[str, bytes] = {}
+        self.rate = 0
+        for word, name in CLIPS.items():
+            pcm, rate = read_wav(SOUNDS / f"{name}.wav")
+            if self.rate and rate != self.rate:
+                raise ValueError(f"{name}.wav is at {rate} Hz, the others at {self.rate} Hz")
+            self.rate = rate
+            self.clips[word] = trim_silence(pcm, TRIM_LEVEL)
+
+    def join(self, parts: tuple[str | int, ...]) -> bytes:
+        return b"".join(bytes(2 * self.rate * p // 1000) if isinstance(p, int) else self.clips[p] for p in parts)
+
+    def write(self, plan: TurnPlan, path: Path) -> Path:
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(self.rate)
+            wav.writeframes(self.join(plan.parts))
+        return path
+
+
+class Planner:
+    """Order numbers never said before in the run (so each reply is new to the TTS), said as clean
+    turns, repeats of an earlier clean turn, or with pauses inside (the labelled set)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.used: set[str] = set()
+
+    def number(self, length: int) -> str:
+        while True:
+            digits = "".join(self.rng.choice("0123456789") for _ in range(length))
+            if digits[0] != "0" and digits not in self.used:   # a leading zero reads back differently
+                self.used.add(digits)
+                return digits
+
+    def gap(self) -> int:
+        return self.rng.randint(*DIGIT_GAP_MS)
+
+    def pause(self) -> int:
+        return self.rng.randint(*PAUSE_MS)
+
+    def said(self, digits: str) -> list[str | int]:
+        parts: list[str | int] = []
+        for d in digits:
+            parts += [self.gap(), d] if parts else [d]
+        return parts
+
+    def clean(self) -> TurnPlan:
+        digits = self.number(4)
+        parts = self.said(digits)
+        if self.rng.random() < 1 / 3:
+            parts = ["number", self.gap(), "is", self.gap(), *parts]
+        return TurnPlan("fresh", digits, tuple(parts))
+
+    def paused(self, pattern: str) -> TurnPlan:
+        if pattern == "groups 2+2":
+            digits = self.number(4)
+            parts = [*self.said(digits[:2]), self.pause(), *self.said(digits[2:])]
+        elif pattern == "groups 3+3":
+            digits = self.number(6)
+            parts = [*self.said(digits[:3]), self.pause(), *self.said(digits[3:])]
+        elif pattern == "number is ... 4":
+            digits = self.number(4)
+            parts = ["number", self.gap(), "is", self.pause(), *self.said(digits)]
+        elif pattern == "number is ... 2 ... 2":
+            digits = self.number(4)
+            parts = ["number", self.gap(), "is", self.pause(), *self.said(digits[:2]), self.pause(),
+                     *self.said(digits[2:])]
+        elif pattern == "2 and ... 2":
+            digits = self.number(4)
+            parts = [*self.said(digits[:2]), self.gap(), "and", self.pause(), *self.said(digits[2:])]
+        else:
+            raise ValueError(f"unknown pattern {pattern!r}")
+        return TurnPlan("paused", digits, tuple(parts), pattern)
+
+    def plan(self, turns: int, paused: int, repeat_every: int) -> list[TurnPlan]:
+        """``turns`` clean turns (every ``repeat_every``-th a repeat of an earlier one) with ``paused``
+        paused ones spread among them; a repeat always comes after the turn it repeats."""
+        clean: list[TurnPlan] = []
+        for index in range(turns):
+            originals = [p for p in clean if p.kind == "fresh"]
+            if repeat_every and index % repeat_every == repeat_every - 1 and originals:
+                original = self.rng.choice(originals)
+                clean.append(dataclasses.replace(original, kind="repeat"))
+            else:
+                clean.append(self.clean())
+        plans = list(clean)
+        for index in range(paused):
+            plans.insert(self.rng.randint(0, len(plans)), self.paused(PAUSED_PATTERNS[index % len(PAUSED_PATTERNS)]))
+        return plans
+
+
+class TurnRunner(ScriptRunner):
+    """The script runner, also keeping every reply onset and each utterance's span on the wire."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.onsets: list[float] = []
+        self.spans: dict[str, list[float]] = {}   # our utterance id -> [first frame sent, last frame sent]
+
+    def _on_hearing(self, event: SpeechOnset | Utterance) -> None:
+        if isinstance(event, SpeechOnset):
+            self.onsets.append(event.at)
+        super()._on_hearing(event)
+
+    def on_said(self, at: float, utterance_id: str, finished: bool) -> None:
+        if finished:
+            self.spans.setdefault(utterance_id, [at, at])[1] = at
+        else:
+            self.spans[utterance_id] = [at, at]
+        super().on_said(at, utterance_id, finished)
+
+    def results(self, plans: list[TurnPlan]) -> list[TurnResult]:
+        spans = sorted(self.spans.values())
+        results = []
+        for index, (plan, (start, end)) in enumerate(zip(plans, spans, strict=False)):
+            following = spans[index + 1][0] if index + 1 < len(spans) else float("inf")
+            result = TurnResult(plan, (end - start) * 1000.0)
+            inside = [t for t in self.onsets if start < t <= end]
+            after = [t for t in self.onsets if end < t < following]
+            if inside:
+                result.cut_off_ms = (inside[0] - start) * 1000.0
+            elif after:
+                result.latency_ms = (after[0] - end) * 1000.0
+            results.append(result)
+        return results
 
 
 class UpStack:
@@ -171,6 +371,19 @@ class UpStack:
         self._log.close()
 
 
+def _free_base() -> int:
+    for _ in range(200):
+        base = random.randrange(51000, 59000, 10)
+        try:
+            for offset in (1, 2, 3, 4, 80, 101, 102, 103, 104):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", base + offset))
+            return base
+        except OSError:
+            continue
+    raise RuntimeError("no free block of ports")
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -193,6 +406,20 @@ async def run_callers(phone: Phone, voices: Voices, uri: str, callers: int, turn
     return list(await asyncio.gather(*(one() for _ in range(callers))))
 
 
+async def call_turns(phone: Phone, voices: Voices, human: HumanVoice, uri: str, plans: list[TurnPlan],
+                     folder: Path) -> tuple[list[TurnResult], list[str]]:
+    """One call saying each plan in turn (waiting for the bot's answer to end between them)."""
+    steps: list[Step] = []
+    for plan in plans:
+        path = human.write(plan, folder / f"turn-{next(_wav_names)}.wav")
+        steps += [Step("wav", str(path)), Step("silence", seconds=SETTLE_S)]
+    steps.append(Step("wait", "speech"))
+    runner = TurnRunner(phone, voices, uri, tuple(steps), timeout_s=60.0 + 15.0 * len(plans), step_timeout_s=20.0,
+                        end_silence_ms=500, transcribe=False)
+    report = await runner.run()
+    return runner.results(plans), report["failures"]
+
+
 def _mean_delta(before: dict[str, float], after: dict[str, float], name: str) -> float | None:
     count = after.get(name + "_count", 0.0) - before.get(name + "_count", 0.0)
     if count <= 0:
@@ -200,77 +427,167 @@ def _mean_delta(before: dict[str, float], after: dict[str, float], name: str) ->
     return (after.get(name + "_sum", 0.0) - before.get(name + "_sum", 0.0)) / count * 1000.0
 
 
-async def main_async(args: argparse.Namespace) -> int:
-    rng = random.Random(8)
+def _labelled_delta(before: dict[str, float], after: dict[str, float], name: str, label: str) -> float:
+    """The change of the labelled samples of ``name`` that carry ``label`` (e.g. 'cache="hit"'), summed."""
+    return sum(value - before.get(sample, 0.0) for sample, value in after.items()
+               if sample.startswith(name + "{") and label in sample)
+
+
+def summarize(results: list[TurnResult]) -> dict[str, Any]:
+    def latencies(kind: str) -> list[float]:
+        return [r.latency_ms for r in results if r.plan.kind == kind and r.latency_ms is not None]
+
+    paused = [r for r in results if r.plan.kind == "paused"]
+    clean = [r for r in results if r.plan.kind != "paused"]
+    by_pattern = {pattern: sum(1 for r in paused if r.plan.pattern == pattern and r.cut_off_ms is not None)
+                  for pattern in PAUSED_PATTERNS}
+    return {
+        "fresh_ms": latencies("fresh"), "cached_ms": latencies("repeat"), "paused_ms": latencies("paused"),
+        "paused": len(paused), "cut_offs": sum(1 for r in paused if r.cut_off_ms is not None),
+        "cut_offs_by_pattern": by_pattern,
+        "clean_cut_offs": sum(1 for r in clean if r.cut_off_ms is not None),
+        "no_reply": sum(1 for r in results if r.latency_ms is None and r.cut_off_ms is None),
+        "turns": [{"kind": r.plan.kind, "pattern": r.plan.pattern, "said": r.plan.text, "digits": r.plan.digits,
+                   "said_ms": round(r.said_ms), "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 1),
+                   "cut_off_ms": None if r.cut_off_ms is None else round(r.cut_off_ms, 1)} for r in results],
+    }
+
+
+def _stack_env(args: argparse.Namespace, folder: str) -> dict[str, str]:
+    env = {}
+    if args.asr == "whispercpp":
+        # whisper.cpp with tiny.en converted from the packaged model (as `dialtone models convert-ggml`)
+        ggml = str(Path(folder) / "tiny.en.ggml.bin")
+        convert_ct2_to_ggml(default_model_dir(), ggml)
+        env = {"DIALTONE_SPEECH_GATEWAY__ASR__ENGINE": "whispercpp",
+               "DIALTONE_SPEECH_GATEWAY__ASR__GGML_MODEL": ggml, "DIALTONE_SPEECH_GATEWAY__ASR__AUDIO_CTX": "512"}
+    if args.asr_model_dir:
+        # a configured CTranslate2 model, e.g. Whisper base from `dialtone models assemble-base`
+        env["DIALTONE_SPEECH_GATEWAY__ASR__MODEL_DIR"] = args.asr_model_dir
+    if args.early_stop_ms is not None:
+        env["DIALTONE_SPEECH_GATEWAY__VAD__EARLY_STOP_MS"] = str(args.early_stop_ms)
+    for setting in args.set:
+        key, _, value = setting.partition("=")
+        env["DIALTONE_SPEECH_GATEWAY__" + key.upper().replace(".", "__")] = value
+    return env
+
+
+async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
+    rng = random.Random(args.seed)
+    planner = Planner(rng)
+    warm_up = [planner.clean(), planner.paused(PAUSED_PATTERNS[0])]
+    plans = planner.plan(args.turns, args.paused, args.repeat_every)
+    human = HumanVoice()
+    results: list[TurnResult] = []
+    problems: list[str] = []
+    load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as folder:
-        env = {}
-        if args.asr == "whispercpp":
-            # whisper.cpp with tiny.en converted from the packaged model (as `dialtone models convert-ggml`)
-            ggml = str(Path(folder) / "tiny.en.ggml.bin")
-            await asyncio.to_thread(convert_ct2_to_ggml, default_model_dir(), ggml)
-            env = {"DIALTONE_SPEECH_GATEWAY__ASR__ENGINE": "whispercpp",
-                   "DIALTONE_SPEECH_GATEWAY__ASR__GGML_MODEL": ggml, "DIALTONE_SPEECH_GATEWAY__ASR__AUDIO_CTX": "512"}
-        if args.asr_model_dir:
-            # a configured CTranslate2 model, e.g. Whisper base from `dialtone models assemble-base`
-            env["DIALTONE_SPEECH_GATEWAY__ASR__MODEL_DIR"] = args.asr_model_dir
-        if args.early_stop_ms is not None:
-            env["DIALTONE_SPEECH_GATEWAY__VAD__EARLY_STOP_MS"] = str(args.early_stop_ms)
-        stack = UpStack(Path(folder), env)
+        stack = UpStack(Path(folder), await asyncio.to_thread(_stack_env, args, folder))
         try:
             voices = await Voices.load()
             phone = Phone("127.0.0.1")
             await phone.start()
             try:
-                # warm-up call (first renders, first decode), not counted
-                await run_callers(phone, voices, stack.uri("bench_echo"), 1, 2, rng)
+                # warm-up call (first renders, first decodes), not counted
+                await call_turns(phone, voices, human, stack.uri("bench_orders"), warm_up, Path(folder))
                 speech_before, runtime_before = stack.metrics(2), stack.metrics(3)
-                latencies: list[float] = []
                 started = time.monotonic()
-                while len(latencies) < args.turns and time.monotonic() - started < args.budget_s:
-                    per_call = min(25, args.turns - len(latencies))
-                    reports = await run_callers(phone, voices, stack.uri("bench_echo"), args.callers, per_call, rng)
-                    for report in reports:
-                        latencies += report["turn_latencies_ms"]
-                        for failure in report["failures"]:
-                            print("  call problem:", failure)
+                for first in range(0, len(plans), CALL_TURNS):
+                    if time.monotonic() - started > args.budget_s:
+                        problems.append(f"budget of {args.budget_s:g} s spent after {len(results)} turns")
+                        break
+                    chunk = plans[first:first + CALL_TURNS]
+                    got, failures = await call_turns(phone, voices, human, stack.uri("bench_orders"), chunk,
+                                                     Path(folder))
+                    results += got
+                    problems += failures
                 speech_after, runtime_after = stack.metrics(2), stack.metrics(3)
             finally:
                 await phone.stop()
                 voices.close()
         finally:
             stack.stop()
-    wire = statistics.fmean(latencies) if latencies else 0.0
-    asr = _mean_delta(speech_before, speech_after, "dialtone_speech_asr_latency_seconds") or 0.0
-    tts = _mean_delta(speech_before, speech_after, "dialtone_speech_tts_first_audio_seconds") or 0.0
-    dialog = _mean_delta(runtime_before, runtime_after, "dialtone_runtime_event_seconds") or 0.0
-    gateway_turn = _mean_delta(speech_before, speech_after, "dialtone_speech_turn_latency_seconds") or 0.0
-    endpointing = _mean_delta(speech_before, speech_after, "dialtone_speech_endpoint_wait_seconds") or 0.0
-    rest = wire - endpointing - asr - dialog - tts
+    summary = summarize(results)
+    summary["problems"] = problems
+    summary["load"] = [round(load_before, 2), round(load_average(), 2)]
+    tts = "dialtone_speech_tts_first_audio_seconds_count"
+    summary["tts_first_audio"] = {"hit": _labelled_delta(speech_before, speech_after, tts, 'cache="hit"'),
+                                  "miss": _labelled_delta(speech_before, speech_after, tts, 'cache="miss"')}
+    summary["breakdown_ms"] = {
+        "gateway_turn": _mean_delta(speech_before, speech_after, "dialtone_speech_turn_latency_seconds"),
+        "endpointing": _mean_delta(speech_before, speech_after, "dialtone_speech_endpoint_wait_seconds"),
+        "asr_final": _mean_delta(speech_before, speech_after, "dialtone_speech_asr_latency_seconds"),
+        "dialog": _mean_delta(runtime_before, runtime_after, "dialtone_runtime_event_seconds"),
+        "tts_first_audio": _mean_delta(speech_before, speech_after, "dialtone_speech_tts_first_audio_seconds"),
+    }
+    summary["utterances"] = {end: _labelled_delta(speech_before, speech_after, "dialtone_speech_utterances_total",
+                                                  f'end="{end}"') for end in ("silence", "early", "forced")}
+    return summary
+
+
+def report(summary: dict[str, Any], asr_name: str) -> str:
+    fresh, cached = summary["fresh_ms"], summary["cached_ms"]
+    b = summary["breakdown_ms"]
+    lines = [f"turn latency on the wire (1 caller, {asr_name}, piper; load average {summary['load'][0]:.2f} before, "
+             f"{summary['load'][1]:.2f} after):",
+             f"  fresh reply (new to the TTS): {percentiles(fresh)}",
+             f"  repeated reply (in the TTS cache): {percentiles(cached)}",
+             f"  after an utterance with pauses inside: {percentiles(summary['paused_ms'])}"]
+    paused, cut = summary["paused"], summary["cut_offs"]
+    rate = 100.0 * cut / paused if paused else 0.0
+    patterns = ", ".join(f"{p}: {n}" for p, n in summary["cut_offs_by_pattern"].items())
+    lines.append(f"  false cut-offs: {cut} of {paused} utterances with 300-900 ms pauses ({rate:.1f} %; {patterns});"
+                 f" clean turns cut off: {summary['clean_cut_offs']}; no reply: {summary['no_reply']}")
+    tts = summary["tts_first_audio"]
+    lines.append(f"  prompts rendered: {tts['miss']:.0f} new to the TTS cache, {tts['hit']:.0f} from it")
+    u = summary["utterances"]
+    lines.append(f"  utterances ended at the gateway: {u['silence']:.0f} by silence, {u['early']:.0f} early, "
+                 f"{u['forced']:.0f} forced")
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0f} ms"
+
+    wire = statistics.fmean(fresh + cached) if fresh or cached else 0.0
+    known = [b[k] or 0.0 for k in ("endpointing", "asr_final", "dialog", "tts_first_audio")]
+    lines.append(f"  breakdown (means over all turns): endpointing wait {ms(b['endpointing'])} | ASR final "
+                 f"{ms(b['asr_final'])} | dialog {ms(b['dialog'])} | TTS first audio {ms(b['tts_first_audio'])} | "
+                 f"hops + playout/pacing ~{wire - sum(known):.0f} ms; the gateway's own view {ms(b['gateway_turn'])}")
+    for problem in summary["problems"]:
+        lines.append(f"  problem: {problem}")
+    return "\n".join(lines)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    summary = await run_bench(args)
     asr_name = "whisper.cpp tiny.en (audio_ctx 512)" if args.asr == "whispercpp" else (
         f"faster-whisper {Path(args.asr_model_dir).name}" if args.asr_model_dir else "faster-whisper tiny.en")
-    print(f"turn latency on the wire ({args.callers} caller(s), {asr_name}, piper):")
-    print(f"  {percentiles(latencies)}  mean {wire:.0f} ms")
-    print(f"  speech gateway's own view (its end of speech -> media's first frame): mean {gateway_turn:.0f} ms")
-    early = (speech_after.get('dialtone_speech_utterances_total{end="early"}', 0.0)
-             - speech_before.get('dialtone_speech_utterances_total{end="early"}', 0.0))
-    setting = "vad.early_stop_ms " + ("default" if args.early_stop_ms is None else str(args.early_stop_ms))
-    print(f"  early ends ({setting}): {early:.0f} of {len(latencies)} turns")
-    print(f"  breakdown (means): endpointing wait {endpointing:.0f} ms | ASR final {asr:.0f} ms"
-          f" | dialog {dialog:.1f} ms | TTS first audio {tts:.0f} ms | hops + playout/pacing {rest:.0f} ms")
-    return 0 if latencies else 1
+    print(report(summary, asr_name))
+    if args.json:
+        Path(args.json).write_text(json.dumps(summary, indent=1))
+    return 0 if summary["fresh_ms"] else 1
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--turns", type=int, default=100)
-    parser.add_argument("--callers", type=int, default=1)
-    parser.add_argument("--budget-s", type=float, default=540.0, help="stop measuring after this long")
+    parser.add_argument("--turns", type=int, default=80, help="clean turns (fresh numbers and repeats)")
+    parser.add_argument("--paused", type=int, default=50, help="utterances with pauses inside (false cut-offs)")
+    parser.add_argument("--repeat-every", type=int, default=5,
+                        help="every Nth clean turn repeats an earlier number (0 = never)")
+    parser.add_argument("--budget-s", type=float, default=1500.0, help="stop measuring after this long")
+    parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--asr", choices=("faster_whisper", "whispercpp"), default="faster_whisper")
     parser.add_argument("--early-stop-ms", type=int, default=None,
-                        help="speech gateway vad.early_stop_ms (default: its config, 300; 0 = off)")
+                        help="speech gateway vad.early_stop_ms (default: its config)")
     parser.add_argument("--asr-model-dir", default="",
                         help="faster-whisper CT2 model folder (e.g. Whisper base from `dialtone models assemble-base`)")
-    return asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a speech gateway setting, e.g. vad.stop_ms=700 (repeatable)")
+    parser.add_argument("--json", default="", help="write the summary and every turn here")
+    parser.add_argument("--smoke", action="store_true", help="a few turns only (make test): the bench runs, no figures")
+    args = parser.parse_args()
+    if args.smoke:
+        args.turns, args.paused, args.repeat_every = 3, 2, 3
+    return asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":
