@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 import pytest
-from dialtone.common.config import ConfigError, load_config
+from dialtone.common.config import ConfigError, env_prefix, load_config
 from dialtone.integration_gateway.config import IntegrationGatewayConfig, load_services
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.up import Layout, _out_of_the_box, _webrtc_page_url, register
@@ -51,3 +51,35 @@ def test_up_options() -> None:
     register(parser.add_subparsers())
     args = parser.parse_args(["up", "--base-port", "9000", "--no-example-backend"])
     assert args.base_port == 9000 and args.no_example_backend
+
+
+def test_beyond_loopback_every_surface_gets_a_token_that_its_service_accepts(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`up --host` beyond loopback: the control API and every /metrics would refuse to start without a
+    token, so `up` makes them (0600, kept across runs) and the services' own checks accept the wiring."""
+    from dialtone.common.auth import load_token, require_token
+    from dialtone.media_gateway.service import _control_token
+    from dialtone.up import SERVICES, _tokens
+
+    monkeypatch.chdir(tmp_path)
+    for service in SERVICES:
+        monkeypatch.delenv(env_prefix(service) + "METRICS__TOKEN", raising=False)
+        monkeypatch.delenv(env_prefix(service) + "METRICS__TOKEN_FILE", raising=False)
+    extra: dict[str, str] = {}
+    control_file = Path(_tokens(extra))
+    assert control_file.stat().st_mode & 0o777 == 0o600
+    layout = Layout("0.0.0.0", 7000, 5060)
+    from dialtone.conversation_runtime.config import ConversationRuntimeConfig
+    from dialtone.speech_gateway.config import SpeechGatewayConfig
+
+    schemas = {"media-gateway": MediaGatewayConfig, "speech-gateway": SpeechGatewayConfig,
+               "conversation-runtime": ConversationRuntimeConfig, "integration-gateway": IntegrationGatewayConfig}
+    for service in SERVICES:
+        config = load_config(schemas[service], None, service=service, environ=layout.env(service, extra))
+        token = load_token(config.metrics.token, config.metrics.token_file, "metrics")
+        require_token(config.metrics.host, token, "metrics", "the metrics endpoint")
+        assert len(token) >= 32
+    media = load_config(MediaGatewayConfig, None, service="media-gateway", environ=layout.env("media-gateway", extra))
+    assert media.grpc.host == "0.0.0.0"
+    assert _control_token(media) == control_file.read_text().strip()
+    assert Path(_tokens({})) == control_file and _control_token(media) == control_file.read_text().strip()
