@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "dialtone.conversation_runtime.cli",
     "dialtone.integration_gateway.cli",
     "dialtone.caller.cli",
+    "dialtone.caller.load",
     "dialtone.language.cli",
 )
 

@@ -41,7 +41,12 @@ RTP_PORTS = (40000, 50000)    # away from the gateway's default 20000-30000
 
 
 class CallFailed(Exception):
-    """The call was not answered (final status) or could not be set up."""
+    """The call was not answered (final status) or could not be set up; ``kind`` names which
+    (``refused_<status>``, ``not_answered``), as the caller's runner counts failures."""
+
+    def __init__(self, message: str, kind: str = "not_answered") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 class CallEvents(Protocol):
@@ -211,11 +216,11 @@ class PhoneCall:
             raise RuntimeError("the call is over")
         self._media.send_digit(digit)
 
-    def hangup(self) -> None:
+    def hangup(self, reason: str = "caller_hangup") -> None:
         if self._leg is not None and not self.ended.is_set():
             self._leg.hangup()
             # after a REFER sippy is already tearing the call down itself; our BYE only races it
-            self._end("transferred" if self._refer_to else "caller_hangup")
+            self._end("transferred" if self._refer_to else reason)
 
     def stats(self) -> dict[str, float]:
         return self._media.stats() if self._media is not None else {}
@@ -267,7 +272,7 @@ class PhoneCall:
 
     def on_failed(self, leg: SipLeg, status: int, reason: str) -> None:
         if not self._answered.done():
-            self._answered.set_exception(CallFailed(f"call refused: {status} {reason}"))
+            self._answered.set_exception(CallFailed(f"call refused: {status} {reason}", f"refused_{status}"))
         self._end(f"failed_{status}")
 
     def on_ended(self, leg: SipLeg, reason: str) -> None:

@@ -3,6 +3,8 @@
 Turn latency: end of our speech audio on the wire (its last RTP frame sent) -> arrival of the
 first non-silent RTP packet back. Barge-in reaction: the first frame of speech we started
 over a prompt -> arrival of that prompt's last non-silent packet.
+
+Each failure is kept with its kind (``FAILURE_KINDS``), so that many calls can be counted by kind.
 """
 
 from __future__ import annotations
@@ -24,6 +26,18 @@ DEFAULT_STEP_TIMEOUT_S = 20.0
 DTMF_GAP_S = 0.25
 TRANSCRIBE_DRAIN_S = 10.0
 POLL_S = 0.02
+
+FAILURE_KINDS = {
+    "refused": "the far end answered the INVITE with an error status (the kind is refused_<status>)",
+    "no_answer": "no answer within the call's timeout",
+    "not_answered": "the call ended before it was answered, or its SDP answer was unusable",
+    "setup_error": "the call could not be placed (socket, address)",
+    "timeout": "the call ran past its timeout; the caller hung up",
+    "ended_early": "the call ended before a say/wav/dtmf/silence step could run",
+    "wait_timeout": "a wait step's event did not come within the step timeout",
+    "expect_failed": "an expect step's text was not heard",
+    "rtp_timeout": "no RTP from the far end for rtp_timeout_s; the caller hung up",
+}
 
 
 @dataclasses.dataclass
@@ -47,7 +61,8 @@ class ScriptRunner:
 
     def __init__(self, phone: Phone, voices: Voices, uri: str, steps: tuple[Step, ...], *,
                  timeout_s: float = 60.0, step_timeout_s: float = DEFAULT_STEP_TIMEOUT_S,
-                 end_silence_ms: int | None = None, transcribe: bool = True) -> None:
+                 end_silence_ms: int | None = None, transcribe: bool = True,
+                 rtp_timeout_s: float | None = None) -> None:
         self.phone, self.voices, self.uri, self.steps = phone, voices, uri, steps
         self.timeout_s = timeout_s
         self.transcribe = transcribe   # False: timings only (load tests), no local ASR
@@ -57,6 +72,10 @@ class ScriptRunner:
         self.barge_in_ms: list[float] = []
         self.expects: list[dict[str, Any]] = []
         self.failures: list[str] = []
+        self.failure_kinds: list[str] = []            # one per failure, a FAILURE_KINDS key (refused_<status>)
+        self.rtp_timeout_s = rtp_timeout_s             # None: a silent far end is waited for
+        self.answered_at: float | None = None          # loop time of the answer
+        self.setup_ms: float | None = None             # INVITE sent -> answered
         self.refer_to = ""
         self.ended_by = ""
         self.connected = False
@@ -77,9 +96,11 @@ class ScriptRunner:
         self._interrupted_onset: float | None = None         # onset of the last prompt we talked over
         self._mark = 0                               # index into _heard where the current step's window starts
         self._ended_at: float | None = None
+        self._last_packet_at = 0.0
 
     # --- CallEvents ----------------------------------------------------------------------------
     def on_audio(self, at: float, pcm: bytes, rate: int) -> None:
+        self._last_packet_at = at
         for event in self._hearing.packet(at, pcm):
             self._on_hearing(event)
 
@@ -148,19 +169,27 @@ class ScriptRunner:
     async def run(self) -> dict[str, Any]:
         deadline = self._loop.time() + self.timeout_s
         rendered = await self._prepare()
+        dialed = self._loop.time()
         try:
             self._call = await asyncio.wait_for(self.phone.call(self.uri, self), self.timeout_s)
-        except (CallFailed, TimeoutError, OSError, ValueError) as exc:
-            self.failures.append(f"call failed: {exc or 'no answer'}")
+        except CallFailed as exc:
+            self._fail(exc.kind, f"call failed: {exc}")
             return self.report()
-        self._t0 = self._loop.time()
+        except TimeoutError:
+            self._fail("no_answer", f"call failed: no answer within {self.timeout_s:g} s")
+            return self.report()
+        except (OSError, ValueError) as exc:
+            self._fail("setup_error", f"call failed: {exc}")
+            return self.report()
+        self._t0 = self._last_packet_at = self.answered_at = self._loop.time()
+        self.setup_ms = (self._t0 - dialed) * 1000.0
         self.connected = True
         self._add(self._t0, "connected", self.uri, codec=self._call.negotiated.codec if self._call.negotiated else "")
         poller = self._loop.create_task(self._poll_hearing())
         try:
             await asyncio.wait_for(self._run_steps(rendered), max(0.1, deadline - self._loop.time()))
         except TimeoutError:
-            self.failures.append(f"the call ran past its timeout of {self.timeout_s:g} s")
+            self._fail("timeout", f"the call ran past its timeout of {self.timeout_s:g} s")
         finally:
             if not self._call.ended.is_set():
                 self._call.hangup()
@@ -175,25 +204,33 @@ class ScriptRunner:
         """Every line rendered (or read) before dialing, so rendering never delays a turn."""
         rendered: dict[int, tuple[bytes, int]] = {}
         for index, step in enumerate(self.steps):
-            if step.kind == "say":
+            if step.kind == "say" and step.phrases:
+                rendered[index] = await self.voices.render_phrases(step.phrases)
+            elif step.kind == "say":
                 rendered[index] = await self.voices.render(step.value)
             elif step.kind == "wav":
-                rendered[index] = read_wav(step.value)
+                rendered[index] = await asyncio.to_thread(read_wav, step.value)
         return rendered
 
     async def _poll_hearing(self) -> None:
         # packets stop when the far end does; end an utterance on time anyway
         while True:
             await asyncio.sleep(0.1)
-            ended = self._hearing.poll(self._loop.time())
+            now = self._loop.time()
+            ended = self._hearing.poll(now)
             if ended is not None:
                 self._on_hearing(ended)
+            if self.rtp_timeout_s is not None and self._call is not None and not self._call.ended.is_set() \
+                    and now - self._last_packet_at > self.rtp_timeout_s:
+                self._fail("rtp_timeout", f"no RTP from the far end for {self.rtp_timeout_s:g} s")
+                self._call.hangup("rtp_timeout")
 
     async def _run_steps(self, rendered: dict[int, tuple[bytes, int]]) -> None:
         assert self._call is not None
         for index, step in enumerate(self.steps):
             if self._call.ended.is_set() and step.kind in ("say", "wav", "dtmf", "silence"):
-                self.failures.append(f"step {index + 1} ({step.describe()}) not run: the call ended ({self.ended_by})")
+                self._fail("ended_early",
+                           f"step {index + 1} ({step.describe()}) not run: the call ended ({self.ended_by})")
                 break
             if step.kind in ("say", "wav"):
                 await self._speak(step, *rendered[index])
@@ -227,7 +264,7 @@ class ScriptRunner:
     async def _speak(self, step: Step, pcm: bytes, rate: int) -> None:
         assert self._call is not None
         await self._await_turn(step)
-        if self._call.ended.is_set():
+        if self._ended_before(step):
             return
         self._mark = len(self._heard)
         bot_onset = self._hearing_onset()
@@ -245,6 +282,13 @@ class ScriptRunner:
             self._said_end = ended
             self._said_text = text
 
+    def _ended_before(self, step: Step) -> bool:
+        """The call ended while we waited for our turn: the step cannot run."""
+        if not self._call_over():
+            return False
+        self._fail("ended_early", f"{step.describe()} not run: the call ended ({self.ended_by})")
+        return True
+
     def _bot_speaking_for(self) -> float:
         onset = self._hearing_onset()
         return -1.0 if onset is None else self._loop.time() - onset
@@ -255,6 +299,8 @@ class ScriptRunner:
     async def _press(self, step: Step) -> None:
         assert self._call is not None
         await self._await_turn(step)
+        if self._ended_before(step):
+            return
         digits = step.value
         self._mark = len(self._heard)
         self._said_end = None
@@ -277,7 +323,7 @@ class ScriptRunner:
         self.expects.append({"text": text, "ok": ok, "heard": self._window_text()})
         self._add(self._loop.time(), "expect", text, ok=ok)
         if not ok:
-            self.failures.append(f"expected to hear {text!r}; heard {self._window_text()!r}")
+            self._fail("expect_failed", f"expected to hear {text!r}; heard {self._window_text()!r}")
 
     def _window_text(self) -> str:
         return " ".join(h.text for h in self._heard[self._mark:] if h.text)
@@ -291,7 +337,7 @@ class ScriptRunner:
         done = await self._until(checks[event], self.step_timeout_s)
         self._add(self._loop.time(), "wait", event, ok=done)
         if not done:
-            self.failures.append(f"waited {self.step_timeout_s:g} s for {event}; it did not come")
+            self._fail("wait_timeout", f"waited {self.step_timeout_s:g} s for {event}; it did not come")
 
     def _call_over(self) -> bool:
         return self._call is None or self._call.ended.is_set()
@@ -311,6 +357,10 @@ class ScriptRunner:
         return True
 
     # --- report --------------------------------------------------------------------------------
+    def _fail(self, kind: str, message: str) -> None:
+        self.failures.append(message)
+        self.failure_kinds.append(kind)
+
     def _add(self, at: float, kind: str, text: str = "", **data: Any) -> None:
         self.entries.append(Entry(round(at - self._t0, 3), kind, text, data))
 
@@ -318,7 +368,9 @@ class ScriptRunner:
         entries = sorted(self.entries, key=lambda e: e.at)
         return {
             "uri": self.uri, "connected": self.connected, "ok": not self.failures and self.connected,
-            "failures": list(self.failures), "ended_by": self.ended_by, "refer_to": self.refer_to,
+            "failures": list(self.failures), "failure_kinds": list(self.failure_kinds),
+            "ended_by": self.ended_by, "refer_to": self.refer_to,
+            "setup_ms": None if self.setup_ms is None else round(self.setup_ms, 1),
             "turn_latencies_ms": [round(x, 1) for x in self.turn_latencies_ms],
             "barge_in_ms": [round(x, 1) for x in self.barge_in_ms],
             "heard": [h.text or "" for h in self._heard], "expects": self.expects,

@@ -32,6 +32,7 @@ class Step:
     seconds: float = 0.0      # silence
     interrupt: bool = False   # say/wav/dtmf: start while the bot is talking
     interrupt_after_ms: int = DEFAULT_INTERRUPT_AFTER_MS  # ... this long after its speech began
+    phrases: tuple[str, ...] = ()   # say: rendered one by one and joined (see Voices.render_phrases)
 
     def describe(self) -> str:
         if self.kind == "silence":
@@ -96,19 +97,8 @@ def parse_script(text: str, source: str = "<script>") -> Script:
           - silence: 7
           - hangup
     """
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ScriptError(f"{source}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ScriptError(f"{source}: expected a mapping with 'steps'")
-    unknown = sorted(set(data) - {"call", "timeout", "steps"})
-    if unknown:
-        raise ScriptError(f"{source}: unknown key(s) {', '.join(map(str, unknown))}; expected call, timeout, steps")
-    steps_data = data.get("steps")
-    if not isinstance(steps_data, list) or not steps_data:
-        raise ScriptError(f"{source}: 'steps' must be a non-empty list")
-    steps = tuple(_parse_step(item, f"{source}: steps[{index}]") for index, item in enumerate(steps_data))
+    data = load_script_yaml(text, source, ("call", "timeout", "steps"))
+    steps = tuple(parse_step(item, f"{source}: steps[{index}]") for index, item in enumerate(data["steps"]))
     uri = data.get("call", "")
     if not isinstance(uri, str):
         raise ScriptError(f"{source}: 'call' must be a SIP URI string")
@@ -118,7 +108,25 @@ def parse_script(text: str, source: str = "<script>") -> Script:
     return Script(uri, steps, float(timeout) if timeout is not None else None)
 
 
-def _parse_step(item: Any, where: str) -> Step:
+def load_script_yaml(text: str, source: str, keys: tuple[str, ...]) -> dict[str, Any]:
+    """The script's YAML mapping, with only ``keys`` at the top and a non-empty ``steps`` list."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ScriptError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ScriptError(f"{source}: expected a mapping with 'steps'")
+    unknown = sorted(set(map(str, data)) - set(keys))
+    if unknown:
+        raise ScriptError(f"{source}: unknown key(s) {', '.join(unknown)}; expected {', '.join(keys)}")
+    steps_data = data.get("steps")
+    if not isinstance(steps_data, list) or not steps_data:
+        raise ScriptError(f"{source}: 'steps' must be a non-empty list")
+    return data
+
+
+def parse_step(item: Any, where: str) -> Step:
+    """One step of a YAML script (``{say: text}``, ``{dtmf: {digits: "0", interrupt: true}}``, ``hangup``...)."""
     if item == "hangup":
         return Step("hangup")
     if not isinstance(item, dict) or len(item) != 1:
