@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 from dialtone.common.config import TlsConfig
-from dialtone.common.tls import TlsFiles, grpc_channel_credentials, mutual_tls
+from dialtone.common.tls import TlsConfigError, TlsFiles, grpc_channel_credentials, mutual_tls
 
 Options = Sequence[tuple[str, Any]]
 
@@ -76,7 +76,7 @@ class ChannelPool:
             return
         try:
             credentials = grpc_channel_credentials(self._files)
-        except ValueError:   # TlsConfigError: a half-written pair; the current channels stay until it is whole
+        except TlsConfigError:   # a half-written pair: the current channels stay until it is whole
             return
         self._stamp, self._credentials = stamp, credentials
         self._retired.extend(self._channels.values())

@@ -10,7 +10,8 @@ connection, bodies capped at 64 KiB, parsed as strict JSON nested at most 64 dee
 (``common.limits.loads_json``); every field has the type it is documented with.
 Errors are JSON ``{"error": "..."}`` with 400/404/503, quoting at most a short prefix.
 With a control token (``control.token``), every request needs ``Authorization: Bearer <token>``:
-401 otherwise, before the body is read (``dialtone.common.auth``).
+401 otherwise, and nothing is done with the request (``dialtone.common.auth``). The request is still
+read whole first (at most 64 KiB, 10 s), so that the 401 is not lost to a reset of unread data.
 """
 
 from __future__ import annotations
@@ -56,10 +57,6 @@ def _headers(value: Any) -> list[tuple[str, str]]:
     return list(value.items())
 
 
-class _Unauthenticated(Exception):
-    pass
-
-
 class ControlHttpServer:
     def __init__(self, manager: Callable[[], CallManager | None], draining: Callable[[], bool],
                  token: str = "") -> None:
@@ -84,9 +81,10 @@ class ControlHttpServer:
         conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_BODY)
         try:
             request, body = await asyncio.wait_for(self._read(conn, reader), READ_TIMEOUT_S)
-            status, payload = await self._route(request, body)
-        except _Unauthenticated:
-            status, payload = 401, {"error": UNAUTHENTICATED_MESSAGE}
+            if self._token and not token_allows(self._token, _authorization(request)):
+                status, payload = 401, {"error": UNAUTHENTICATED_MESSAGE}
+            else:
+                status, payload = await self._route(request, body)
         except (TimeoutError, h11.RemoteProtocolError, ConnectionError) as exc:
             status, payload = 400, {"error": f"bad HTTP request: {quote_prefix(str(exc), 160)}"}
             conn = h11.Connection(h11.SERVER)
@@ -120,8 +118,6 @@ class ControlHttpServer:
                 continue
             if isinstance(event, h11.Request):
                 request = event
-                if self._token and not token_allows(self._token, _authorization(event)):
-                    raise _Unauthenticated
             elif isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > MAX_BODY:

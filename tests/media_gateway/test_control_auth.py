@@ -77,6 +77,8 @@ def test_http_control_needs_the_token(gateway: tuple[ServiceProcess, int]) -> No
             assert answer.json() == {"error": "a bearer token is required (authorization: Bearer <token>)"}
         refused = client.post("/v1/calls", json={"to_uri": "sip:x@127.0.0.1:9", "dialog": "d"})
         assert refused.status_code == 401
+        large = client.post("/v1/calls", content=b'{"to_uri": "' + b"x" * 60000 + b'"}')
+        assert large.status_code == 401     # the whole request is read: the answer is not lost to a reset
         assert client.get("/v1/calls", headers={"Authorization": f"Bearer {TOKEN}"}).json() == {"calls": []}
 
 
