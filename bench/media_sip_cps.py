@@ -1,10 +1,13 @@
-"""SIP call setups per second through the media gateway, with sipp (answer + BYE, no RTP played).
+"""SIP call setups per second through the media gateway, with sipp (answer + BYE, no RTP played),
+beside a bare sippy UAS in the same run.
 
 The gateway runs as its own process (``python -m dialtone media-gateway``) with a speech
 gateway sink in this process (every call still opens its RTP session and its gRPC stream);
-sipp runs its built-in ``uac`` scenario at each rate step. Per step: calls completed and
-failed, INVITE retransmissions sipp had to send, the gateway's CPU % of one core and CPU ms
-per call, and INVITE -> 200 response time p50/p95/p99 from sipp's per-call RTD trace.
+``bench.bare_sippy_uas`` (sippy answering 200 with SDP, nothing else) runs as another process.
+sipp runs its built-in ``uac`` scenario at each rate step against each of them in turn. Per
+step and peer: calls completed and failed, INVITE retransmissions sipp had to send, the
+peer's CPU % of one core and CPU ms per call, and INVITE -> 200 response time p50/p95/p99
+from sipp's per-call RTD trace; then the gateway's CPU per call as a multiple of bare sippy's.
 
     .venv/bin/python -m bench.media_sip_cps [--rates 25,50,100,200] [--seconds 5]
 """
@@ -111,25 +114,35 @@ async def main(rates: list[int], seconds: float) -> int:
            f"{prefix}CONTROL_HTTP__ENABLED": "false", f"{prefix}LOG__LEVEL": "WARNING"}
     gateway = subprocess.Popen([sys.executable, "-m", "dialtone", "media-gateway"], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bare_port = _free_port(socket.SOCK_DGRAM)
+    bare = subprocess.Popen([sys.executable, "-m", "bench.bare_sippy_uas", str(bare_port)], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if not await wait_serving(f"127.0.0.1:{grpc_port}", 60):
             print("media gateway did not start", file=sys.stderr)
             return 1
-        print(f"{'cps':>5} {'ok':>6} {'fail':>5} {'retrans':>7} {'achieved':>8} {'cpu%':>6} {'cpu ms/call':>11} "
-              f"{'INVITE->200 p50':>15} {'p95':>7} {'p99':>7}")
+        print(f"{'peer':>12} {'cps':>5} {'ok':>6} {'fail':>5} {'retrans':>7} {'achieved':>8} {'cpu%':>6} "
+              f"{'cpu ms/call':>11} {'INVITE->200 p50':>15} {'p95':>7} {'p99':>7}")
         with tempfile.TemporaryDirectory() as tmp:
             for rate in rates:
-                r = await _step(sip_port, gateway.pid, rate, seconds, Path(tmp))
-                print(f"{r['rate']:>5} {r['ok']:>6} {r['failed']:>5} {r['retrans']:>7} {r['achieved_cps']:>8.1f} "
-                      f"{r['cpu_pct']:>6.1f} {r['cpu_ms_per_call']:>11.2f} {r['p50']:>13.1f}ms {r['p95']:>5.1f}ms "
-                      f"{r['p99']:>5.1f}ms", flush=True)
-                await asyncio.sleep(1.0)
+                results = {}
+                for name, port, pid in (("bare sippy", bare_port, bare.pid), ("dialtone", sip_port, gateway.pid)):
+                    step_dir = Path(tmp) / name.replace(" ", "_")
+                    step_dir.mkdir(exist_ok=True)
+                    r = results[name] = await _step(port, pid, rate, seconds, step_dir)
+                    print(f"{name:>12} {r['rate']:>5} {r['ok']:>6} {r['failed']:>5} {r['retrans']:>7} "
+                          f"{r['achieved_cps']:>8.1f} {r['cpu_pct']:>6.1f} {r['cpu_ms_per_call']:>11.2f} "
+                          f"{r['p50']:>13.1f}ms {r['p95']:>5.1f}ms {r['p99']:>5.1f}ms", flush=True)
+                    await asyncio.sleep(1.0)
+                ratio = results["dialtone"]["cpu_ms_per_call"] / max(results["bare sippy"]["cpu_ms_per_call"], 1e-9)
+                print(f"{'':>12} {rate:>5} dialtone CPU per call = {ratio:.2f} x bare sippy", flush=True)
         if os.environ.get("BENCH_DUMP_METRICS"):
             import urllib.request
             port = env[f"{prefix}METRICS__PORT"]
             text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
             print("\n".join(line for line in text.splitlines() if "setup_seconds" in line or "setups_total" in line))
     finally:
+        bare.terminate()
         gateway.terminate()
         try:
             gateway.wait(15)

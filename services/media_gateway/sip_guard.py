@@ -55,9 +55,11 @@ class Verdict(enum.Enum):
 
 
 class GuardedMessage(str):
-    """The canonical text handed to sippy, carrying the datagram as received (for headers as sent)."""
+    """The canonical text handed to sippy, carrying the headers as received (what CallStart reports),
+    so the stack need not read the datagram a second time."""
 
     raw: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +164,7 @@ class SipGuard:
             return self._reply(message, refuse.status, str(refuse), refuse.extra)
         guarded = GuardedMessage(text)
         guarded.raw = data
+        guarded.headers = tuple(message.headers)
         return Verdict.PASS, guarded, ""
 
     def _check_request(self, message: Message) -> str:

@@ -24,7 +24,6 @@ from dialtone.common.tls import ReloadingContext
 from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_guard import ALLOW, SipGuard
 from dialtone.media_gateway.sip_leg import InboundOffer, SipLeg, _body_text, _GatewayUA, exact_header
-from dialtone.media_gateway.sip_syntax import SipSyntaxError, split_message
 from dialtone.media_gateway.sip_tcp import TcpLimits, TcpListener
 from dialtone.media_gateway.sip_transport import GuardedUdpServer
 from sippy.CCEvents import (
@@ -80,7 +79,7 @@ class _SilentLogger(SipLogger):  # type: ignore[misc]
 
 class _GatewayTM(SipTransactionManager):  # type: ignore[misc]
     model_udp_server = (GuardedUdpServer, Udp_server_opts)
-    current_datagram: bytes = b""
+    current_headers: tuple[tuple[str, str], ...] = ()
     tcp: TcpListener | None = None
     tls: TcpListener | None = None
 
@@ -98,13 +97,13 @@ class _GatewayTM(SipTransactionManager):  # type: ignore[misc]
         return super().newTransaction(msg, resp_cb, laddress, userv, *args, **kwargs)
 
     def handleIncoming(self, data_in: bytes, ra: Any, server: Any, rtime: Any) -> None:  # noqa: N802
-        # sippy lower-cases and re-capitalises header names; keep the raw bytes of the message
-        # being dispatched so a new call can report its headers exactly as sent.
-        self.current_datagram = data_in if isinstance(data_in, bytes) else getattr(data_in, "raw", b"")
+        # sippy lower-cases and re-capitalises header names; keep the headers of the message being
+        # dispatched as the guard read them, so a new call can report them exactly as sent.
+        self.current_headers = getattr(data_in, "headers", ())
         try:
             super().handleIncoming(data_in, ra, server, rtime)
         finally:
-            self.current_datagram = b""
+            self.current_headers = ()
 
 
 def _free_udp_and_tcp_port(host: str) -> int:
@@ -122,12 +121,9 @@ def _free_udp_and_tcp_port(host: str) -> int:
     raise OSError(f"no port free for both UDP and TCP on {host}")
 
 
-def _headers_of(req: Any, raw: bytes) -> tuple[tuple[str, str], ...]:
-    if raw:
-        try:
-            return tuple((name, value) for name, value in split_message(raw).headers)
-        except SipSyntaxError:
-            pass
+def _headers_of(req: Any, as_sent: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    if as_sent:
+        return as_sent
     headers = []
     for header in req.headers:
         text = str(header)
@@ -276,7 +272,7 @@ class SipStack:
         from_url = req.getHFBody("from").getUrl()
         offer = InboundOffer(
             call_id=leg.call_id, caller=str(from_url), callee=req.getRURI().username or "",
-            headers=_headers_of(req, self._tm.current_datagram), sdp=_body_text(req.getBody()),
+            headers=_headers_of(req, self._tm.current_headers), sdp=_body_text(req.getBody()),
             source=(str(source[0]), int(source[1])) if source else ("", 0),
             transport=str(req.getSource(ver=2)[1]).lower() if source else "udp")
         self.bridge.to_asyncio(self._listener.on_invite, leg, offer)

@@ -38,6 +38,14 @@ _RECEIVE_LOG = RateLimitedLog(log, 10.0)
 _BUSY = (errno.EWOULDBLOCK, errno.ENOBUFS, errno.EAGAIN)
 
 
+def _is_ipv4(host: str) -> bool:
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return host.count(".") == 3   # inet_aton also takes '127.1'; sendto would take it as a name
+
+
 class SipSender(threading.Thread):
     """Drains a sippy server's send queue (see module docstring); one failed send is counted and
     logged (rate-limited), never fatal to the thread."""
@@ -125,6 +133,23 @@ class GuardedUdpServer(Udp_server):
         if self.uopts.family == socket.AF_INET6:
             address = (f"[{address[0]}]", address[1])
         ED2.callFromThread(self.handle_read, payload, Remote_address(address, self.transport), MonoTime())
+
+    def send_to(self, data: bytes | str, address: Any, delayed: bool = False) -> None:
+        """sippy's send: straight from its thread when the socket takes the datagram at once (no wake-up
+        of the sender thread per message); names to resolve and a full buffer go to the sender."""
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        host, port = str(address[0]).strip("[]"), address[1]
+        if self.uopts.family == socket.AF_INET and _is_ipv4(host) and isinstance(port, int) and 0 < port < 65536:
+            try:
+                if self.skt.sendto(payload, socket.MSG_DONTWAIT, (host, port)) == len(payload):
+                    return
+            except BlockingIOError:
+                pass
+            except OSError as exc:
+                SEND_ERRORS.labels(type(exc).__name__).inc()
+                _SEND_LOG.warning(type(exc).__name__, "could not send a SIP message to %.60r: %s", address, exc)
+                return
+        self.sendqueue.put((payload, address))
 
     def getSIPaddr(self) -> tuple[tuple[str, int], str]:  # noqa: N802 - sippy's name
         """The host:port we write in Via and Contact: the advertised address (NAT), else the bound one;

@@ -20,6 +20,7 @@ from dialtone.v1 import common_pb2
 from dialtone.v1 import speech_gateway_pb2 as spb
 
 from tests.helpers import free_port
+from tests.media_gateway.media_spy import MediaSpy
 from tests.media_gateway.support import free_udp_port, gateway_config, start_gateway, start_speech, wait_until
 from tests.media_gateway.torture import exchange
 
@@ -165,8 +166,9 @@ class RtpCapture:
         self.process.terminate()
         self.process.wait(10)
 
-    def payloads(self) -> list[bytes]:
-        """The UDP payloads of the capture (pcap, Linux cooked or Ethernet framing of loopback)."""
+    def payloads(self, port: int | None = None) -> list[bytes]:
+        """The UDP payloads of the capture (pcap, Linux cooked or Ethernet framing of loopback), only those
+        to or from ``port`` when given (other tests may run calls on this machine at the same time)."""
         data = self.path.read_bytes()
         link_type = struct.unpack_from("<I", data, 20)[0]
         offset, out = 24, []
@@ -178,7 +180,9 @@ class RtpCapture:
             if len(ip) < 28 or ip[0] >> 4 != 4 or ip[9] != 17:
                 continue
             header = (ip[0] & 0x0F) * 4
-            out.append(ip[header + 8:])
+            source, destination = struct.unpack_from("!HH", ip, header)
+            if port is None or port in (source, destination):
+                out.append(ip[header + 8:])
         return out
 
 
@@ -207,7 +211,7 @@ async def test_baresip_calls_in_audio_both_ways_dtmf_and_clean_hangup(tmp_path: 
     start = stream.uplink[0].call_start.call
     assert start.callee == "bot" and start.caller.startswith("sip:tester@127.0.0.1")
     _assert_story(stream, phone)
-    assert _plain_g711_silence(capture.payloads()) > 10
+    assert _plain_g711_silence(capture.payloads(MediaSpy.opened[-1].local_port)) > 10
 
 
 async def test_baresip_over_tls_with_srtp_required(tmp_path: Path) -> None:
@@ -232,7 +236,7 @@ async def test_baresip_over_tls_with_srtp_required(tmp_path: Path) -> None:
             stream = await _talk(phone, speech, f"sip:bot@127.0.0.1:{app.sip_tls_port};transport=tls")
             await phone.stop()
         _assert_story(stream, phone)
-        payloads = capture.payloads()
+        payloads = capture.payloads(MediaSpy.opened[-1].local_port)
         assert len(payloads) > 100, "no RTP captured"
         assert _plain_g711_silence(payloads) == 0, "plain G.711 on the wire of an SRTP call"
         plain = await exchange(app.sip_port, _plain_invite(), 0.6)

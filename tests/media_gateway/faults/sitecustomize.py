@@ -2,7 +2,8 @@
 
 ``DIALTONE_TEST_FAULT`` names the fault: ``sip_sender_exits`` (the sender thread returns after its
 first message, as sippy's did on an unexpected exception) or ``sip_sender_stalls`` (it blocks for
-good, alive but silent). With ``DIALTONE_TEST_FAULT_ONCE=PATH`` only the first process to import
+good, alive but silent). Either way every answer is routed through the sender, as it is when the
+socket's buffer is full. With ``DIALTONE_TEST_FAULT_ONCE=PATH`` only the first process to import
 the sender is broken (the file marks it), so a restarted gateway comes back healthy. Test-only:
 production code carries no fault hooks.
 """
@@ -33,6 +34,12 @@ def _break(module: Any, fault: str) -> None:
         original_send(self, data, address)
 
     module.SipSender._send = send
+
+    def queue_only(self: Any, data: bytes | str, address: Any, delayed: bool = False) -> None:
+        # every answer through the (broken) sender, as when the socket's buffer is full
+        self.sendqueue.put((data.encode("utf-8") if isinstance(data, str) else data, address))
+
+    module.GuardedUdpServer.send_to = queue_only
 
 
 class _AfterImport(importlib.abc.MetaPathFinder):
