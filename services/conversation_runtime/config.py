@@ -9,6 +9,7 @@ from typing import Literal
 from dialtone.common.config import GrpcServerConfig, MetricsConfig, ServiceConfig
 
 EXAMPLES_DIR = str(Path(__file__).resolve().parent / "examples")
+MAX_MESSAGE_BYTES = 256 * 1024
 
 
 @dataclasses.dataclass
@@ -30,8 +31,19 @@ class RouteConfig:
 
 
 @dataclasses.dataclass
+class RuntimeGrpcConfig(GrpcServerConfig):
+    """Defaults of the class, not of a factory: a config that sets only some of the section's keys
+    is built from these."""
+
+    port: int = 7003
+    # The largest message a speech gateway may send is a CallStarted with 64 kB of headers
+    # (convert.py's limits): a larger one is refused by gRPC before it is read into memory.
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+
+
+@dataclasses.dataclass
 class ConversationRuntimeConfig(ServiceConfig):
-    grpc: GrpcServerConfig = dataclasses.field(default_factory=lambda: GrpcServerConfig(port=7003))
+    grpc: RuntimeGrpcConfig = dataclasses.field(default_factory=RuntimeGrpcConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=lambda: MetricsConfig(port=9103))
     integration_address: str = "127.0.0.1:7004"
     dialogs: list[str] = dataclasses.field(default_factory=lambda: [EXAMPLES_DIR])  # files or folders
@@ -40,5 +52,6 @@ class ConversationRuntimeConfig(ServiceConfig):
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     reload_interval_s: float = 2.0    # how often dialog files are checked for changes (0 = never)
     lease_ttl_s: float = 5.0          # a replica that stops renewing loses its sessions after this
-    timer_poll_s: float = 0.25        # how often the store is asked for sessions with due timers
+    timer_poll_s: float = 0.25        # how often the store is asked for sessions to park or end
+    orphan_timeout_s: float = 60.0    # a call whose stream closed ends as stream_lost unless resumed within this
     backend_timeout_s: float = 10.0   # per Invoke when the call action names no timeout

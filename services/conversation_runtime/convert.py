@@ -1,10 +1,17 @@
-"""The one place protobuf meets the dialog core: SpeechEvent -> domain event, Action -> DialogAction."""
+"""The one place protobuf meets the dialog core: SpeechEvent -> domain event, Action -> DialogAction.
+
+Every string field of a SpeechEvent is refused by its size (INVALID_ARGUMENT) before anything
+else is done with it: before a dialog is looked up by name, before a session is stored, before a
+message quotes it. The limits are the speech gateway's (``dialtone.speech_gateway.validation``)
+or wider, so that whatever the gateway forwards is accepted here; docs/security.md lists them.
+"""
 
 from __future__ import annotations
 
 import math
 
-from dialtone.common.errors import InvalidArgument
+from dialtone.common.errors import InvalidArgument, quote_prefix
+from dialtone.common.grpc_validation import require_max_length
 from dialtone.conversation_runtime.core import events as ev
 from dialtone.v1 import common_pb2
 from dialtone.v1 import conversation_runtime_pb2 as pb
@@ -12,11 +19,34 @@ from dialtone.v1 import conversation_runtime_pb2 as pb
 _DTMF_KEYS = frozenset("0123456789*#ABCD")
 _BARGE_IN = {"on": common_pb2.BARGE_IN_MODE_ON, "off": common_pb2.BARGE_IN_MODE_OFF,
              "dtmf_only": common_pb2.BARGE_IN_MODE_DTMF_ONLY, "after_words": common_pb2.BARGE_IN_MODE_AFTER_WORDS}
-MAX_TEXT = 4096
+MAX_TEXT = 4096              # a transcript
+MAX_DIALOG_NAME = 128
+MAX_URI = 1024               # caller, callee, a transfer's target
+MAX_CALL_ID = 256
+MAX_HEADERS = 128
+MAX_HEADER_NAME = 128
+MAX_HEADER_VALUE = 4096
+MAX_HEADER_CHARS = 64 * 1024  # all headers together: a SIP request is at most 64 kB
+MAX_UTTERANCE_ID = 256       # the runtime's own are idempotency keys (at most 157 characters)
+MAX_REASON = 256
 
 
 def call_info(message: pb.CallStarted) -> ev.CallInfo:
+    """The call of a CallStarted; raises InvalidArgument when a field is over its limit."""
     call = message.call
+    require_max_length(call.dialog, MAX_DIALOG_NAME, "CallStarted: CallInfo.dialog")
+    require_max_length(call.caller, MAX_URI, "CallStarted: CallInfo.caller")
+    require_max_length(call.callee, MAX_URI, "CallStarted: CallInfo.callee")
+    require_max_length(call.call_id, MAX_CALL_ID, "CallStarted: CallInfo.call_id")
+    if len(call.headers) > MAX_HEADERS:
+        raise InvalidArgument(f"CallStarted: {len(call.headers)} headers; the limit is {MAX_HEADERS}")
+    total = 0
+    for header in call.headers:
+        require_max_length(header.name, MAX_HEADER_NAME, "CallStarted: a header name")
+        require_max_length(header.value, MAX_HEADER_VALUE, f"CallStarted: header {quote_prefix(header.name)}")
+        total += len(header.name) + len(header.value)
+    if total > MAX_HEADER_CHARS:
+        raise InvalidArgument(f"CallStarted: headers of {total} characters in all; the limit is {MAX_HEADER_CHARS}")
     return ev.CallInfo(caller=call.caller, callee=call.callee,
                        headers=tuple((h.name, h.value) for h in call.headers), dialog=call.dialog,
                        call_id=call.call_id)
@@ -37,27 +67,35 @@ def to_event(message: pb.SpeechEvent) -> ev.Event | None:
         if not math.isfinite(transcript.confidence) or not 0.0 <= transcript.confidence <= 1.0:
             raise InvalidArgument(f"SpeechEvent seq {message.seq}: transcript confidence must be 0..1, "
                                   f"got {transcript.confidence}")
-        if len(transcript.text) > MAX_TEXT:
-            raise InvalidArgument(f"SpeechEvent seq {message.seq}: transcript longer than {MAX_TEXT} characters")
+        require_max_length(transcript.text, MAX_TEXT, f"SpeechEvent seq {message.seq}: transcript text")
         return ev.SpeechResult(transcript.text, transcript.confidence) if transcript.is_final else None
     if kind == "dtmf":
         if message.dtmf.digit not in _DTMF_KEYS:
-            raise InvalidArgument(f"SpeechEvent seq {message.seq}: dtmf digit {message.dtmf.digit[:8]!r} is not "
-                                  "one of 0-9, *, #, A-D")
+            raise InvalidArgument(f"SpeechEvent seq {message.seq}: dtmf digit {quote_prefix(message.dtmf.digit, 8)} "
+                                  "is not one of 0-9, *, #, A-D")
         return ev.DtmfPressed(message.dtmf.digit)
     if kind == "speech_started":
+        require_max_length(message.speech_started.interrupted_utterance_id, MAX_UTTERANCE_ID,
+                           f"SpeechEvent seq {message.seq}: speech_started.interrupted_utterance_id")
         return ev.SpeechStarted()
     if kind == "speech_ended":
         return ev.SpeechEnded()
     if kind == "playback_started":
+        require_max_length(message.playback_started.utterance_id, MAX_UTTERANCE_ID,
+                           f"SpeechEvent seq {message.seq}: playback_started.utterance_id")
         return ev.PlaybackStarted(message.playback_started.utterance_id)
     if kind == "playback_finished":
         finished = message.playback_finished
+        require_max_length(finished.utterance_id, MAX_UTTERANCE_ID,
+                           f"SpeechEvent seq {message.seq}: playback_finished.utterance_id")
         return ev.PlaybackFinished(finished.utterance_id, finished.interrupted, finished.played_ms)
     if kind == "transfer_result":
         result = message.transfer_result
+        require_max_length(result.target_uri, MAX_URI, f"SpeechEvent seq {message.seq}: transfer_result.target_uri")
+        require_max_length(result.reason, MAX_REASON, f"SpeechEvent seq {message.seq}: transfer_result.reason")
         return ev.TransferResult(result.target_uri, result.ok, result.sip_status)
     if kind == "call_ended":
+        require_max_length(message.call_ended.reason, MAX_REASON, f"SpeechEvent seq {message.seq}: call_ended.reason")
         return ev.CallerHungUp(message.call_ended.reason or "caller")
     raise InvalidArgument(f"SpeechEvent seq {message.seq}: unsupported payload {kind}")
 

@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 
 from dialtone.common.config import ConfigError
+from dialtone.common.errors import quote_prefix
 from dialtone.conversation_runtime.config import RouteConfig
 from dialtone.conversation_runtime.core import model as m
 from dialtone.conversation_runtime.core.errors import DialogError, DialogLoadError
@@ -115,7 +116,7 @@ class DialogRegistry:
     def current(self, name: str) -> m.Dialog:
         dialog = self._current.get(name)
         if dialog is None:
-            raise UnknownDialog(f"unknown dialog '{name}'; loaded: {self.names()}")
+            raise UnknownDialog(f"unknown dialog {quote_prefix(name)}; loaded: {self.names()}")
         return dialog
 
     def version(self, version: str) -> m.Dialog | None:

@@ -2,9 +2,18 @@
 
 One ``CallLoop`` per stream applies the call's events strictly in order (one queue, one consumer),
 saves the session after every transition and only then sends its actions. Timers of calls that
-have a stream here are armed as a queue wait; timers of calls without a stream (their replica
-died, or the stream dropped) are found in the store by every replica's poller, and the replica
-that takes the session's lease fires them.
+have a stream here are armed as a queue wait.
+
+A call without a stream is *parked*: no timer fires and no backend is called for it while no
+one could hear the result. A stream that closes without the call's end (no CallEnded, no
+hangup: the client went away, its channel closed, a refusal) parks its session as it closes;
+a session whose replica died before it could is found by every replica's poller (its timers
+come due in the store, and no one holds its lease) and parked there. A resumed stream unparks
+the call, and the timers that came due meanwhile fire then. A call that no stream resumes
+within ``orphan_timeout_s`` (60 s: the speech gateway stops resuming after about 10 s) or by
+its dialog's ``max_duration``, whichever comes first, ends as ``stream_lost``: the dialog's
+``hangup`` transition runs with that reason (its ``call`` actions are made), and a stream that
+resumes later gets ``Hangup(stream_lost)``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from dialtone.common.errors import InvalidArgument
+from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.common.grpc_validation import require_session_id
 from dialtone.common.metrics import counter, gauge, histogram
 from dialtone.conversation_runtime import convert
@@ -44,7 +53,8 @@ EVENT_LATENCY = histogram("runtime_event_seconds", "Event in to actions out (FSM
 STORE_CONFLICTS = counter("runtime_store_conflicts_total",
                           "Saves refused because another replica had moved the session on")
 TIMERS_FIRED = counter("runtime_timers_fired_total", "Timer firings, by where they fired", ["where"])
-MAX_CHAINED_CALLS = 16
+PARKED = counter("runtime_sessions_parked_total", "Calls parked: their stream closed without the call's end")
+STREAM_LOST = counter("runtime_sessions_stream_lost_total", "Parked calls that ended because no stream resumed them")
 MAX_CONFLICT_RETRIES = 3
 PURGE_EVERY_S = 300.0
 QUEUE_LIMIT = 256
@@ -82,9 +92,9 @@ class Runtime:
         kind = first.WhichOneof("payload")
         now = self.clock()
         if kind == "call_started":
+            call = convert.call_info(first.call_started)  # sizes checked before anything is stored
             if await self.store.load(first.session_id) is not None:
                 raise InvalidArgument(f"session {first.session_id} already started; reconnect with resume")
-            call = convert.call_info(first.call_started)
             try:
                 dialog = self.registry.route(call)
             except UnknownDialog as exc:
@@ -110,6 +120,8 @@ class Runtime:
             if session is None:
                 raise InvalidArgument(f"resume: session {first.session_id} is unknown")
             await self.store.acquire_lease(session.session_id, self.owner, now, self.config.lease_ttl_s, force=True)
+            if session.parked_until:
+                session = await self._unpark(session)
             dialog = await self.dialog_for(session)
             missed = engine.actions_after(session, first.resume.last_action_seq)
             log.info("call resumed at state %s; re-sending %d actions the stream missed", session.state,
@@ -117,6 +129,19 @@ class Runtime:
             return CallLoop(self, session, dialog, missed, dict(session.pending_calls))
         raise InvalidArgument("SpeechEvent: a stream must begin with call_started or resume, "
                               f"got {kind or 'an empty event'}")
+
+    async def _unpark(self, session: Session) -> Session:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            unparked = engine.unpark(session)
+            if await self.store.save(unparked, expected_step=session.step):
+                return unparked
+            stored = await self.store.load(session.session_id)
+            if stored is None:
+                raise StoreUnavailable(f"session {session.session_id} vanished from the store")
+            if not stored.parked_until:
+                return stored
+            session = stored
+        raise StoreUnavailable(f"session {session.session_id} keeps changing under this replica")
 
     async def apply(self, dialog: m.Dialog, session: Session, event: ev.Event, seq: int,
                     now: float) -> tuple[Session, list[ev.Action]]:
@@ -144,13 +169,13 @@ class Runtime:
         EVENT_LATENCY.observe(time.perf_counter() - started)
         return outcome.session, outcome.actions
 
-    # -- timers of sessions without a stream here ------------------------------------------
+    # -- sessions without a stream ---------------------------------------------------------
     async def poll_timers(self) -> None:
         next_purge = self.clock()
         while True:
             await asyncio.sleep(self.config.timer_poll_s)
             try:
-                await self.fire_due_timers()
+                await self.wake_due_sessions()
                 if self.clock() >= next_purge:
                     next_purge = self.clock() + PURGE_EVERY_S
                     purged = await self.store.purge(self.clock() - self.config.store.retention_s)
@@ -159,38 +184,46 @@ class Runtime:
             except (StoreUnavailable, LookupError, DialogLoadError) as exc:
                 log.warning("timer poll failed: %s", exc)
 
-    async def fire_due_timers(self) -> int:
-        fired = 0
+    async def wake_due_sessions(self) -> int:
+        """Park the due sessions no stream holds; end the parked ones whose time is up. Returns how many
+        were parked or ended."""
+        woken = 0
         now = self.clock()
         for session_id in await self.store.due(now, 64):
             if session_id in self.active:
-                continue  # its stream's loop fires it
+                continue  # its stream's loop fires its timers
             if not await self.store.acquire_lease(session_id, self.owner, now, self.config.lease_ttl_s):
-                continue
+                continue  # a stream elsewhere holds it
             try:
-                fired += await self._fire(session_id)
+                woken += await self._wake(session_id)
             finally:
                 await self.store.release_lease(session_id, self.owner)
-        return fired
+        return woken
 
-    async def _fire(self, session_id: str) -> int:
+    async def _wake(self, session_id: str) -> int:
         session = await self.store.load(session_id)
         if session is None:
-            await self.store.drop(session_id)  # a timer entry whose session expired
+            await self.store.drop(session_id)  # an index entry whose session expired
             return 0
+        now = self.clock()
+        if not session.parked_until:  # its timers came due, and its stream died with its replica
+            if not await self.store.save(engine.park(session, now, self.config.orphan_timeout_s),
+                                         expected_step=session.step):
+                return 0  # a stream took the call back meanwhile
+            PARKED.inc()
+            log.info("call has no stream: parked; ends as stream_lost in %.0f s unless resumed",
+                     self.config.orphan_timeout_s, extra={"session_id": session_id})
+            return 1
         dialog = await self.dialog_for(session)
-        session, actions = await self.apply(dialog, session, ev.Tick(), 0, self.clock())
-        TIMERS_FIRED.labels("poller").inc()
-        log.info("timer fired without a stream: now in state %s", session.state, extra={"session_id": session_id})
-        for _ in range(MAX_CHAINED_CALLS):
-            calls = [a for a in actions if a.kind == "call"]
-            if not calls:
-                break
-            actions = []
-            for call in calls:
-                result = await self.backend.invoke(session_id, call.key, call.data)
-                session, more = await self.apply(dialog, session, result, 0, self.clock())
-                actions += more
+        outcome = engine.handle_traced(dialog, session, ev.Tick(), now)
+        if outcome.session is session or not await self.store.save(outcome.session, expected_step=session.step):
+            return 0  # not yet due, or a stream took the call back meanwhile
+        STREAM_LOST.inc()
+        log.info("no stream resumed the call: ended as stream_lost in state %s", session.state,
+                 extra={"session_id": session_id})
+        for action in outcome.actions:  # the hangup transition's calls; their answers come to an ended call
+            if action.kind == "call":
+                await self.backend.invoke(session_id, action.key, action.data)
         return 1
 
 
@@ -210,6 +243,7 @@ class CallLoop:
         self.tasks: set[asyncio.Task[None]] = set()
         self.renew_at = 0.0
         self.finished = asyncio.Event()
+        self.lease_lost = False
         self.last_sent = min((a.seq for a in initial), default=session.action_seq + 1) - 1
 
     @property
@@ -240,6 +274,7 @@ class CallLoop:
                 if now >= self.renew_at:
                     if not await rt.store.acquire_lease(self.session_id, rt.owner, now, rt.config.lease_ttl_s):
                         log.warning("lost the session's lease to another replica; closing this stream")
+                        self.lease_lost = True
                         break
                     self.renew_at = now + rt.config.lease_ttl_s / 3
                 event, seq = item if item is not None else (ev.Tick(), 0)
@@ -263,10 +298,27 @@ class CallLoop:
             ACTIVE.dec()
             try:
                 if self.session_id not in rt.active:  # a newer stream here keeps the lease
-                    with contextlib.suppress(StoreUnavailable):  # the lease then simply expires
+                    # With the store down the lease simply expires, and a poller parks the call.
+                    with contextlib.suppress(StoreUnavailable):
+                        await self._park_if_abandoned()
                         await rt.store.release_lease(self.session_id, rt.owner)
             finally:
                 self.finished.set()
+
+    async def _park_if_abandoned(self) -> None:
+        """The stream closed, and the call did not end: park it (see the module docstring)."""
+        rt = self.runtime
+        if self.session.ended or self.superseded or self.lease_lost:
+            return
+        now = rt.clock()
+        # Only while this replica holds the lease: a resumed stream elsewhere may own the call already.
+        if not await rt.store.acquire_lease(self.session_id, rt.owner, now, rt.config.lease_ttl_s):
+            return
+        if await rt.store.save(engine.park(self.session, now, rt.config.orphan_timeout_s),
+                               expected_step=self.session.step):
+            PARKED.inc()
+            log.info("stream closed before the call ended: parked; ends as stream_lost in %.0f s unless resumed",
+                     rt.config.orphan_timeout_s, extra={"session_id": self.session_id})
 
     def supersede(self) -> None:
         self.superseded = True  # seen at the loop's next turn even if the queue is full now
@@ -307,7 +359,7 @@ class CallLoop:
         async for message in messages:
             if message.session_id != self.session_id:
                 await self.queue.put(InvalidArgument(
-                    f"SpeechEvent seq {message.seq}: session_id {message.session_id[:64]!r} does not match "
+                    f"SpeechEvent seq {message.seq}: session_id {quote_prefix(message.session_id)} does not match "
                     f"the stream's session {self.session_id!r}"))
                 return
             try:

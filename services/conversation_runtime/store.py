@@ -1,9 +1,10 @@
 """Where sessions live between events: one interface, an SQLite file or Redis behind it.
 
 The runtime keeps nothing in memory that must survive: after every transition (before its
-actions are sent) the whole session is saved here, with its next timer deadline indexed so
-that any replica can find the sessions whose timers are due. A lease says which replica is
-driving a session right now (the one holding its stream, or the one firing its timers).
+actions are sent) the whole session is saved here, with the time it must next be woken indexed
+(``Session.wake_at``) so that any replica can find the calls that lost their stream. A lease
+says which replica is driving a session right now (the one holding its stream, or the one
+parking or ending it).
 Dialog sources are kept by version, so a call resumed on another replica stays on the version
 it started with.
 """
@@ -21,14 +22,14 @@ class SessionStore(Protocol):
         """The session as last saved, or None."""
 
     async def save(self, session: Session, expected_step: int | None = None) -> bool:
-        """Write the whole session and index its next timer deadline.
+        """Write the whole session and index when it must next be woken (``Session.wake_at``).
 
         With ``expected_step``, only if the stored session is still at that step (compare and
         set): False means another replica moved the session on, and nothing was written.
         """
 
     async def due(self, now: float, limit: int) -> list[str]:
-        """Ids of sessions whose next timer deadline is at or before ``now`` (earliest first)."""
+        """Ids of sessions to wake at or before ``now`` (earliest first)."""
 
     async def acquire_lease(self, session_id: str, owner: str, now: float, ttl: float,
                             force: bool = False) -> bool:

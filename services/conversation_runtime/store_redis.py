@@ -68,7 +68,7 @@ class RedisStore:
 
     @_mapped
     async def save(self, session: Session, expected_step: int | None = None) -> bool:
-        deadline = session.next_deadline()
+        deadline = session.wake_at()
         result = await self._save(
             keys=[_PREFIX + "session:" + session.session_id, _TIMERS],
             args=[session.to_json(), "" if expected_step is None else str(expected_step), self._ttl_s,

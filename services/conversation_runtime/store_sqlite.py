@@ -64,7 +64,7 @@ class SqliteStore:
         return Session.from_json(row[0]) if row else None
 
     async def save(self, session: Session, expected_step: int | None = None) -> bool:
-        data, deadline = session.to_json(), session.next_deadline()
+        data, deadline = session.to_json(), session.wake_at()
         if expected_step is None:
             await self._run(lambda c: c.execute(
                 "INSERT INTO sessions (id, data, next_deadline, step) VALUES (?, ?, ?, ?) "

@@ -38,6 +38,7 @@ async def gateway():
 
 
 async def start_runtime(config: ConversationRuntimeConfig):
+    config.grpc.port = 0  # a free port: a runtime of `dialtone up` may hold the default one
     app = ConversationRuntimeApp(config)
     running, port = create_server(config, app)
     await app.start()
