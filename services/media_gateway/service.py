@@ -148,7 +148,7 @@ class MediaGatewayApp:
             raise ConfigError(f"sip.tls_*: {exc}") from None
         self.stack = SipStack(SippyBridge(asyncio.get_running_loop()), guard, config.sip.host, config.sip.port,
                               self.calls, retry_after_s=config.sip.retry_after_s,
-                              advertised_host=config.sip.advertised_host,
+                              advertised_host=config.sip.advertised_host, advertised_port=config.sip.advertised_port,
                               tcp_limits=TcpLimits(total=config.sip.tcp_max_connections,
                                                    per_source=config.sip.tcp_max_per_source,
                                                    message_deadline_s=config.sip.tcp_message_deadline_s,

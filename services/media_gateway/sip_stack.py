@@ -136,7 +136,7 @@ class SipStack:
     """sippy's transaction manager on our socket; creates legs for INVITEs (see module docstring)."""
 
     def __init__(self, bridge: SippyBridge, guard: SipGuard, host: str, port: int,
-                 listener: StackListener, retry_after_s: int = 30, advertised_host: str = "",
+                 listener: StackListener, retry_after_s: int = 30, advertised_host: str = "", advertised_port: int = 0,
                  tcp_limits: TcpLimits | None = None, tls: ReloadingContext | None = None, tls_port: int = 5061,
                  ) -> None:
         self.bridge = bridge
@@ -146,6 +146,7 @@ class SipStack:
         self._listener = listener
         self._retry_after_s = retry_after_s
         self._advertised_host = advertised_host
+        self._advertised_port = advertised_port
         self._tcp_limits = tcp_limits or TcpLimits()
         self._tls = tls
         self._tls_port = tls_port
@@ -176,7 +177,8 @@ class SipStack:
         _quiet_sippy_tracebacks()
         config: dict[str, Any] = {"_sip_address": self._host, "_sip_port": self._port,
                                   "_sip_logger": _SilentLogger(), "_dialtone_guard": self.guard,
-                                  "_dialtone_advertised": self._advertised_host}
+                                  "_dialtone_advertised": self._advertised_host,
+                                  "_dialtone_advertised_port": self._advertised_port}
         self.global_config = config
         self._tm = _GatewayTM(config, self._recv_request)
         config["_sip_tm"] = self._tm
@@ -189,7 +191,7 @@ class SipStack:
         SipConf.my_uaname = "dialtone"
         config["_sip_port"] = self.bound_port
         self._tm.tcp = TcpListener(self._host, self.bound_port, self.guard, self._advertised_host,
-                                   self._tm.handleIncoming, self._tcp_limits)
+                                   self._tm.handleIncoming, self._tcp_limits, advertised_port=self._advertised_port)
         if self._tls is not None:
             self._tm.tls = TcpListener(self._host, self._tls_port, self.guard, self._advertised_host,
                                        self._tm.handleIncoming, self._tcp_limits, tls=self._tls)

@@ -68,7 +68,7 @@ class TcpConnection(Network_server):  # type: ignore[misc]
 
     def __init__(self, sock: socket.socket, peer: tuple[str, int], local: tuple[str, int], advertised: str,
                  data_callback: Callable[..., Any], wake: Callable[[TcpConnection], None], now: float,
-                 max_outbox: int, transport: str = "tcp") -> None:
+                 max_outbox: int, transport: str = "tcp", advertised_port: int = 0) -> None:
         super().__init__(Network_server_opts(local, data_callback))
         self._max_outbox = max_outbox
         self.transport = transport
@@ -76,6 +76,7 @@ class TcpConnection(Network_server):  # type: ignore[misc]
         self.sock = sock
         self.peer = peer
         self.advertised = advertised
+        self.advertised_port = advertised_port
         self._wake = wake
         self._lock = threading.Lock()
         self.inbox = bytearray()
@@ -86,7 +87,7 @@ class TcpConnection(Network_server):  # type: ignore[misc]
         self.last_message_at = now
 
     def getSIPaddr(self) -> tuple[tuple[str, int], str]:  # noqa: N802 - sippy's name
-        host, port = self.uopts.laddress[0], int(self.uopts.laddress[1])
+        host, port = self.uopts.laddress[0], self.advertised_port or int(self.uopts.laddress[1])
         if self.advertised:
             host = self.advertised
         elif host in ("0.0.0.0", "::"):
@@ -202,7 +203,8 @@ class TcpListener:
 
     def __init__(self, host: str, port: int, guard: SipGuard, advertised: str,
                  data_callback: Callable[..., Any], limits: TcpLimits | None = None,
-                 clock: Callable[[], float] = time.monotonic, tls: ReloadingContext | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, tls: ReloadingContext | None = None,
+                 advertised_port: int = 0) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -213,6 +215,7 @@ class TcpListener:
         self._host = host
         self._guard = guard
         self._advertised = advertised
+        self._advertised_port = advertised_port
         self._callback = data_callback
         self._limits = limits or TcpLimits()
         self._clock = clock
@@ -318,7 +321,7 @@ class TcpListener:
                 sock = self._tls.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
             connection = TcpConnection(sock, (source, peer[1]), (self._host, self.port), self._advertised,
                                        self._callback, self._wake, self._clock(), self._limits.max_outbox,
-                                       self.transport)
+                                       self.transport, self._advertised_port)
             if connection.handshaking:
                 connection.message_started_at = connection.last_message_at   # the handshake has the deadline too
             self._open.add(connection)

@@ -97,6 +97,7 @@ class GuardedUdpServer(Udp_server):
         super(Udp_server, self).__init__(uopts)
         self.guard: SipGuard = global_config["_dialtone_guard"]
         self.advertised: str = global_config.get("_dialtone_advertised", "")
+        self.advertised_port: int = global_config.get("_dialtone_advertised_port", 0)
         self.skt = socket.socket(self.uopts.family, socket.SOCK_DGRAM)
         self.skt.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         laddress = self.uopts.laddress
@@ -152,9 +153,9 @@ class GuardedUdpServer(Udp_server):
         self.sendqueue.put((payload, address))
 
     def getSIPaddr(self) -> tuple[tuple[str, int], str]:  # noqa: N802 - sippy's name
-        """The host:port we write in Via and Contact: the advertised address (NAT), else the bound one;
-        never a wildcard, which a peer could not send to."""
-        host, port = self.uopts.laddress[0], int(self.uopts.laddress[1])
+        """The host:port we write in Via and Contact: the advertised address and port (NAT), else the
+        bound ones; never a wildcard, which a peer could not send to."""
+        host, port = self.uopts.laddress[0], self.advertised_port or int(self.uopts.laddress[1])
         if self.advertised:
             host = self.advertised
         elif host in ("0.0.0.0", "::"):

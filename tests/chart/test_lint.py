@@ -75,15 +75,30 @@ def test_wrong_value_fails_naming_the_key(setting: str, key: str) -> None:
     assert key in str(caught.value)
 
 
+# A public SIP/RTP Service serves one media gateway at most.
+ONE_MEDIA_GATEWAY = ["mediaGateway.autoscaling.enabled=false", "mediaGateway.replicas=1"]
+
 CHART_RULES = [
     ([], "dialtone needs Redis on a cluster"),
     (["externalRedis.url=redis://r:6379/0", "redis.enabled=true"], "set either redis.enabled or externalRedis"),
     (["externalRedis.url=redis://r:6379/0", "mediaGateway.publicService.enabled=true",
-      "mediaGateway.publicService.type=NodePort"], "must lie within 30000-32767"),
+      "mediaGateway.publicService.type=NodePort", *ONE_MEDIA_GATEWAY], "must lie within 30000-32767"),
     (["externalRedis.url=redis://r:6379/0", "mediaGateway.publicService.enabled=true",
-      "mediaGateway.rtp.portHigh=30000"], "more than 1000 ports"),
+      "mediaGateway.rtp.portHigh=30000", *ONE_MEDIA_GATEWAY], "more than 1000 ports"),
+    (["externalRedis.url=redis://r:6379/0", "mediaGateway.publicService.enabled=true"],
+     "(LoadBalancer) with up to 10 replicas: the Service sends every RTP port to every pod"),
+    (["externalRedis.url=redis://r:6379/0", "mediaGateway.publicService.enabled=true",
+      "mediaGateway.publicService.type=NodePort", "mediaGateway.publicService.sipNodePort=30060",
+      "mediaGateway.rtp.portLow=31000", "mediaGateway.rtp.portHigh=31010", "mediaGateway.autoscaling.enabled=false",
+      "mediaGateway.replicas=2"], "(NodePort) with up to 2 replicas"),
+    (["externalRedis.url=redis://r:6379/0", "mediaGateway.publicService.enabled=true",
+      "mediaGateway.publicService.type=NodePort", "mediaGateway.rtp.portLow=31000",
+      "mediaGateway.rtp.portHigh=31010", *ONE_MEDIA_GATEWAY],
+     "NodePort needs publicService.sipNodePort (or sip.advertisedPort)"),
+    (["externalRedis.url=redis://r:6379/0", "mediaGateway.hostNetwork=true"],
+     "mediaGateway.hostNetwork with networkPolicy.enabled needs networkPolicy.mediaNodeCidrs"),
     (["externalRedis.url=redis://r:6379/0", "mediaGateway.hostNetwork=true",
-      "mediaGateway.publicService.enabled=true"], "use hostNetwork or publicService, not both"),
+      "mediaGateway.publicService.enabled=true", *ONE_MEDIA_GATEWAY], "use hostNetwork or publicService, not both"),
     (["externalRedis.url=redis://r:6379/0", "mediaGateway.rtp.portLow=21000", "mediaGateway.rtp.portHigh=21001"],
      "[portLow, portHigh) = [21000, 21001) holds no RTP/RTCP port pair"),
     (["externalRedis.url=redis://r:6379/0", "speechGateway.autoscaling.minReplicas=5",

@@ -107,13 +107,12 @@ def test_drain_waits_for_calls_before_the_pod_is_killed() -> None:
 def test_autoscaling_on_active_calls_and_queue_depth() -> None:
     """The media gateway can scale on active calls and the speech gateway on its queue depth
     (Pods metrics), besides or instead of CPU."""
-    rendered = render([FULL])
-    media = rendered.get("HorizontalPodAutoscaler", name(MEDIA))["spec"]["metrics"]
+    media = render([HOSTNET]).get("HorizontalPodAutoscaler", name(MEDIA))["spec"]["metrics"]
     assert {m["type"] for m in media} == {"Resource", "Pods"}
     pods = next(m for m in media if m["type"] == "Pods")["pods"]
     assert pods["metric"]["name"] == "dialtone_media_active_calls"
-    assert pods["target"] == {"type": "AverageValue", "averageValue": "150"}
-    speech = rendered.get("HorizontalPodAutoscaler", name("speech-gateway"))["spec"]["metrics"]
+    assert pods["target"] == {"type": "AverageValue", "averageValue": "200"}
+    speech = render([FULL]).get("HorizontalPodAutoscaler", name("speech-gateway"))["spec"]["metrics"]
     assert [m["type"] for m in speech] == ["Pods"]
     assert speech[0]["pods"]["metric"]["name"] == "dialtone_speech_pool_queue_depth"
 
@@ -132,3 +131,54 @@ def test_media_gateways_scale_down_slowly_by_default() -> None:
     behavior = rendered.get("HorizontalPodAutoscaler", name(MEDIA))["spec"]["behavior"]["scaleDown"]
     assert behavior["stabilizationWindowSeconds"] >= 300
     assert behavior["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 300}]
+
+
+def test_hostnetwork_keeps_the_control_plane_off_public_interfaces() -> None:
+    """On the host's network, gRPC, control HTTP and metrics bind the node's InternalIP (the env
+    overrides listenAddress), SIP and RTP stay on every interface; the media gateway gets no
+    NetworkPolicy (none applies to host-networked pods) and the speech gateway admits the media
+    nodes' CIDRs on its gRPC port."""
+    rendered = render([HOSTNET])
+    env = {e["name"]: e for e in rendered.container(MEDIA)["env"]}
+    for key in ("GRPC", "METRICS", "CONTROL_HTTP"):
+        assert env[f"DIALTONE_MEDIA_GATEWAY__{key}__HOST"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    config = yaml.safe_load(rendered.config_text(MEDIA))
+    assert config["sip"]["host"] == config["rtp"]["host"] == "0.0.0.0"
+    assert "DIALTONE_MEDIA_GATEWAY__GRPC__HOST" not in {e["name"] for e in render([MINIMAL]).container(MEDIA)["env"]}
+    assert not rendered.has("NetworkPolicy", name(MEDIA))
+    speech = rendered.get("NetworkPolicy", name("speech-gateway"))["spec"]["ingress"]
+    from_nodes = [r for r in speech if any("ipBlock" in p for p in r.get("from", []))]
+    assert from_nodes == [{"from": [{"ipBlock": {"cidr": "10.20.0.0/16"}}],
+                           "ports": [{"port": 7002, "protocol": "TCP"}]}]
+
+
+def test_rollout_strategy_fits_the_networking() -> None:
+    """hostNetwork: the old gateway goes first (maxSurge 0), since a surge pod finds no node with
+    free SIP/RTP ports; otherwise the new gateway is ready before an old one drains; a value wins."""
+    def strategy(values: object) -> dict[str, object]:
+        return render([values]).deployment(MEDIA)["spec"]["strategy"]
+
+    assert strategy(HOSTNET) == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0, "maxUnavailable": 1}}
+    assert strategy(MINIMAL) == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    assert strategy(FULL) == {"type": "Recreate"}
+    assert "strategy" not in render([MINIMAL]).deployment("speech-gateway")["spec"]
+
+
+def test_media_pods_are_not_evicted_by_the_cluster_autoscaler() -> None:
+    """cluster-autoscaler leaves a node with a media gateway alone, and a drain fits within its
+    default maximum graceful termination (600 s)."""
+    rendered = render([MINIMAL])
+    template = rendered.deployment(MEDIA)["spec"]["template"]
+    assert template["metadata"]["annotations"]["cluster-autoscaler.kubernetes.io/safe-to-evict"] == "false"
+    assert template["spec"]["terminationGracePeriodSeconds"] <= 600
+    assert "cluster-autoscaler.kubernetes.io/safe-to-evict" not in \
+        rendered.deployment("speech-gateway")["spec"]["template"]["metadata"]["annotations"]
+
+
+def test_node_port_advertises_the_node_and_its_sip_node_port() -> None:
+    """NodePort: Contact/Via carry the node's IP and the SIP node port, not the pod's IP and 5060."""
+    rendered = render([NODEPORT])
+    env = {e["name"]: e for e in rendered.container(MEDIA)["env"]}
+    assert env["DIALTONE_MEDIA_GATEWAY__SIP__ADVERTISED_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] \
+        == "status.hostIP"
+    assert yaml.safe_load(rendered.config_text(MEDIA))["sip"]["advertised_port"] == 30060

@@ -17,8 +17,9 @@ FREE_FORM = {
     "global", "podSecurityContext", "securityContext", "affinity", "behavior", "config", "services",
 }
 
-# Keys the schema allows that values.yaml leaves out on purpose.
-OPTIONAL_KEYS = {"global", "claims"}
+# Keys the schema allows that values.yaml leaves out on purpose (an empty `strategy` is the chart's
+# default for the service).
+OPTIONAL_KEYS = {"global", "claims", "type", "rollingUpdate"}
 
 
 def schema() -> dict[str, Any]:

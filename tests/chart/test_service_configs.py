@@ -70,9 +70,11 @@ def test_rendered_config_loads_with_the_service_loader(values: Path, component: 
     rendered = render([values])
     config = load(rendered, component, tmp_path)
     ports = {p["name"]: p["containerPort"] for p in rendered.container(component)["ports"]}
-    assert (config.grpc.host, config.grpc.port) == ("0.0.0.0", ports["grpc"])
-    assert (config.metrics.host, config.metrics.port, config.metrics.enabled) == ("0.0.0.0", ports["metrics"], True)
     pod = rendered.deployment(component)["spec"]["template"]["spec"]
+    # On the host's network every interface is the node's: gRPC and metrics bind its InternalIP only.
+    host = POD_IP if pod.get("hostNetwork") else "0.0.0.0"
+    assert (config.grpc.host, config.grpc.port) == (host, ports["grpc"])
+    assert (config.metrics.host, config.metrics.port, config.metrics.enabled) == (host, ports["metrics"], True)
     assert config.shutdown_grace_s < pod["terminationGracePeriodSeconds"]
 
 
@@ -112,8 +114,14 @@ def test_media_gateway_sip_and_rtp_match_the_pod(values: Path, tmp_path: Path) -
     assert config.rtp.port_high - config.rtp.port_low >= 2
     assert config.sip.allowed_networks
     public = name("media-gateway") + "-sip"
-    if rendered.has("Service", public):
-        rtp = [p["port"] for p in rendered.get("Service", public)["spec"]["ports"] if p["name"].startswith("rtp-")]
+    spec = rendered.get("Service", public)["spec"] if rendered.has("Service", public) else {"type": None}
+    if spec["type"] == "NodePort":
+        # Peers are told the node port, which kube-proxy maps to the pod's SIP port.
+        assert config.sip.advertised_port == next(p["nodePort"] for p in spec["ports"] if p["name"] == "sip-udp")
+    else:
+        assert config.sip.advertised_port in (0, config.sip.port)
+    if spec["type"] is not None:
+        rtp = [p["port"] for p in spec["ports"] if p["name"].startswith("rtp-")]
         assert rtp == list(range(config.rtp.port_low, config.rtp.port_high))
 
 

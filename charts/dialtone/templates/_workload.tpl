@@ -8,6 +8,7 @@ Each component's folder calls these with its own additions, passed as YAML strin
   volumes       extra pod volumes
   volumeMounts  extra container mounts
   pod           extra pod spec fields (hostNetwork, dnsPolicy, ...)
+  strategy      the Deployment strategy when the component's `strategy` value is empty
   affinity      affinity that replaces the component's `affinity` value when that is empty
 */}}
 
@@ -29,6 +30,13 @@ spec:
   replicas: {{ $c.replicas }}
   {{- end }}
   revisionHistoryLimit: 5
+  {{- if $c.strategy }}
+  strategy:
+    {{- toYaml $c.strategy | nindent 4 }}
+  {{- else if .strategy }}
+  strategy:
+    {{- .strategy | nindent 4 }}
+  {{- end }}
   selector:
     matchLabels:
       {{- include "dialtone.component.selectorLabels" . | nindent 6 }}
