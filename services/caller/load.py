@@ -148,9 +148,8 @@ class LoadRun:
         return self._loop.time() - self._t0
 
     async def run(self) -> dict[str, Any]:
-        started_wall = time.time()
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        self._t0 = self._loop.time()
+        started_wall, self._t0 = time.time(), self._loop.time()
         sampler = self._loop.create_task(self._sample_forever())
         progress = self._loop.create_task(self._progress_forever()) if self.options.progress else None
         try:
@@ -311,6 +310,7 @@ class LoadRun:
             "uri": o.uri,
             "script": self.script.source,
             "started_at": datetime.datetime.fromtimestamp(started_wall, datetime.UTC).isoformat(timespec="seconds"),
+            "t0_unix": round(started_wall, 3),    # every *_s time below is seconds since this
             "options": {"calls": o.calls, "duration_s": o.duration_s, "rate": o.rate,
                         "concurrency": None if o.rate is not None else o.concurrency, "arrivals": o.arrivals,
                         "max_in_flight": o.max_in_flight, "call_timeout_s": o.call_timeout_s,
