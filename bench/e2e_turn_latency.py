@@ -42,6 +42,7 @@ import wave
 from pathlib import Path
 from typing import Any
 
+import grpc
 from dialtone.caller.hearing import SpeechOnset, Utterance
 from dialtone.caller.phone import Phone, free_sip_port
 from dialtone.caller.runner import ScriptRunner
@@ -52,6 +53,8 @@ from dialtone.conversation_runtime.config import EXAMPLES_DIR
 from dialtone.speech_gateway.audio_io import read_wav
 from dialtone.speech_gateway.engines.asr_faster_whisper import default_model_dir
 from dialtone.speech_gateway.engines.ggml_convert import convert_ct2_to_ggml
+from dialtone.v1 import conversation_runtime_pb2 as rpb
+from dialtone.v1 import conversation_runtime_pb2_grpc as rpb_grpc
 
 from tests.speech_gateway.corpus import MISSING, SOUNDS
 
@@ -300,15 +303,55 @@ class TurnRunner(ScriptRunner):
         return results
 
 
+class ExpectingProxy(rpb_grpc.ConversationRuntimeServicer):
+    """Between the speech gateway and the runtime: passes each Converse stream through and adds, to every
+    StateChanged into a listening state of bench_orders, the expectation its transitions imply (digits, at
+    least 4) as the runtime will send it; the runtime does not send expectations yet. One more loopback
+    hop each way."""
+
+    EXPECT = rpb.Expectation(entity="digits", constraints_json='{"min_length": 4}')
+
+    def __init__(self, runtime_address: str) -> None:
+        self._runtime_address = runtime_address
+        self._server: grpc.aio.Server | None = None
+        self._channel: grpc.aio.Channel | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        self._channel = grpc.aio.insecure_channel(self._runtime_address)
+        self._server = grpc.aio.server()
+        rpb_grpc.add_ConversationRuntimeServicer_to_server(self, self._server)
+        self.port = self._server.add_insecure_port("127.0.0.1:0")
+        await self._server.start()
+
+    async def Converse(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+        assert self._channel is not None
+        call = rpb_grpc.ConversationRuntimeStub(self._channel).Converse(request_iterator)
+        try:
+            async for action in call:
+                changed = action.state_changed
+                if action.HasField("state_changed") and changed.dialog == "bench_orders":
+                    changed.expect.CopyFrom(self.EXPECT)
+                yield action
+        except grpc.aio.AioRpcError as exc:
+            await context.abort(exc.code(), exc.details() or "")
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(1.0)
+        if self._channel is not None:
+            await self._channel.close()
+
+
 class UpStack:
     """`dialtone up` with the bench dialogs next to the packaged examples, on free ports."""
 
-    def __init__(self, folder: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, folder: Path, env: dict[str, str] | None = None, base: int = 0) -> None:
         dialogs = folder / "dialogs"
         dialogs.mkdir()
         for name, text in BENCH_DIALOGS.items():
             (dialogs / f"{name}.yaml").write_text(text)
-        self.base = _free_base()
+        self.base = base or free_base()
         self.sip_port = free_sip_port("127.0.0.1")
         env = {**os.environ,
                "DIALTONE_CONVERSATION_RUNTIME__DIALOGS": f"[{EXAMPLES_DIR}, {dialogs}]",
@@ -371,7 +414,7 @@ class UpStack:
         self._log.close()
 
 
-def _free_base() -> int:
+def free_base() -> int:
     for _ in range(200):
         base = random.randrange(51000, 59000, 10)
         try:
@@ -482,7 +525,13 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     problems: list[str] = []
     load_before = load_average()
     with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as folder:
-        stack = UpStack(Path(folder), await asyncio.to_thread(_stack_env, args, folder))
+        env = await asyncio.to_thread(_stack_env, args, folder)
+        base = free_base()
+        proxy = ExpectingProxy(f"127.0.0.1:{base + 3}") if args.expect == "digits" else None
+        if proxy is not None:
+            await proxy.start()
+            env["DIALTONE_SPEECH_GATEWAY__RUNTIME_ADDRESS"] = f"127.0.0.1:{proxy.port}"
+        stack = await asyncio.to_thread(UpStack, Path(folder), env, base)
         try:
             voices = await Voices.load()
             phone = Phone("127.0.0.1")
@@ -506,8 +555,11 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 await phone.stop()
                 voices.close()
         finally:
-            stack.stop()
+            await asyncio.to_thread(stack.stop)
+            if proxy is not None:
+                await proxy.stop()
     summary = summarize(results)
+    summary["expectation"] = args.expect
     summary["problems"] = problems
     summary["load"] = [round(load_before, 2), round(load_average(), 2)]
     tts = "dialtone_speech_tts_first_audio_seconds_count"
@@ -528,8 +580,10 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 def report(summary: dict[str, Any], asr_name: str) -> str:
     fresh, cached = summary["fresh_ms"], summary["cached_ms"]
     b = summary["breakdown_ms"]
-    lines = [f"turn latency on the wire (1 caller, {asr_name}, piper; load average {summary['load'][0]:.2f} before, "
-             f"{summary['load'][1]:.2f} after):",
+    expecting = "the state's expectation: digits, at least 4" if summary["expectation"] == "digits" else (
+        "expectations as the runtime sends them")
+    lines = [f"turn latency on the wire (1 caller, {asr_name}, piper, {expecting}; load average "
+             f"{summary['load'][0]:.2f} before, {summary['load'][1]:.2f} after):",
              f"  fresh reply (new to the TTS): {percentiles(fresh)}",
              f"  repeated reply (in the TTS cache): {percentiles(cached)}",
              f"  after an utterance with pauses inside: {percentiles(summary['paused_ms'])}"]
@@ -582,6 +636,9 @@ def main() -> int:
                         help="faster-whisper CT2 model folder (e.g. Whisper base from `dialtone models assemble-base`)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a speech gateway setting, e.g. vad.stop_ms=700 (repeatable)")
+    parser.add_argument("--expect", choices=("runtime", "digits"), default="runtime",
+                        help="runtime: the expectations the runtime sends (none yet); digits: a proxy adds the "
+                             "bench dialog's (digits, at least 4) to its StateChanged, as the runtime will")
     parser.add_argument("--json", default="", help="write the summary and every turn here")
     parser.add_argument("--smoke", action="store_true", help="a few turns only (make test): the bench runs, no figures")
     args = parser.parse_args()

@@ -1,9 +1,11 @@
 """One call: the media gateway's StreamCall on one side, the runtime's Converse on the other.
 
-Every 20 ms frame goes through webrtcvad and the endpointing core; utterances are
-decoded in the ASR pool (partials at a bounded rate, a speculative decode when
-silence begins, committed when the endpoint fires); dialog actions become PlayAudio
-chunks (TTS sentence by sentence), StopPlayback, Transfer or Hangup. Barge-in is
+Every 20 ms frame goes through webrtcvad and the turn core (core/turn.py); utterances are
+decoded in the ASR pool (partials at a bounded rate, a speculative decode when silence
+begins, committed when the endpoint fires). The speculative transcript is judged against
+the state's expectation (StateChanged.expect): complete ends the turn at once, unfinished
+("4 5 ...", "my number is") makes it wait. Dialog actions become PlayAudio chunks (TTS part
+by part, a fixed first part from the cache), StopPlayback, Transfer or Hangup. Barge-in is
 decided here so StopPlayback reaches the media side in the same step as the VAD
 decision that triggered it, without a round trip through the runtime.
 
@@ -19,8 +21,8 @@ import collections
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any, TypeVar
 
 import grpc
 import numpy as np
@@ -39,7 +41,8 @@ from dialtone.speech_gateway.core.events import (
     SpeechStarted,
 )
 from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSettings
-from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings, looks_complete
+from dialtone.speech_gateway.core.segmenter import SegmenterSettings
+from dialtone.speech_gateway.core.turn import Completeness, EndOfTurn, Expectation, TurnCore, TurnSettings, judge
 from dialtone.speech_gateway.engines.base import AsrEngine, Recognition
 from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
 from dialtone.speech_gateway.engines.vad import HANGOVER_MS, build_vad
@@ -73,6 +76,12 @@ _VAD_SILENCE = VAD_DECISIONS.labels("silence")
 _TAIL_MS = 200  # silence kept after the end of speech: whisper decodes word ends better with it
 _FINISH_WAIT_S = 15.0  # at CallEnd: time left for the last transcript to reach the runtime
 
+T = TypeVar("T")
+
+
+def _as_is(rec: Recognition) -> Recognition:
+    return rec
+
 
 @dataclasses.dataclass
 class _Utterance:
@@ -82,11 +91,15 @@ class _Utterance:
     gate: str = "forward"  # forward | hold | drop
     held_payloads: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     end_ms: int | None = None
-    speculative: asyncio.Future[Recognition] | None = None
-    speculative_bytes: int = 0
+    speculative: asyncio.Future[tuple[Recognition, Completeness]] | None = None
+    speculative_pause_ms: int = -1   # call time of the silence it was decoded at
     partial: asyncio.Future[Recognition] | None = None
     final_sent: bool = False
     after_prompt: bool = False  # the prompt it was heard over has ended; the transcript decides
+
+
+def _hangover_ms(vad: VadConfig) -> int:
+    return HANGOVER_MS.get(vad.engine, 0) if vad.hangover_ms < 0 else vad.hangover_ms
 
 
 def segmenter_settings(vad: VadConfig) -> SegmenterSettings:
@@ -97,13 +110,30 @@ def segmenter_settings(vad: VadConfig) -> SegmenterSettings:
         frame_ms=FRAME_MS, start_window_ms=vad.start_window_ms, start_ratio=vad.start_ratio,
         stop_ms=vad.stop_ms, speculative_ms=vad.speculative_ms, max_utterance_ms=vad.max_utterance_ms,
         early_stop_ms=vad.early_stop_ms)
-    hangover = HANGOVER_MS.get(vad.engine, 0) if vad.hangover_ms < 0 else vad.hangover_ms
+    hangover = _hangover_ms(vad)
     stop = max(FRAME_MS, vad.stop_ms - hangover)
-    # not the speculative trigger: earlier, it fires on pauses between words, and a stale decode holds
-    # the ASR worker the last one needs (turn p50 1142 ms when it was moved too, 30 turns)
+    # not the speculative trigger: it is silence as the VAD reports it (its decode is what the turn core
+    # judges; moving it 100 ms earlier than configured made it fire inside words)
     speculative = min(stop, vad.speculative_ms)
     early = max(speculative, vad.early_stop_ms - hangover) if vad.early_stop_ms else 0
     return dataclasses.replace(configured, stop_ms=stop, speculative_ms=speculative, early_stop_ms=early)
+
+
+def turn_settings(vad: VadConfig) -> TurnSettings:
+    """The turn core's settings: the segmenter's, and the end-of-turn silences after the caller's speech by
+    verdict (complete: ``early_stop_ms``, other: ``stop_ms``, incomplete: ``incomplete_stop_ms``)."""
+    complete = min(vad.early_stop_ms, vad.stop_ms) if vad.early_stop_ms else vad.stop_ms
+    end_of_turn = EndOfTurn(complete, vad.stop_ms, max(vad.stop_ms, vad.incomplete_stop_ms))
+    return TurnSettings(segmenter_settings(vad), end_of_turn, hangover_ms=_hangover_ms(vad),
+                        early_end=vad.early_stop_ms > 0)
+
+
+def expectation_of(state: rpb.StateChanged) -> Expectation | None:
+    """The state's expectation from the runtime (None when it sends none); ValueError when it is malformed."""
+    if not state.HasField("expect") or not state.expect.entity:
+        return None
+    expect, eot = state.expect, state.expect.end_of_turn
+    return Expectation.parse(expect.entity, expect.constraints_json, eot.complete_ms, eot.other_ms, eot.incomplete_ms)
 
 
 class CallSession:
@@ -116,7 +146,7 @@ class CallSession:
         self._asr_name = asr_name
         vad = config.vad
         self._vad = build_vad(vad.engine, vad.aggressiveness, vad.silero_threshold)
-        self._segmenter = Segmenter(segmenter_settings(vad))
+        self._turn = TurnCore(turn_settings(vad))
         b = config.barge_in
         self._barge = BargeIn(BargeInSettings(
             enabled=b.enabled, backchannel_max_ms=b.backchannel_max_ms, backchannel_max_words=b.backchannel_max_words,
@@ -309,7 +339,7 @@ class CallSession:
         (_VAD_SPEECH if speech else _VAD_SILENCE).inc()
         self._preroll.append((ts, pcm))
         started_now = False
-        for event in self._segmenter.feed(speech, ts):
+        for event in self._turn.frame(speech, ts):
             if isinstance(event, SpeechStarted):
                 self._speech_started(event)
                 started_now = True
@@ -322,7 +352,7 @@ class CallSession:
             elif isinstance(event, SpeechEnded):
                 self._speech_ended(event)
         utt = self._utt
-        if utt is None or not self._segmenter.in_speech:
+        if utt is None or not self._turn.in_speech:
             return
         if not started_now:
             utt.audio += pcm
@@ -360,20 +390,22 @@ class CallSession:
         utt = self._utt
         if utt is None:
             return
+        # the audio so far: the tail after the VAD's late report of silence is the speech's end
         length = self._audio_bytes(utt, event.at_ms)
-        utt.speculative_bytes = length
-        utt.speculative = self._decode(bytes(utt.audio[:length]), "speculative")
-        if self._segmenter.settings.early_stop_ms:
-            utt.speculative.add_done_callback(lambda future: self._speculative_done(utt, future))
+        utt.speculative_pause_ms = event.at_ms
+        expectation = self._turn.expectation
+        utt.speculative = self._decode(bytes(utt.audio[:length]), "speculative",
+                                       lambda rec: (rec, judge(rec.text, expectation)))
+        utt.speculative.add_done_callback(lambda future: self._speculative_done(utt, future, event.at_ms))
 
-    def _speculative_done(self, utt: _Utterance, future: asyncio.Future[Recognition]) -> None:
-        """A finished-sentence transcript of this pause lets the turn end before stop_ms (early end)."""
+    def _speculative_done(self, utt: _Utterance, future: asyncio.Future[tuple[Recognition, Completeness]],
+                          pause_ms: int) -> None:
+        """The pause's transcript, judged against what the state expects, sets how long this pause may last."""
         if self._utt is not utt or utt.speculative is not future or future.cancelled() or future.exception():
             return   # stale: the caller talked on, or the decode failed (the endpoint decides alone)
-        if looks_complete(future.result().text):
-            for event in self._segmenter.mark_complete():
-                if isinstance(event, SpeechEnded):
-                    self._speech_ended(event)
+        for event in self._turn.verdict(pause_ms, future.result()[1]):
+            if isinstance(event, SpeechEnded):
+                self._speech_ended(event)
 
     def _speech_ended(self, event: SpeechEnded) -> None:
         utt = self._utt
@@ -397,21 +429,24 @@ class CallSession:
 
     # ---- recognition ------------------------------------------------------------------------
 
-    def _decode(self, pcm: bytes, kind: str) -> asyncio.Future[Recognition]:
+    def _decode(self, pcm: bytes, kind: str, then: Callable[[Recognition], T]) -> asyncio.Future[T]:
+        """Decode in the ASR pool; ``then`` runs on the result in the same worker job (judging a date is
+        not loop work)."""
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         child = ASR_DECODE.labels(self._asr_name, kind)
 
-        def job(engine: AsrEngine) -> Recognition:
+        def job(engine: AsrEngine) -> T:
             started = time.perf_counter()
             try:
-                return engine.transcribe(samples)
+                rec = engine.transcribe(samples)
             finally:
                 child.observe(time.perf_counter() - started)
+            return then(rec)
 
         return asyncio.ensure_future(self._asr_pool.run(job))
 
     async def _partial(self, utt: _Utterance) -> None:
-        utt.partial = self._decode(bytes(utt.audio), "partial")
+        utt.partial = self._decode(bytes(utt.audio), "partial", _as_is)
         try:
             rec = await utt.partial
         except PoolBusy:
@@ -428,9 +463,10 @@ class CallSession:
     async def _final(self, utt: _Utterance, event: SpeechEnded, ended_at: float) -> None:
         length = self._audio_bytes(utt, event.end_ms)
         rec: Recognition | None = None
-        if utt.speculative is not None and utt.speculative_bytes == length:
+        if utt.speculative is not None and utt.speculative_pause_ms == event.end_ms:
+            # decoded at this same silence: the audio after it is silence
             try:
-                rec = await utt.speculative
+                rec, _ = await utt.speculative
                 SPECULATIVE.labels("committed").inc()
             except PoolBusy:
                 rec = None
@@ -438,7 +474,7 @@ class CallSession:
             SPECULATIVE.labels("discarded").inc()
         if rec is None:
             try:
-                rec = await self._decode(bytes(utt.audio[:length]), "final")
+                rec = await self._decode(bytes(utt.audio[:length]), "final", _as_is)
             except PoolBusy:
                 log.warning("ASR pool full: utterance dropped", extra={"session_id": self.session_id})
                 rec = Recognition("", 0.0, event.duration_ms)
@@ -463,7 +499,7 @@ class CallSession:
             self._notice("transcript.final", rec.text)
 
     async def _end_call(self, fallback_reason: str) -> None:
-        for event in self._segmenter.flush(self._last_ts + FRAME_MS):
+        for event in self._turn.flush(self._last_ts + FRAME_MS):
             if isinstance(event, SpeechEnded):
                 self._speech_ended(event)
         if self._finals:
@@ -493,5 +529,13 @@ class CallSession:
                 self._down(hangup=action.hangup)
         elif kind == "state_changed":
             self._notice("state", f"{action.state_changed.dialog}:{action.state_changed.state}")
+            try:
+                self._turn.expect(expectation_of(action.state_changed))
+            except ValueError as exc:
+                # the turn ends by silence alone, as with no expectation; the dialog itself goes on
+                log.warning("state %s: expectation ignored: %s", action.state_changed.state, exc,
+                            extra={"session_id": self.session_id})
+                self._notice("error", f"expectation ignored: {exc}")
+                self._turn.expect(None)
         else:
             log.warning("runtime sent an action with no payload (seq %d)", action.seq)

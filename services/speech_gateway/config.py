@@ -61,16 +61,22 @@ class VadConfig:
     silero_threshold: float = 0.5  # speech probability above which a Silero window is speech
     start_window_ms: int = 200
     start_ratio: float = 0.6
-    stop_ms: int = 600          # silence after the caller's speech that ends the turn
-    speculative_ms: int = 240
+    stop_ms: int = 600          # silence after the caller's speech that ends the turn (no verdict either way)
+    # silence (as the VAD reports it, ~100 ms after the speech for webrtc) that starts the speculative
+    # decode whose transcript is judged; an early one fires in pauses inside an utterance too, which is
+    # where the verdict is needed ("4 5 ..." must not end the turn)
+    speculative_ms: int = 80
     # how late the VAD reports that silence (its hangover), taken off the timings above; -1 = the
     # engine's own, measured: webrtc 100 ms, silero 60 ms; 0 = count from the VAD's report
     hangover_ms: int = -1
     max_utterance_ms: int = 15000
-    # end the turn after this much silence when the speculative transcript reads as a finished
-    # sentence ("1, 2, 3, 4, 5."), instead of stop_ms; 0 = off (always stop_ms). In practice the turn
-    # ends when that decode returns (speculative_ms + ~190 ms): turn p50 742 -> 682 ms, 30 turns
-    early_stop_ms: int = 300
+    # end the turn after this much silence when the speculative transcript holds what the state expects
+    # ("7614" for 4 digits, "yes"), or with no expectation reads as a finished sentence that does not end
+    # in a number; 0 = off (stop_ms). In practice the turn ends when that decode returns
+    early_stop_ms: int = 200
+    # the silence that ends a turn whose speculative transcript is unfinished: fewer digits than the state
+    # expects, a trailing "and", "is", "um" ("my order number is ... 4 5 ... 6 7"); below stop_ms: stop_ms
+    incomplete_stop_ms: int = 1200
 
 
 @dataclasses.dataclass

@@ -1,5 +1,7 @@
-"""Rendering prompts: TTS through the worker pool, streamed sentence by sentence, with
-a bounded cache of rendered prompts (engine + voice + text -> audio chunks)."""
+"""Rendering prompts: TTS through the worker pool, streamed part by part, with a bounded cache of
+rendered parts (voice + text -> audio chunks): a prompt's fixed first part ("One moment while I look
+up order") is rendered once, and later prompts that start with it begin from the cache while their new
+part ("8392.") is synthesized."""
 
 from __future__ import annotations
 
@@ -37,14 +39,20 @@ def speakable(text: str, read_digits_from: int) -> str:
 _OPENING_CLAUSE = re.compile(r"^[^.?!,;:]{2,60}[,;:](?=\s)")
 _MIN_REST = 3
 _SENTENCE_END = re.compile(r"[.?!](\s|$)")
+# The words of a first sentence before its first figure ("One moment while I look up order | 8392."):
+# at least two words, no sentence end, at most 80 characters. What comes before a figure is usually a
+# template's fixed text, so it is rendered (and cached) on its own and the figure renders while it plays.
+_BEFORE_FIGURE = re.compile(r"^(?=(?:[^\s.?!\d]+\s+){2})[^.?!\d]{2,80}?(?=\s+\S*\d)")
 
 
-def opening_clause_split(text: str) -> list[str]:
-    """``text`` as the parts to synthesize one after the other: its opening clause on its own when the
-    first sentence is long enough to be worth it, else whole. The TTS renders a sentence before it
-    yields any of it, so the first audio waits for the first part only (piper: "Got it," 52 ms,
-    "Got it, three two five." 146 ms); the rest renders while the clause plays."""
-    match = _OPENING_CLAUSE.match(text)
+def speech_parts(text: str) -> list[str]:
+    """``text`` as the parts to synthesize one after the other, each cached on its own: its opening clause
+    when the first sentence is long enough to be worth it ("Got it, | three two five."), else the words
+    before the sentence's first figure ("One moment while I look up order | 8392."), else whole. The TTS
+    renders a part before it yields any of it, so the first audio waits for the first part only (piper:
+    "Got it," 52 ms, "Got it, three two five." 146 ms), and a fixed first part comes from the cache; the
+    rest renders while the first part plays."""
+    match = _OPENING_CLAUSE.match(text) or _BEFORE_FIGURE.match(text)
     if match is None:
         return [text]
     rest = text[match.end():].strip()
@@ -91,26 +99,22 @@ class PromptRenderer:
         self.cache = PromptCache(cache_entries)
 
     def cached(self, text: str) -> list[bytes] | None:
-        return self.cache.get(self.voice, speakable(text, self._read_digits_from))
+        """The cached audio of ``text``'s first part (its first audio comes from the cache), or None."""
+        return self.cache.get(self.voice, speech_parts(speakable(text, self._read_digits_from))[0])
 
     async def render(self, text: str) -> AsyncIterator[bytes]:
-        text = speakable(text, self._read_digits_from)
-        hit = self.cache.get(self.voice, text)
-        if hit is not None:
-            for chunk in hit:
-                yield chunk
-            return
-        chunks: list[bytes] = []
-        complete = False
-        try:
-            for part in opening_clause_split(text):
-                async for chunk in self._pool.stream(lambda engine, part=part: engine.synthesize(part)):
-                    chunks.append(chunk)
+        for part in speech_parts(speakable(text, self._read_digits_from)):
+            hit = self.cache.get(self.voice, part)
+            if hit is not None:
+                for chunk in hit:
                     yield chunk
-            complete = True
-        finally:
-            if complete:  # an interrupted render is not a whole prompt
-                self.cache.put(self.voice, text, chunks)
+                continue
+            chunks: list[bytes] = []
+            async for chunk in self._pool.stream(lambda engine, part=part: engine.synthesize(part)):
+                chunks.append(chunk)
+                yield chunk
+            # only a part rendered whole is cached (leaving the loop early, on barge-in, skips this)
+            self.cache.put(self.voice, part, chunks)
 
     async def prerender(self, texts: list[str]) -> None:
         for text in texts:

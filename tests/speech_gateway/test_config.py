@@ -32,7 +32,7 @@ def test_vad_timings_that_do_not_fit_are_refused_at_start():
     from dialtone.speech_gateway.service import SpeechGatewayApp
 
     config = SpeechGatewayConfig()
-    config.vad.early_stop_ms = 100    # below speculative_ms: the transcript it waits for cannot exist yet
+    config.vad.early_stop_ms = 50     # below speculative_ms: the transcript it waits for cannot exist yet
     with pytest.raises(ConfigError, match="vad: early_stop_ms must be 0 \\(off\\) or at least speculative_ms"):
         SpeechGatewayApp(config)
 
@@ -42,12 +42,12 @@ def test_endpoint_timings_count_from_the_end_of_speech_not_the_vads_late_report(
     from dialtone.speech_gateway.config import VadConfig
 
     webrtc = segmenter_settings(VadConfig())                       # webrtcvad reports silence ~100 ms late
-    assert (webrtc.stop_ms, webrtc.speculative_ms, webrtc.early_stop_ms) == (500, 240, 240)
+    assert (webrtc.stop_ms, webrtc.speculative_ms, webrtc.early_stop_ms) == (500, 80, 100)
     off = segmenter_settings(VadConfig(early_stop_ms=0))
     assert off.early_stop_ms == 0
     silero = segmenter_settings(VadConfig(engine="silero", early_stop_ms=300))
-    assert (silero.stop_ms, silero.speculative_ms, silero.early_stop_ms) == (540, 240, 240)
+    assert (silero.stop_ms, silero.speculative_ms, silero.early_stop_ms) == (540, 80, 240)
     raw = segmenter_settings(VadConfig(hangover_ms=0))
-    assert (raw.stop_ms, raw.speculative_ms) == (600, 240)
+    assert (raw.stop_ms, raw.speculative_ms) == (600, 80)
     tiny = segmenter_settings(VadConfig(stop_ms=80, speculative_ms=60, hangover_ms=100))
     assert (tiny.stop_ms, tiny.speculative_ms) == (20, 20)          # never below one frame, nor above stop

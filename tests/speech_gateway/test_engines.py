@@ -177,11 +177,17 @@ async def test_prompt_renderer_streams_then_serves_repeats_from_the_cache():
     ("Order 12,345 is shipped.", ["Order 12,345 is shipped."]),      # a number's comma has no space
     ("Welcome to Acme. This call may be recorded.", ["Welcome to Acme. This call may be recorded."]),
     ("Yes, ok.", ["Yes, ok."]),                                      # too little after the clause to gain
+    # the words before the first figure: a template's fixed text, cached on its own
+    ("One moment while I look up order 8392.", ["One moment while I look up order", "8392."]),
+    ("I could not find order 55 21. Goodbye.", ["I could not find order", "55 21. Goodbye."]),
+    ("Order 8392 is shipped.", ["Order 8392 is shipped."]),          # one word before the figure: whole
+    ("Your total is 12. Thanks.", ["Your total is 12. Thanks."]),     # too little after the words to gain
+    ("Goodbye. Call 555 1234 again.", ["Goodbye. Call 555 1234 again."]),  # the figure is not in sentence one
 ])
-def test_a_long_first_sentence_is_spoken_from_its_opening_clause(text, parts):
-    from dialtone.speech_gateway.prompts import opening_clause_split
+def test_a_first_sentence_is_spoken_from_its_opening_clause_or_the_words_before_a_figure(text, parts):
+    from dialtone.speech_gateway.prompts import speech_parts
 
-    assert opening_clause_split(text) == parts
+    assert speech_parts(text) == parts
 
 
 async def test_the_opening_clause_is_rendered_and_sent_before_the_rest_of_its_sentence():

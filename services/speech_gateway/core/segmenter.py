@@ -77,7 +77,8 @@ class Segmenter:
         self._start_voiced = max(1, round(self._window.maxlen * s.start_ratio))  # type: ignore[operator]
         self._stop_frames = max(1, s.stop_ms // s.frame_ms)
         self._early_frames = max(1, s.early_stop_ms // s.frame_ms) if s.early_stop_ms else 0
-        self._complete = False   # the speculative transcript of this pause reads as a finished sentence
+        self._end_frames = self._stop_frames   # silence that ends this pause's turn (end_after sets it)
+        self._early = False                    # ... and it ends early (the transcript was judged complete)
         self._speculative_frames = max(1, s.speculative_ms // s.frame_ms)
         self.in_speech = False
         self._start_ms = 0
@@ -100,7 +101,7 @@ class Segmenter:
                 self._start_ms = first_voiced
                 self._silent_frames = 0
                 self._paused = False
-                self._complete = False
+                self._reset_end()
                 self._window.clear()
                 return [SpeechStarted(start_ms=first_voiced, decided_ms=now_ms)]
             return []
@@ -110,7 +111,7 @@ class Segmenter:
                 events.append(SpeechResumed(at_ms=now_ms))
                 self._paused = False
             self._silent_frames = 0
-            self._complete = False
+            self._reset_end()
         else:
             if self._silent_frames == 0:
                 self._silence_start_ms = now_ms
@@ -118,11 +119,8 @@ class Segmenter:
             if self._silent_frames == self._speculative_frames and not self._paused:
                 self._paused = True
                 events.append(SilenceBegan(at_ms=self._silence_start_ms))
-            if self._silent_frames >= self._stop_frames:
-                events.append(self._end(self._silence_start_ms, forced=False))
-                return events
-            if self._complete and self._silent_frames >= self._early_frames:
-                events.append(self._end(self._silence_start_ms, forced=False, early=True))
+            if self._silent_frames >= self._end_frames:
+                events.append(self._end(self._silence_start_ms, forced=False, early=self._early))
                 return events
         if now_ms + s.frame_ms - self._start_ms >= s.max_utterance_ms:
             events.append(self._end(now_ms + s.frame_ms, forced=True))
@@ -132,12 +130,25 @@ class Segmenter:
         """The speculative transcript of the current pause reads as finished: end at ``early_stop_ms``
         of silence, or now if the pause is that long already. Ignored when early end is off or the
         caller is talking again."""
-        if not (self._early_frames and self.in_speech and self._paused):
+        if not self._early_frames or self._early_frames >= self._stop_frames:
             return []
-        self._complete = True
-        if self._silent_frames >= self._early_frames:
-            return [self._end(self._silence_start_ms, forced=False, early=True)]
+        return self.end_after(self.settings.early_stop_ms, early=True)
+
+    def end_after(self, silence_ms: int, early: bool = False) -> list[SegmenterEvent]:
+        """This pause ends the utterance after ``silence_ms`` of silence instead of ``stop_ms`` (longer or
+        shorter), now if it has lasted that long; speech that resumes restores ``stop_ms``. Ignored while
+        the caller is talking."""
+        if not (self.in_speech and self._paused):
+            return []
+        self._end_frames = max(1, silence_ms // self.settings.frame_ms)
+        self._early = early
+        if self._silent_frames >= self._end_frames:
+            return [self._end(self._silence_start_ms, forced=False, early=early)]
         return []
+
+    def _reset_end(self) -> None:
+        self._end_frames = self._stop_frames
+        self._early = False
 
     def flush(self, now_ms: int) -> list[SegmenterEvent]:
         """The stream ended: close an utterance in progress."""
@@ -151,6 +162,6 @@ class Segmenter:
         self.in_speech = False
         self._silent_frames = 0
         self._paused = False
-        self._complete = False
+        self._reset_end()
         self._window.clear()
         return event

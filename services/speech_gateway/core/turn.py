@@ -1,0 +1,221 @@
+"""End of turn: has the caller finished? Decided from the silence so far, the speculative transcript of
+the pause, and what the dialog's state expects (sans-I/O).
+
+The segmenter counts silence; this core chooses, per pause, how much silence ends the turn:
+
+- the pause's speculative transcript holds what the state expects (4 of 4 digits, a clear yes or no, a
+  listed option; with no expectation: a finished sentence that does not end in a number) -> ``complete``:
+  the turn ends as soon as that verdict is in (``complete_ms``);
+- it is unfinished (fewer digits than expected, a trailing "and", "is", "um", "...") -> ``incomplete``:
+  the turn waits ``incomplete_ms`` for the caller to go on ("my order number is ... 4 5 ... 6 7");
+- neither -> ``other_ms`` (``vad.stop_ms``).
+
+While a state expects something and the pause's verdict is not in yet, the turn does not end before
+``incomplete_ms``: ending at ``other_ms`` without a transcript is what cut callers off mid-number.
+
+Times are milliseconds of silence after the caller's speech; the VAD reports silence ``hangover_ms``
+late, so the segmenter is given each less the hangover. Events in: frames (VAD decision, call time),
+verdicts (pause, completeness), the expectation; events out: the segmenter's (speech started, start a
+speculative decode, drop it, the turn ended).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import enum
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from dialtone.common.errors import quote_prefix
+from dialtone.common.limits import loads_json
+from dialtone.language.registry import ENTITY_TYPES, extract, validate_constraints
+from dialtone.speech_gateway.core.barge_in import words_of
+from dialtone.speech_gateway.core.events import SegmenterEvent, SilenceBegan, SpeechEnded, SpeechResumed
+from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings, looks_complete
+
+
+class Completeness(enum.Enum):
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+    OTHER = "other"
+
+
+# The last word of someone who has not finished: conjunctions, prepositions, articles, possessives,
+# fillers, a copula ("my number is"), and words that announce a number ("number", "code", "double").
+CONTINUING_WORDS = frozenset({
+    "and", "or", "but", "so", "because", "then", "plus", "is", "are", "was", "were", "the", "a", "an", "my",
+    "your", "our", "its", "it's", "to", "of", "for", "with", "at", "in", "on", "from", "by", "as", "than",
+    "that", "which", "if", "when", "um", "uh", "er", "erm", "hmm", "like", "number", "code", "double",
+    "triple", "dash", "hyphen", "point", "minus",
+})
+_TRAILING_MARKS = ("...", "\u2026", ",", "-", ":", ";")
+_DIGIT_WORDS = frozenset({"zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+                          "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen",
+                          "eighteen", "nineteen", "twenty", "thirty", "forty", "fifty", "sixty", "seventy",
+                          "eighty", "ninety", "hundred", "thousand"})
+# A number that is not (yet) the expected one, at the end of these, may go on: "4 5 ... 6 7".
+NUMERIC_ENTITIES = frozenset({"digits", "number", "phone_number", "amount", "alphanumeric"})
+# Dates and times are extracted relative to a clock; whether one is there does not depend on which.
+_REFERENCE_NOW = datetime.datetime(2024, 1, 1, 12, 0)
+_HAS_FIGURE = re.compile(r"\d")
+MAX_CONSTRAINTS_CHARS = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class EndOfTurn:
+    """Silence after the caller's speech (ms) that ends the turn, by the pause's verdict."""
+
+    complete_ms: int = 200
+    other_ms: int = 600
+    incomplete_ms: int = 1200
+
+    def __post_init__(self) -> None:
+        if min(self.complete_ms, self.other_ms, self.incomplete_ms) < 0:
+            raise ValueError("end-of-turn silences must not be negative")
+        if not self.complete_ms <= self.other_ms <= self.incomplete_ms:
+            raise ValueError("end-of-turn silences must be complete_ms <= other_ms <= incomplete_ms")
+
+    def merged(self, complete_ms: int = 0, other_ms: int = 0, incomplete_ms: int = 0) -> EndOfTurn:
+        """These settings with the non-zero ones given instead (a state's tuning over the defaults)."""
+        return EndOfTurn(complete_ms or self.complete_ms, other_ms or self.other_ms,
+                         incomplete_ms or self.incomplete_ms)
+
+
+@dataclasses.dataclass(frozen=True)
+class Expectation:
+    """What the listening state expects: an entity type of dialtone.language and its constraints."""
+
+    entity: str
+    constraints: Mapping[str, Any] = dataclasses.field(default_factory=dict, hash=False)
+    # the state's end-of-turn silences; 0 = the gateway's
+    complete_ms: int = 0
+    other_ms: int = 0
+    incomplete_ms: int = 0
+
+    @classmethod
+    def parse(cls, entity: str, constraints_json: str = "", complete_ms: int = 0, other_ms: int = 0,
+              incomplete_ms: int = 0) -> Expectation:
+        """From the contract's fields; ValueError with a short reason when the type or constraints are wrong."""
+        if entity not in ENTITY_TYPES:
+            raise ValueError(f"unknown entity type {quote_prefix(entity)}")
+        constraints: Any = {}
+        if constraints_json:
+            if len(constraints_json) > MAX_CONSTRAINTS_CHARS:
+                raise ValueError(f"constraints of {entity} are {len(constraints_json)} characters; "
+                                 f"the limit is {MAX_CONSTRAINTS_CHARS}")
+            try:
+                constraints = loads_json(constraints_json)
+            except ValueError as exc:
+                raise ValueError(f"constraints of {entity} are not JSON: {exc}") from None
+            if not isinstance(constraints, dict):
+                raise ValueError(f"constraints of {entity} must be a JSON object")
+        problems = validate_constraints(entity, constraints)
+        if problems:
+            raise ValueError(problems[0])
+        return cls(entity, constraints, complete_ms, other_ms, incomplete_ms)
+
+    def holds(self, text: str) -> bool:
+        """The transcript already holds a value of the expected type that fits the constraints."""
+        return extract(self.entity, text, constraints=self.constraints, now=_REFERENCE_NOW) is not None
+
+
+def _ends_in_number(words: list[str]) -> bool:
+    return bool(words) and (bool(_HAS_FIGURE.search(words[-1])) or words[-1] in _DIGIT_WORDS)
+
+
+def judge(text: str, expectation: Expectation | None) -> Completeness:
+    """Has the caller finished, by the transcript of the pause? (A pure function of text; cheap for every
+    type but dates, which the adapter runs off the event loop with the decode.)"""
+    stripped = text.strip()
+    words = words_of(stripped)
+    if not words:
+        return Completeness.OTHER
+    if stripped.endswith(_TRAILING_MARKS) or words[-1] in CONTINUING_WORDS:
+        return Completeness.INCOMPLETE
+    if expectation is not None:
+        if expectation.holds(stripped):
+            return Completeness.COMPLETE
+        if expectation.entity in NUMERIC_ENTITIES and _ends_in_number(words):
+            return Completeness.INCOMPLETE
+        return Completeness.OTHER
+    # no expectation: a finished sentence ends the turn early, but not a bare number ("4 5 6." may go on)
+    if looks_complete(stripped) and not _ends_in_number(words):
+        return Completeness.COMPLETE
+    return Completeness.OTHER
+
+
+@dataclasses.dataclass(frozen=True)
+class TurnSettings:
+    segmenter: SegmenterSettings
+    end_of_turn: EndOfTurn = EndOfTurn()
+    hangover_ms: int = 0          # how late the VAD reports silence; taken off every end-of-turn silence
+    early_end: bool = True        # a complete verdict may end the turn before other_ms
+
+
+class TurnCore:
+    """One per call: frames, verdicts and the expectation in; segmenter events out."""
+
+    def __init__(self, settings: TurnSettings) -> None:
+        self.settings = settings
+        self._segmenter = Segmenter(settings.segmenter)
+        self._expectation: Expectation | None = None
+        self._pause_ms: int | None = None    # call time of the silence now being judged
+
+    @property
+    def in_speech(self) -> bool:
+        return self._segmenter.in_speech
+
+    @property
+    def expectation(self) -> Expectation | None:
+        return self._expectation
+
+    def expect(self, expectation: Expectation | None) -> None:
+        """The state now listening expects this (None: nothing in particular); applies from the next pause.
+        ValueError (and no change) when its end-of-turn silences do not fit with the defaults."""
+        if expectation is not None:
+            self._merged(expectation)
+        self._expectation = expectation
+
+    def _merged(self, e: Expectation) -> EndOfTurn:
+        return self.settings.end_of_turn.merged(e.complete_ms, e.other_ms, e.incomplete_ms)
+
+    def end_of_turn(self) -> EndOfTurn:
+        return self.settings.end_of_turn if self._expectation is None else self._merged(self._expectation)
+
+    def _silence_ms(self, after_speech_ms: int) -> int:
+        """Silence after the speech -> as the segmenter counts it (from the VAD's late report)."""
+        return max(self.settings.segmenter.frame_ms, after_speech_ms - self.settings.hangover_ms)
+
+    def frame(self, is_speech: bool, now_ms: int) -> list[SegmenterEvent]:
+        events = self._segmenter.feed(is_speech, now_ms)
+        for event in events:
+            if isinstance(event, SilenceBegan):
+                self._pause_ms = event.at_ms
+                if self._expectation is not None:   # no end at other_ms before the verdict is in
+                    self._segmenter.end_after(self._silence_ms(self.end_of_turn().incomplete_ms))
+            elif isinstance(event, SpeechResumed | SpeechEnded):
+                self._pause_ms = None
+        return events
+
+    def verdict(self, pause_ms: int, completeness: Completeness) -> list[SegmenterEvent]:
+        """The speculative transcript of the pause that began at ``pause_ms`` was judged. A verdict for a
+        pause the caller has since talked through is stale and ignored."""
+        if pause_ms != self._pause_ms or not self._segmenter.in_speech:
+            return []
+        eot = self.end_of_turn()
+        if completeness is Completeness.COMPLETE and self.settings.early_end:
+            wait = max(self._silence_ms(eot.complete_ms), self.settings.segmenter.speculative_ms)
+            events = self._segmenter.end_after(wait, early=True)
+        elif completeness is Completeness.INCOMPLETE:
+            events = self._segmenter.end_after(self._silence_ms(eot.incomplete_ms))
+        else:
+            events = self._segmenter.end_after(self._silence_ms(eot.other_ms))
+        if events:
+            self._pause_ms = None
+        return events
+
+    def flush(self, now_ms: int) -> list[SegmenterEvent]:
+        self._pause_ms = None
+        return self._segmenter.flush(now_ms)
