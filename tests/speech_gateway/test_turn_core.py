@@ -8,7 +8,7 @@ from dialtone.speech_gateway.core.events import SilenceBegan, SpeechEnded, Speec
 from dialtone.speech_gateway.core.segmenter import SegmenterSettings
 from dialtone.speech_gateway.core.turn import Completeness, EndOfTurn, Expectation, TurnCore, TurnSettings, judge
 
-C, I, O = Completeness.COMPLETE, Completeness.INCOMPLETE, Completeness.OTHER
+C, INC, OTH = Completeness.COMPLETE, Completeness.INCOMPLETE, Completeness.OTHER
 DIGITS4 = Expectation("digits", {"min_length": 4})
 
 # 20 ms frames; the VAD reports silence 100 ms late, so the segmenter counts 100 ms less of each silence:
@@ -55,17 +55,17 @@ SPEECH = "1" * 50                     # 1 s of speech from 0 ms; its silence is 
     ("complete before complete_ms", [("expect", DIGITS4), ("frames", SPEECH + "0" * 4), ("verdict", C),
                                      ("frames", "0" * 40)], (1080, SpeechEnded(0, 1000, early=True))),
     # "7 8" of 4 digits: the pause may last 1100 ms of reported silence before the turn ends
-    ("incomplete waits longer", [("expect", DIGITS4), ("frames", SPEECH + "0" * 14), ("verdict", I),
+    ("incomplete waits longer", [("expect", DIGITS4), ("frames", SPEECH + "0" * 14), ("verdict", INC),
                                  ("frames", "0" * 60)], (2080, SpeechEnded(0, 1000))),
     # with an expectation and no verdict yet, other_ms does not end the turn: incomplete_ms does
     ("no verdict with an expectation", [("expect", DIGITS4), ("frames", SPEECH + "0" * 60)],
      (2080, SpeechEnded(0, 1000))),
     # with none, the ordinary stop does (600 ms after the speech, 500 reported)
     ("no verdict, no expectation", [("frames", SPEECH + "0" * 40)], (1480, SpeechEnded(0, 1000))),
-    ("other verdict", [("frames", SPEECH + "0" * 10), ("verdict", O), ("frames", "0" * 40)],
+    ("other verdict", [("frames", SPEECH + "0" * 10), ("verdict", OTH), ("frames", "0" * 40)],
      (1480, SpeechEnded(0, 1000))),
     # a late "other" verdict after an expectation held the turn past stop ends it at once
-    ("late other verdict", [("expect", DIGITS4), ("frames", SPEECH + "0" * 30), ("verdict", O)],
+    ("late other verdict", [("expect", DIGITS4), ("frames", SPEECH + "0" * 30), ("verdict", OTH)],
      (1600, SpeechEnded(0, 1000))),
     # no expectation: a finished sentence ends the turn early too
     ("complete sentence", [("frames", SPEECH + "0" * 12), ("verdict", C), ("frames", "0" * 40)],
@@ -79,7 +79,7 @@ def test_a_long_pause_mid_number_is_not_cut_off_and_the_whole_number_ends_early(
     """ "7 8 ... 3 9": the 900 ms pause after "7 8" (incomplete) does not end the turn; after "3 9" the
     complete verdict ends it."""
     core = TurnCore(SETTINGS)
-    events = play(core, [("expect", DIGITS4), ("frames", SPEECH + "0" * 14), ("verdict", I), ("frames", "0" * 31),
+    events = play(core, [("expect", DIGITS4), ("frames", SPEECH + "0" * 14), ("verdict", INC), ("frames", "0" * 31),
                          ("frames", "1" * 30 + "0" * 14), ("verdict", C), ("frames", "0" * 10)])
     kinds = [type(e) for _, e in events]
     assert kinds == [SpeechStarted, SilenceBegan, SpeechResumed, SilenceBegan, SpeechEnded]
@@ -97,7 +97,7 @@ def test_a_verdict_for_a_pause_the_caller_talked_through_is_ignored():
 def test_the_states_tuning_overrides_the_defaults_and_bad_tuning_is_refused():
     core = TurnCore(SETTINGS)
     patient = Expectation("digits", {"min_length": 7}, incomplete_ms=2000)
-    events = play(core, [("expect", patient), ("frames", SPEECH + "0" * 14), ("verdict", I), ("frames", "0" * 100)])
+    events = play(core, [("expect", patient), ("frames", SPEECH + "0" * 14), ("verdict", INC), ("frames", "0" * 100)])
     assert ends(events)[0] == (2880, SpeechEnded(0, 1000))      # 2000 ms after the speech, 1900 reported
     with pytest.raises(ValueError, match="complete_ms <= other_ms <= incomplete_ms"):
         core.expect(Expectation("digits", {}, complete_ms=900))   # above other_ms 600
@@ -117,13 +117,13 @@ PHONE7 = Expectation("digits", {"min_length": 7, "max_length": 7})
 
 @pytest.mark.parametrize("text, expectation, verdict", [
     ("7614.", DIGITS4, C), ("Seven six one four", DIGITS4, C), ("7, 6, 1, 4.", DIGITS4, C),
-    ("78.", DIGITS4, I), ("Number is 69.", DIGITS4, I), ("My number is", DIGITS4, I), ("45 and", DIGITS4, I),
-    ("My order number is...", DIGITS4, I), ("I don't know it.", DIGITS4, O), ("", DIGITS4, O),
-    ("555 1234.", PHONE7, C), ("555.", PHONE7, I), ("555 12345", PHONE7, I),
-    ("Yes.", YES_NO, C), ("Yeah, that's right.", YES_NO, C), ("No.", YES_NO, C), ("Um", YES_NO, I),
-    ("Well, let me think.", YES_NO, O), ("The large one, please.", SIZES, C), ("The", SIZES, I),
+    ("78.", DIGITS4, INC), ("Number is 69.", DIGITS4, INC), ("My number is", DIGITS4, INC), ("45 and", DIGITS4, INC),
+    ("My order number is...", DIGITS4, INC), ("I don't know it.", DIGITS4, OTH), ("", DIGITS4, OTH),
+    ("555 1234.", PHONE7, C), ("555.", PHONE7, INC), ("555 12345", PHONE7, INC),
+    ("Yes.", YES_NO, C), ("Yeah, that's right.", YES_NO, C), ("No.", YES_NO, C), ("Um", YES_NO, INC),
+    ("Well, let me think.", YES_NO, OTH), ("The large one, please.", SIZES, C), ("The", SIZES, INC),
     # no expectation: a finished sentence, but not a bare number that may go on
-    ("I want to pay my bill.", None, C), ("4 5 6.", None, O), ("I want to", None, I), ("Hello", None, O),
+    ("I want to pay my bill.", None, C), ("4 5 6.", None, OTH), ("I want to", None, INC), ("Hello", None, OTH),
 ])
 def test_judging_a_transcript(text, expectation, verdict):
     assert judge(text, expectation) is verdict
