@@ -4,7 +4,7 @@
 set -euo pipefail
 
 RUN_PACKAGES=(libopus0 espeak-ng flite)
-TEST_PACKAGES=(sip-tester redis-server baresip-core linphone-cli asterisk-core-sounds-en
+TEST_PACKAGES=(sip-tester redis-server redis-sentinel baresip-core linphone-cli asterisk-core-sounds-en
                asterisk-core-sounds-en-wav sox tcpdump chromium unzip)
 
 case "${1:-run}" in

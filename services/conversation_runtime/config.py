@@ -7,13 +7,17 @@ from pathlib import Path
 from typing import Literal
 
 from dialtone.common.config import GrpcServerConfig, MetricsConfig, ServiceConfig
+from dialtone.common.redis_client import RedisHaConfig
 
 EXAMPLES_DIR = str(Path(__file__).resolve().parent / "examples")
 MAX_MESSAGE_BYTES = 256 * 1024
 
 
 @dataclasses.dataclass
-class StoreConfig:
+class StoreConfig(RedisHaConfig):
+    """redis: ``url``, plus ``sentinel`` or ``cluster`` for a Redis that survives a server's loss
+    (dialtone.common.redis_client)."""
+
     kind: Literal["sqlite", "redis"] = "sqlite"
     path: str = "dialtone-sessions.sqlite3"      # sqlite: the file (created when missing)
     url: str = "redis://127.0.0.1:6379/0"        # redis

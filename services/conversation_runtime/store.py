@@ -63,7 +63,7 @@ def open_store(config: StoreConfig) -> SessionStore:
     if config.kind == "redis":
         from dialtone.conversation_runtime.store_redis import RedisStore
 
-        return RedisStore(config.url, config.retention_s)
+        return RedisStore(config.url, config.retention_s, config)
     from dialtone.conversation_runtime.store_sqlite import SqliteStore
 
     return SqliteStore(config.path)

@@ -30,6 +30,7 @@ from dialtone.common.config import (
     load_config,
 )
 from dialtone.common.limits import header_value_ok
+from dialtone.common.redis_client import RedisHaConfig
 from dialtone.integration_gateway.addresses import AddressPolicy, AddressRefused, parse_networks
 
 EXAMPLE_SERVICES_FILE = Path(__file__).resolve().parent / "examples" / "services.yaml"
@@ -154,8 +155,9 @@ class BackendServiceConfig:
 
 
 @dataclasses.dataclass
-class StoreConfig:
-    """Where breaker, rate-limit and idempotency state lives: in this process or in Redis (shared)."""
+class StoreConfig(RedisHaConfig):
+    """Where breaker, rate-limit and idempotency state lives: in this process or in Redis (shared);
+    ``sentinel`` or ``cluster`` for a Redis that survives a server's loss (dialtone.common.redis_client)."""
 
     kind: Literal["memory", "redis"] = "memory"
     redis_url: str = ""

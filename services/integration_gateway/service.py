@@ -96,7 +96,7 @@ def make_store(config: IntegrationGatewayConfig) -> StateStore:
             raise ConfigError("store.redis_url: required when store.kind is 'redis'")
         from dialtone.integration_gateway.store_redis import RedisStore
 
-        return RedisStore(config.store.redis_url, config.store.key_prefix)
+        return RedisStore(config.store.redis_url, config.store.key_prefix, config.store)
     return MemoryStore()
 
 

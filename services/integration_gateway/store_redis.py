@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 
-import redis.asyncio as redis
+from dialtone.common.redis_client import RedisHaConfig, connect
 from dialtone.integration_gateway.errors import StoreUnavailable
 from dialtone.integration_gateway.store import Delete, T, Update
 from redis.exceptions import RedisError, WatchError
@@ -18,8 +18,9 @@ MAX_CONFLICT_RETRIES = 100
 
 
 class RedisStore:
-    def __init__(self, url: str, key_prefix: str) -> None:
-        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+    def __init__(self, url: str, key_prefix: str, ha: RedisHaConfig | None = None) -> None:
+        # Each update touches one key (WATCH/MULTI on it), so Cluster needs no hash tags here.
+        self._redis = connect(url, ha, socket_timeout=2.0, socket_connect_timeout=2.0)
         self._prefix = key_prefix
 
     async def ping(self) -> None:
