@@ -124,3 +124,37 @@ def sentinel_set(workdir: Path) -> Iterator[SentinelSet]:
                     proc.wait(5)
                 except subprocess.TimeoutExpired:
                     proc.kill()
+
+
+@contextmanager
+def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[str]:
+    """A Redis Cluster of `masters` nodes (no replicas) on loopback; yields the URL of one node."""
+    server = _binary("redis-server", "redis-server")
+    cli = _binary("redis-cli", "redis-tools")
+    ports = [free_port() for _ in range(masters)]
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for port in ports:
+            node = workdir / f"node-{port}"
+            node.mkdir(parents=True)
+            # The bus port defaults to port + 10000, beyond 65535 for high free ports: name one.
+            procs.append(_redis(server, port, node, "--cluster-enabled", "yes", "--cluster-port", str(free_port()),
+                                "--cluster-config-file", str(node / "nodes.conf")))
+        for port in ports:
+            wait_for_port("127.0.0.1", port, 10.0)
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports), "--cluster-yes"],
+                       check=True, capture_output=True, timeout=30)
+        deadline = time.monotonic() + 15
+        with redis.Redis(port=ports[0], decode_responses=True) as node:
+            while node.cluster("info").get("cluster_state") != "ok":
+                if time.monotonic() > deadline:
+                    raise AssertionError("the cluster did not reach state ok within 15 s")
+                time.sleep(0.1)
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()

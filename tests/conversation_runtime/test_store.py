@@ -4,19 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from dialtone.conversation_runtime.config import StoreConfig
 from dialtone.conversation_runtime.core.session import Session
 from dialtone.conversation_runtime.store import open_store
 
+from tests.redis_ha import redis_cluster
 
-@pytest.fixture(params=["sqlite", "redis"])
+
+@pytest.fixture(scope="module")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with redis_cluster(tmp_path_factory.mktemp("cluster")) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster"])
 async def store(request, tmp_path: Path):
     if request.param == "redis":
         url = request.getfixturevalue("redis_server")
         opened = open_store(StoreConfig(kind="redis", url=url))
+    elif request.param == "redis-cluster":
+        # A script whose keys are in different slots is refused by the cluster (CROSSSLOT).
+        url = request.getfixturevalue("cluster_url")
+        with redis.RedisCluster.from_url(url) as cluster:
+            cluster.flushall()
+        opened = open_store(StoreConfig(kind="redis", url=url, cluster=True))
     else:
         opened = open_store(StoreConfig(kind="sqlite", path=str(tmp_path / "s.sqlite3")))
     yield opened
