@@ -25,7 +25,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from dialtone.common.errors import InvalidArgument, quote_prefix
@@ -73,6 +73,20 @@ class Runtime:
         self.clock = clock   # wall clock: deadlines in the store are compared across replicas
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.active: dict[str, CallLoop] = {}
+        self.background: set[asyncio.Task[Any]] = set()   # work no caller awaits (referenced until done)
+
+    def finish_calls(self, session_id: str, actions: list[ev.Action]) -> None:
+        """Make the calls of a call's last transition (its hangup transition's): the call has ended, so
+        no one waits for their answers, and neither does the stream's end or the poller."""
+        for action in actions:
+            if action.kind == "call":
+                self.in_background(self.backend.invoke(session_id, action.key, action.data))
+
+    def in_background(self, work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+        return task
 
     async def dialog_for(self, session: Session) -> m.Dialog:
         """The version the session started with (from the store if this replica never loaded it)."""
@@ -221,9 +235,7 @@ class Runtime:
         STREAM_LOST.inc()
         log.info("no stream resumed the call: ended as stream_lost in state %s", session.state,
                  extra={"session_id": session_id})
-        for action in outcome.actions:  # the hangup transition's calls; their answers come to an ended call
-            if action.kind == "call":
-                await self.backend.invoke(session_id, action.key, action.data)
+        self.finish_calls(session_id, outcome.actions)
         return 1
 
 
@@ -281,9 +293,12 @@ class CallLoop:
                 if item is None:
                     TIMERS_FIRED.labels("stream").inc()
                 self.session, actions = await rt.apply(self.dialog, self.session, event, seq, now)
-                for action in actions:
-                    if action.kind == "call":
-                        self._invoke(action.key, action.data)
+                if self.session.ended:
+                    rt.finish_calls(self.session_id, actions)  # this loop ends now, and cancels its tasks
+                else:
+                    for action in actions:
+                        if action.kind == "call":
+                            self._invoke(action.key, action.data)
                 # Everything issued since what this stream last got: the event's actions, and any
                 # a timer fired elsewhere issued meanwhile (seen when the save had to be redone).
                 for message in self._stream(engine.actions_after(self.session, self.last_sent)):
@@ -292,18 +307,24 @@ class CallLoop:
             reader.cancel()
             for task in self.tasks:
                 task.cancel()
-            await asyncio.gather(reader, *self.tasks, return_exceptions=True)
             if rt.active.get(self.session_id) is self:
                 del rt.active[self.session_id]
             ACTIVE.dec()
-            try:
-                if self.session_id not in rt.active:  # a newer stream here keeps the lease
-                    # With the store down the lease simply expires, and a poller parks the call.
-                    with contextlib.suppress(StoreUnavailable):
-                        await self._park_if_abandoned()
-                        await rt.store.release_lease(self.session_id, rt.owner)
-            finally:
-                self.finished.set()
+            # Shielded in a task of its own: gRPC may cancel a stream whose client went away again
+            # while it closes, and parking the call and releasing its lease must not be cut short.
+            await asyncio.shield(rt.in_background(self._close([reader, *self.tasks])))
+
+    async def _close(self, tasks: list[asyncio.Task[Any]]) -> None:
+        rt = self.runtime
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.session_id not in rt.active:  # a newer stream here keeps the lease
+                # With the store down the lease simply expires, and a poller parks the call.
+                with contextlib.suppress(StoreUnavailable):
+                    await self._park_if_abandoned()
+                    await rt.store.release_lease(self.session_id, rt.owner)
+        finally:
+            self.finished.set()
 
     async def _park_if_abandoned(self) -> None:
         """The stream closed, and the call did not end: park it (see the module docstring)."""

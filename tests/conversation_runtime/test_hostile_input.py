@@ -129,7 +129,7 @@ async def until(predicate, what: str, process, tries: int = 300) -> None:
         if predicate():
             return
         await asyncio.sleep(0.1)
-    raise AssertionError(f"{what} never happened:\n{process.log_text()[-4000:]}")
+    raise AssertionError(f"{what} never happened:\n{process.log_text()[-12000:]}")
 
 
 async def refusal(address: str, *events: pb.SpeechEvent) -> grpc.aio.AioRpcError:
@@ -276,6 +276,7 @@ async def test_abandoned_streams_are_closed_parked_then_end_as_stream_lost(orpha
     await until(lambda: log_count(runtime, "stream closed before the call ended: parked") == 3, "parking", runtime)
     await until(lambda: metric(runtime, "dialtone_runtime_sessions_stream_lost_total") == 3, "stream_lost", runtime)
     assert metric(runtime, "dialtone_runtime_sessions_parked_total") == 3
+    await until(lambda: len(servicer.requests) == 3, "the hangup transitions' calls", runtime)
     assert sorted((r.service, r.method, r.payload_json) for r in servicer.requests) == [
         ("crm", "log", '{"why": "stream_lost"}')] * 3
     late = Stream(runtime.address)

@@ -366,3 +366,47 @@ async def test_a_flood_of_events_is_applied_in_order_through_a_bounded_queue(run
     actions = await stream.read_until("transfer", timeout=60)
     assert actions[0].state_changed.state == "agent" and actions[0].seq == 4
     await stream.close()
+
+
+HANGUP_LOG = """\
+dialog:
+  name: logged
+  initial: wait
+  states:
+    wait:
+      on_enter: [{say: "waiting"}]
+      transitions:
+        - event: hangup
+          actions:
+            - call: {service: crm, method: log, payload: {why: '${reason}'}}
+        - event: backend.result
+          target: wait
+"""
+
+
+async def test_caller_hangup_handler_calls_reach_the_backend(tmp_path: Path, gateway) -> None:
+    """The call a hangup transition makes reaches the integration gateway, although the stream ends
+    with the call (it used to be cancelled with the stream's tasks)."""
+    servicer, address = gateway
+    folder = tmp_path / "dialogs"
+    folder.mkdir()
+    (folder / "logged.yaml").write_text(HANGUP_LOG)
+    config = ConversationRuntimeConfig(integration_address=address, dialogs=[str(folder)], default_dialog="logged",
+                                       store=StoreConfig(path=str(tmp_path / "s.db")), reload_interval_s=0)
+    app, running, runtime_address = await start_runtime(config)
+    try:
+        stream = Stream(runtime_address)
+        await stream.send(call_started("l1"))
+        assert kinds(await stream.read(2)) == ["state_changed", "say"]
+        await stream.send(pb.SpeechEvent(session_id="l1", seq=2, call_ended=pb.CallEnded(reason="caller")))
+        assert await stream.call.read() is grpc.aio.EOF
+        await stream.close()
+        for _ in range(100):
+            if servicer.requests:
+                break
+            await asyncio.sleep(0.05)
+        assert [(r.service, r.method, r.payload_json) for r in servicer.requests] == [
+            ("crm", "log", '{"why": "caller"}')]
+    finally:
+        await running.server.stop(0)
+        await app.close()
