@@ -74,7 +74,8 @@ def test_runtime_uses_redis_from_a_secret() -> None:
     secret = rendered.get("Secret", ref["name"])
     url = base64.b64decode(secret["data"][ref["key"]]).decode()
     redis = rendered.get("Service", "dt-dialtone-redis")
-    assert url == f"redis://{redis['metadata']['name']}:6379/0"
+    password = base64.b64decode(secret["data"]["password"]).decode()
+    assert url == f"redis://:{password}@{redis['metadata']['name']}:6379/0"
 
 
 def test_integration_gateway_gets_services_file_and_credentials() -> None:

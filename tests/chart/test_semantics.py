@@ -174,6 +174,7 @@ def test_references_to_configmaps_and_secrets_resolve(values: Path) -> None:
     existing.add(given.get("integrationGateway", {}).get("existingServicesConfigMap", ""))
     existing.add(given.get("integrationGateway", {}).get("credentials", {}).get("existingSecret", ""))
     existing.add(given.get("externalRedis", {}).get("existingSecret", ""))
+    existing.add(given.get("externalRedis", {}).get("sentinel", {}).get("existingSecret", ""))
     existing.add(given.get("mediaGateway", {}).get("webrtc", {}).get("accessKeySecret", ""))
     existing.update(given.get("tls", {}).get("secrets", {}).values())
     existing.update(token.get("existingSecret", "") for token in given.get("tokens", {}).values())

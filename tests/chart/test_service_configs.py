@@ -179,3 +179,32 @@ def test_softphone_listens_where_its_service_port_points(tmp_path: Path) -> None
     assert config.webrtc.access_key == EXISTING_SECRET_VALUE
     minimal = load(render([p for p in CI_VALUES if p.stem == "minimal-values"]), "media-gateway", tmp_path)
     assert not minimal.webrtc.enabled
+
+
+def test_sentinel_settings_reach_both_redis_users(tmp_path: Path) -> None:
+    """externalRedis.sentinel: both stores get the Sentinels and the master's name from the config and
+    the Sentinels' password from its Secret; each service's loader accepts them."""
+    rendered = render([p for p in CI_VALUES if p.stem == "nodeport-values"])
+    runtime = load(rendered, "conversation-runtime", tmp_path)
+    integration = load(rendered, "integration-gateway", tmp_path)
+    for store in (runtime.store, integration.store):
+        assert store.sentinel.addresses == ["sentinel-0.redis.example.internal:26379",
+                                            "sentinel-1.redis.example.internal:26379"]
+        assert store.sentinel.master_name == "dialtone" and not store.cluster
+        assert store.sentinel.password == EXISTING_SECRET_VALUE
+    minimal = load(render([p for p in CI_VALUES if p.stem == "minimal-values"]), "conversation-runtime", tmp_path)
+    assert minimal.store.sentinel.addresses == [] and not minimal.store.cluster
+
+
+def test_in_chart_redis_requires_the_password_its_url_carries() -> None:
+    """The in-chart Redis starts with --requirepass from the URL Secret's password, the URL the
+    services get carries that password, and its probe authenticates (REDISCLI_AUTH)."""
+    rendered = render([p for p in CI_VALUES if p.stem == "full-values"])
+    secret = rendered.get("Secret", name("redis-url"))["data"]
+    password = base64.b64decode(secret["password"]).decode()
+    assert len(password) >= 32
+    assert base64.b64decode(secret["url"]).decode() == f"redis://:{password}@{name('redis')}:6379/0"
+    redis = rendered.get("StatefulSet", name("redis"))["spec"]["template"]["spec"]["containers"][0]
+    assert redis["args"][:2] == ["--requirepass", "$(REDIS_PASSWORD)"]
+    env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in redis["env"]}
+    assert env["REDIS_PASSWORD"] == env["REDISCLI_AUTH"] == {"name": name("redis-url"), "key": "password"}

@@ -106,7 +106,7 @@ url
 
 {{- define "dialtone.redisUrl.value" -}}
 {{- if .Values.redis.enabled -}}
-{{- printf "redis://%s:6379/0" (include "dialtone.redis.fullname" .) -}}
+{{- printf "redis://:%s@%s:6379/0" .password (include "dialtone.redis.fullname" .) -}}
 {{- else -}}
 {{- .Values.externalRedis.url -}}
 {{- end -}}
@@ -121,6 +121,34 @@ url
 {{- end -}}
 {{- end -}}
 
+{{/* The store keys for Sentinel or Cluster (dialtone.common.redis_client), as a dict to merge into `store`. */}}
+{{- define "dialtone.redis.haConfig" -}}
+{{- $e := .Values.externalRedis -}}
+{{- if and $e.sentinel.addresses $e.cluster -}}
+{{- fail "externalRedis: sentinel.addresses or cluster, not both" -}}
+{{- end -}}
+{{- if and .Values.redis.enabled (or $e.sentinel.addresses $e.cluster) -}}
+{{- fail "externalRedis.sentinel/cluster describe an external Redis; the in-chart one (redis.enabled) is a single server" -}}
+{{- end -}}
+{{- if $e.sentinel.addresses -}}
+{{- toYaml (dict "sentinel" (dict "addresses" $e.sentinel.addresses "master_name" $e.sentinel.masterName)) -}}
+{{- else if $e.cluster -}}
+{{- toYaml (dict "cluster" true) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Sentinels' password into a service's store.sentinel.password (dict "root" $ "envName" ...), when set. */}}
+{{- define "dialtone.redis.sentinelPasswordEnv" -}}
+{{- $s := .root.Values.externalRedis.sentinel -}}
+{{- if and $s.addresses $s.existingSecret }}
+- name: {{ .envName }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $s.existingSecret }}
+      key: {{ $s.existingSecretKey }}
+{{- end -}}
+{{- end -}}
+
 {{/* The env var that carries the Redis URL into a service's config key. */}}
 {{- define "dialtone.redisUrl.env" -}}
 - name: {{ .envName }}
@@ -128,6 +156,8 @@ url
     secretKeyRef:
       name: {{ include "dialtone.redisUrl.secretName" .root }}
       key: {{ include "dialtone.redisUrl.secretKey" .root }}
+{{- /* ..._STORE__URL / ..._STORE__REDIS_URL -> ..._STORE__SENTINEL__PASSWORD */}}
+{{- include "dialtone.redis.sentinelPasswordEnv" (dict "root" .root "envName" (printf "%s__STORE__SENTINEL__PASSWORD" (splitList "__STORE__" .envName | first))) }}
 {{- end -}}
 
 {{/* Where the pods find the tokens (files of mounted Secrets) and the TLS files. */}}
