@@ -18,7 +18,11 @@ class AsrConfig:
     model_dir: str = ""
     # whispercpp: a ggml file (write one with `dialtone models convert-ggml`). Required for that engine.
     ggml_model: str = ""
-    compute_type: Literal["int8", "int8_float32", "float32"] = "int8"
+    # faster_whisper: where it runs. auto = CUDA when CTranslate2 sees a CUDA device (a CUDA build and a
+    # GPU in the container), else the CPU; cuda refuses to start without one.
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # auto = int8 on the CPU, float16 on a GPU (int8_float16 / float32 where that is missing)
+    compute_type: Literal["auto", "int8", "int8_float32", "int8_float16", "float16", "float32"] = "auto"
     language: str = "en"
     # native threads per decode. 2 (one worker on 2 cores) decodes a turn in ~0.3 s instead of ~0.5 s,
     # so the speculative decode at speculative_ms is done before the endpoint fires. It pays since partials

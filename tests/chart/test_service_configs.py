@@ -208,3 +208,21 @@ def test_in_chart_redis_requires_the_password_its_url_carries() -> None:
     assert redis["args"][:2] == ["--requirepass", "$(REDIS_PASSWORD)"]
     env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in redis["env"]}
     assert env["REDIS_PASSWORD"] == env["REDISCLI_AUTH"] == {"name": name("redis-url"), "key": "password"}
+
+
+def test_speech_gateway_on_gpu_nodes(tmp_path: Path) -> None:
+    """speechGateway.gpu: the pod asks for the GPU as a limit (its other limits kept), tolerates the GPU
+    nodes' taint besides its own tolerations, lands where nodeSelector says, and its ASR is told to
+    use CUDA (so a pod without a GPU fails at start); off, none of it."""
+    rendered = render([p for p in CI_VALUES if p.stem == "full-values"])
+    pod = rendered.deployment("speech-gateway")["spec"]["template"]["spec"]
+    limits = pod["containers"][0]["resources"]["limits"]
+    assert limits == {"memory": "8Gi", "nvidia.com/gpu": 1}
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod["tolerations"]
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert load(rendered, "speech-gateway", tmp_path).asr.device == "cuda"
+    minimal = render([p for p in CI_VALUES if p.stem == "minimal-values"])
+    plain = minimal.deployment("speech-gateway")["spec"]["template"]["spec"]
+    assert "nvidia.com/gpu" not in plain["containers"][0]["resources"]["limits"]
+    assert "tolerations" not in plain
+    assert load(minimal, "speech-gateway", tmp_path).asr.device == "auto"

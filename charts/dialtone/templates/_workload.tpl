@@ -9,6 +9,8 @@ Each component's folder calls these with its own additions, passed as YAML strin
   volumeMounts  extra container mounts
   pod           extra pod spec fields (hostNetwork, dnsPolicy, ...)
   strategy      the Deployment strategy when the component's `strategy` value is empty
+  resources     container resources replacing the component's `resources` value
+  tolerations   tolerations added to the component's `tolerations` value
   affinity      affinity that replaces the component's `affinity` value when that is empty
 */}}
 
@@ -127,7 +129,7 @@ spec:
               exec:
                 command: ["sleep", "{{ $c.preStopSleepSeconds }}"]
           resources:
-            {{- toYaml $c.resources | nindent 12 }}
+            {{- .resources | default (toYaml $c.resources) | nindent 12 }}
           securityContext:
             {{- toYaml $root.Values.securityContext | nindent 12 }}
           volumeMounts:
@@ -172,9 +174,14 @@ spec:
       nodeSelector:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      {{- with $c.tolerations }}
+      {{- if or $c.tolerations .tolerations }}
       tolerations:
+        {{- with $c.tolerations }}
         {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- with .tolerations }}
+        {{- . | nindent 8 }}
+        {{- end }}
       {{- end }}
       {{- if $c.affinity }}
       affinity:

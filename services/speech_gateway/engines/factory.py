@@ -21,8 +21,9 @@ def build_asr(config: AsrConfig) -> AsrEngine:
     if config.engine == "faster_whisper":
         from dialtone.speech_gateway.engines.asr_faster_whisper import FasterWhisperAsr
 
-        return FasterWhisperAsr(config.model_dir, threads=config.threads, compute_type=config.compute_type,
-                                language=config.language, short_window_s=config.short_window_s)
+        return FasterWhisperAsr(config.model_dir, threads=config.threads, device=config.device,
+                                compute_type=config.compute_type, language=config.language,
+                                short_window_s=config.short_window_s)
     if config.engine == "whispercpp":
         from dialtone.speech_gateway.engines.asr_whispercpp import WhisperCppAsr
 
