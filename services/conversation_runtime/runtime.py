@@ -135,7 +135,7 @@ class Runtime:
                 raise InvalidArgument(f"resume: session {first.session_id} is unknown")
             await self.store.acquire_lease(session.session_id, self.owner, now, self.config.lease_ttl_s, force=True)
             if session.parked_until:
-                session = await self._unpark(session)
+                session = await self.unpark(session)
             dialog = await self.dialog_for(session)
             missed = engine.actions_after(session, first.resume.last_action_seq)
             log.info("call resumed at state %s; re-sending %d actions the stream missed", session.state,
@@ -144,7 +144,8 @@ class Runtime:
         raise InvalidArgument("SpeechEvent: a stream must begin with call_started or resume, "
                               f"got {kind or 'an empty event'}")
 
-    async def _unpark(self, session: Session) -> Session:
+    async def unpark(self, session: Session) -> Session:
+        """The session, unparked in the store: a stream carries the call again."""
         for _ in range(MAX_CONFLICT_RETRIES):
             unparked = engine.unpark(session)
             if await self.store.save(unparked, expected_step=session.step):
@@ -289,6 +290,8 @@ class CallLoop:
                         self.lease_lost = True
                         break
                     self.renew_at = now + rt.config.lease_ttl_s / 3
+                if self.session.parked_until:  # a poller parked it while this replica's lease lapsed
+                    self.session = await rt.unpark(self.session)
                 event, seq = item if item is not None else (ev.Tick(), 0)
                 if item is None:
                     TIMERS_FIRED.labels("stream").inc()
