@@ -53,6 +53,7 @@ from dialtone.conversation_runtime.config import EXAMPLES_DIR
 from dialtone.speech_gateway.audio_io import read_wav
 from dialtone.speech_gateway.engines.asr_faster_whisper import default_model_dir
 from dialtone.speech_gateway.engines.ggml_convert import convert_ct2_to_ggml
+from dialtone.speech_gateway.textnorm import digit_string
 from dialtone.v1 import conversation_runtime_pb2 as rpb
 from dialtone.v1 import conversation_runtime_pb2_grpc as rpb_grpc
 
@@ -165,6 +166,7 @@ class TurnResult:
     said_ms: float                      # length of the caller's utterance on the wire
     latency_ms: float | None = None     # end of the utterance -> the first reply packet
     cut_off_ms: float | None = None     # a reply began this far into the utterance (a false cut-off)
+    heard: bool = False                 # a final transcript of the call holds exactly its digits
 
 
 class HumanVoice:
@@ -303,19 +305,22 @@ class TurnRunner(ScriptRunner):
         return results
 
 
-class ExpectingProxy(rpb_grpc.ConversationRuntimeServicer):
-    """Between the speech gateway and the runtime: passes each Converse stream through and adds, to every
-    StateChanged into a listening state of bench_orders, the expectation its transitions imply (digits, at
-    least 4) as the runtime will send it; the runtime does not send expectations yet. One more loopback
-    hop each way."""
+class RuntimeProxy(rpb_grpc.ConversationRuntimeServicer):
+    """Between the speech gateway and the runtime: passes each Converse stream through, keeping each call's
+    final transcripts (how many per turn, and whether the number said came through), and with ``expect``
+    adds to every StateChanged into a listening state of bench_orders the expectation its transitions
+    imply (digits, at least 4), as the runtime will send it (it does not yet). One more loopback hop each
+    way."""
 
     EXPECT = rpb.Expectation(entity="digits", constraints_json='{"min_length": 4}')
 
-    def __init__(self, runtime_address: str) -> None:
+    def __init__(self, runtime_address: str, expect: bool) -> None:
         self._runtime_address = runtime_address
+        self._expect = expect
         self._server: grpc.aio.Server | None = None
         self._channel: grpc.aio.Channel | None = None
         self.port = 0
+        self.finals: list[list[str]] = []     # per stream, in the order the calls were made
 
     async def start(self) -> None:
         self._channel = grpc.aio.insecure_channel(self._runtime_address)
@@ -326,11 +331,20 @@ class ExpectingProxy(rpb_grpc.ConversationRuntimeServicer):
 
     async def Converse(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
         assert self._channel is not None
-        call = rpb_grpc.ConversationRuntimeStub(self._channel).Converse(request_iterator)
+        finals: list[str] = []
+        self.finals.append(finals)
+
+        async def events() -> Any:
+            async for event in request_iterator:
+                if event.HasField("transcript") and event.transcript.is_final:
+                    finals.append(event.transcript.text)
+                yield event
+
+        call = rpb_grpc.ConversationRuntimeStub(self._channel).Converse(events())
         try:
             async for action in call:
                 changed = action.state_changed
-                if action.HasField("state_changed") and changed.dialog == "bench_orders":
+                if self._expect and action.HasField("state_changed") and changed.dialog == "bench_orders":
                     changed.expect.CopyFrom(self.EXPECT)
                 yield action
         except grpc.aio.AioRpcError as exc:
@@ -490,9 +504,11 @@ def summarize(results: list[TurnResult]) -> dict[str, Any]:
         "cut_offs_by_pattern": by_pattern,
         "clean_cut_offs": sum(1 for r in clean if r.cut_off_ms is not None),
         "no_reply": sum(1 for r in results if r.latency_ms is None and r.cut_off_ms is None),
+        "heard": sum(1 for r in results if r.heard), "said": len(results),
         "turns": [{"kind": r.plan.kind, "pattern": r.plan.pattern, "said": r.plan.text, "digits": r.plan.digits,
                    "said_ms": round(r.said_ms), "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 1),
-                   "cut_off_ms": None if r.cut_off_ms is None else round(r.cut_off_ms, 1)} for r in results],
+                   "cut_off_ms": None if r.cut_off_ms is None else round(r.cut_off_ms, 1), "heard": r.heard}
+                  for r in results],
     }
 
 
@@ -527,10 +543,9 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as folder:
         env = await asyncio.to_thread(_stack_env, args, folder)
         base = free_base()
-        proxy = ExpectingProxy(f"127.0.0.1:{base + 3}") if args.expect == "digits" else None
-        if proxy is not None:
-            await proxy.start()
-            env["DIALTONE_SPEECH_GATEWAY__RUNTIME_ADDRESS"] = f"127.0.0.1:{proxy.port}"
+        proxy = RuntimeProxy(f"127.0.0.1:{base + 3}", expect=args.expect == "digits")
+        await proxy.start()
+        env["DIALTONE_SPEECH_GATEWAY__RUNTIME_ADDRESS"] = f"127.0.0.1:{proxy.port}"
         stack = await asyncio.to_thread(UpStack, Path(folder), env, base)
         try:
             voices = await Voices.load()
@@ -541,6 +556,8 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 await call_turns(phone, voices, human, stack.uri("bench_orders"), warm_up, Path(folder))
                 speech_before, runtime_before = stack.metrics(2), stack.metrics(3)
                 started = time.monotonic()
+                finals_count = 0
+                transcripts: list[list[str]] = []
                 for first in range(0, len(plans), CALL_TURNS):
                     if time.monotonic() - started > args.budget_s:
                         problems.append(f"budget of {args.budget_s:g} s spent after {len(results)} turns")
@@ -548,6 +565,12 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                     chunk = plans[first:first + CALL_TURNS]
                     got, failures = await call_turns(phone, voices, human, stack.uri("bench_orders"), chunk,
                                                      Path(folder))
+                    finals = proxy.finals[-1] if proxy.finals else []
+                    heard = {digit_string(text) for text in finals}
+                    for result in got:
+                        result.heard = result.plan.digits in heard
+                    finals_count += len(finals)
+                    transcripts.append(list(finals))
                     results += got
                     problems += failures
                 speech_after, runtime_after = stack.metrics(2), stack.metrics(3)
@@ -556,10 +579,11 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 voices.close()
         finally:
             await asyncio.to_thread(stack.stop)
-            if proxy is not None:
-                await proxy.stop()
+            await proxy.stop()
     summary = summarize(results)
     summary["expectation"] = args.expect
+    summary["finals"] = finals_count
+    summary["transcripts"] = transcripts     # each call's final transcripts, as the runtime got them
     summary["problems"] = problems
     summary["load"] = [round(load_before, 2), round(load_average(), 2)]
     tts = "dialtone_speech_tts_first_audio_seconds_count"
@@ -592,6 +616,8 @@ def report(summary: dict[str, Any], asr_name: str) -> str:
     patterns = ", ".join(f"{p}: {n}" for p, n in summary["cut_offs_by_pattern"].items())
     lines.append(f"  false cut-offs: {cut} of {paused} utterances with 300-900 ms pauses ({rate:.1f} %; {patterns});"
                  f" clean turns cut off: {summary['clean_cut_offs']}; no reply: {summary['no_reply']}")
+    lines.append(f"  numbers recognised exactly: {summary['heard']} of {summary['said']}; final transcripts: "
+                 f"{summary['finals']} for {summary['said']} utterances (more: turns split)")
     tts = summary["tts_first_audio"]
     lines.append(f"  prompts rendered: {tts['miss']:.0f} new to the TTS cache, {tts['hit']:.0f} from it")
     u = summary["utterances"]
