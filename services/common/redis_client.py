@@ -47,7 +47,7 @@ class RedisHaConfig:
 
     sentinel: RedisSentinelConfig = dataclasses.field(default_factory=RedisSentinelConfig)
     cluster: bool = False
-    # How long commands are retried across a broken connection (a failover in progress).
+    # With sentinel or cluster: how long commands are retried across a broken connection (a failover).
     failover_s: float = 10.0
 
 
@@ -84,12 +84,13 @@ def connect(url: str, ha: RedisHaConfig | None = None, where: str = "store", **o
     ha = ha or RedisHaConfig()
     if ha.sentinel.addresses and ha.cluster:
         raise ConfigError(f"{where}: sentinel.addresses and cluster: choose one")
+    if not ha.sentinel.addresses and not ha.cluster:
+        # One server: no failover to wait for, so a dead Redis is reported as soon as redis-py gives up.
+        return redis.Redis.from_url(url, **options)
     retry_errors = [RedisConnectionError, RedisTimeoutError, ReadOnlyError, ConnectionResetError]
     options = {"retry": _retry(ha.failover_s), "retry_on_error": retry_errors, **options}
     if ha.cluster:
         return RedisCluster.from_url(url, **options)
-    if not ha.sentinel.addresses:
-        return redis.Redis.from_url(url, **options)
     addresses = [_sentinel_address(a, f"{where}.sentinel.addresses") for a in ha.sentinel.addresses]
     parts = urlsplit(url)
     if not parts.path.lstrip("/").isdigit() and parts.path not in ("", "/"):
