@@ -88,11 +88,14 @@ def test_calls_up_and_latency_stats() -> None:
     assert latency_stats([])["p95"] is None
 
 
-def test_growth_compares_the_minima_of_the_first_and_last_thirds() -> None:
-    flat_but_busy = [(float(t), 100.0 + (20.0 if t % 2 else 0.0)) for t in range(0, 600, 10)]
+def test_growth_is_the_median_slope_so_calls_coming_and_going_are_not_growth() -> None:
+    # busy every other sample (calls up), and two samples down while a peer restarted
+    flat_but_busy = [(float(t), 100.0 + (20.0 if (t // 10) % 2 else 0.0) - (30.0 if t in (200, 210) else 0.0))
+                     for t in range(0, 600, 10)]
     assert growth_per_10_min(flat_but_busy) == pytest.approx(0.0)
-    leaking = [(float(t), 100.0 + t / 60.0) for t in range(0, 600, 10)]     # +10 % over 10 minutes
-    assert growth_per_10_min(leaking) == pytest.approx(10.0, rel=0.05)
+    leaking = [(float(t), 100.0 + t / 60.0 + (20.0 if (t // 10) % 2 else 0.0)) for t in range(0, 600, 10)]
+    # +10 units over 10 minutes against a median of about 115
+    assert growth_per_10_min(leaking) == pytest.approx(1000.0 / 115.0, rel=0.05)
     assert growth_per_10_min([(0.0, 1.0), (1.0, 1.0)]) is None
 
 
@@ -105,6 +108,17 @@ def test_flat_check_judges_each_process_life_after_its_warm_up() -> None:
     assert [life["judged"] for life in lives] == [True, False]     # the second lived 100 s: reported only
     assert lives[0]["rss_growth_pct_per_10min"] > 5.0 and lives[0]["flat"] is False
     assert report["ok"] is False and report["judged"] == 1
+
+
+def test_one_open_file_more_after_a_restart_is_a_step_not_a_leak() -> None:
+    t0 = 10_000.0
+    step = [[float(t), 100e6, 0.0, 21.0 if t < 200 else 22.0, t0] for t in range(0, 500, 5)]
+    leak = [[float(t), 100e6, 0.0, 21.0 + t // 60, t0] for t in range(0, 500, 5)]     # a file a minute
+    report = check_flat({"conversation-runtime": step, "media-gateway": leak}, t0, warmup_s=0.0, min_window_s=300.0)
+    stepped, leaking = (report["services"][name]["processes"][0] for name in ("conversation-runtime",
+                                                                              "media-gateway"))
+    assert stepped["flat"] is True and stepped["fds_trend_over_window"] < 2.0
+    assert leaking["flat"] is False and leaking["fds_growth_pct_per_10min"] > 5.0
 
 
 def test_a_call_left_hanging_fails_the_calls_check_unless_a_kill_was_near() -> None:
