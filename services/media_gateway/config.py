@@ -13,6 +13,9 @@ class SipConfig:
     port: int = 5060                      # 0 = any free port (logged, and on the app object)
     advertised_host: str = ""             # address put in Contact/SDP when behind NAT; "" = host
     advertised_port: int = 0              # SIP port in Contact/Via (UDP, TCP) when NAT maps it (NodePort); 0 = port
+    # host:port of a STUN server: with advertised_host empty, our public address is asked of it at start
+    # (a node behind 1:1 NAT; stun_address.py)
+    advertised_host_stun: str = ""
     codecs: list[str] = dataclasses.field(default_factory=lambda: ["PCMU", "PCMA", "opus"])  # preference order
     ring_ms: int = 0                      # time between 180 Ringing and 200 OK
     allowed_networks: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])

@@ -23,6 +23,7 @@ from dialtone.media_gateway.sip_liveness import SelfCheck, SelfProbe, dead_threa
 from dialtone.media_gateway.sip_stack import SipStack
 from dialtone.media_gateway.sip_tcp import TcpLimits
 from dialtone.media_gateway.speech_link import ChannelPool
+from dialtone.media_gateway.stun_address import public_address
 from dialtone.v1 import common_pb2
 from dialtone.v1 import media_gateway_pb2 as pb
 from dialtone.v1 import media_gateway_pb2_grpc as pb_grpc
@@ -135,6 +136,9 @@ class MediaGatewayApp:
 
     async def _start(self) -> None:
         config = self.config
+        if config.sip.advertised_host_stun and not config.sip.advertised_host:
+            config.sip.advertised_host = await public_address(config.sip.advertised_host_stun)
+            log.info("public address from STUN %s: %s", config.sip.advertised_host_stun, config.sip.advertised_host)
         factory = self._media_factory or _default_media_factory(config)
         self.calls = CallManager(config, factory)
         self.calls.channels = ChannelPool(config.tls)   # the speech gateway over mutual TLS when configured

@@ -182,3 +182,17 @@ def test_node_port_advertises_the_node_and_its_sip_node_port() -> None:
     assert env["DIALTONE_MEDIA_GATEWAY__SIP__ADVERTISED_HOST"]["valueFrom"]["fieldRef"]["fieldPath"] \
         == "status.hostIP"
     assert yaml.safe_load(rendered.config_text(MEDIA))["sip"]["advertised_port"] == 30060
+
+
+def test_stun_server_gives_each_gateway_its_own_public_address() -> None:
+    """sip.stunServer: the gateway asks it at start (sip.advertised_host_stun) instead of advertising
+    the node's InternalIP; an explicit advertisedAddress still wins."""
+    stun = "mediaGateway.sip.stunServer=stun.example.net:3478"
+    rendered = render([HOSTNET], [stun])
+    config = yaml.safe_load(rendered.config_text(MEDIA))
+    assert config["sip"]["advertised_host_stun"] == "stun.example.net:3478"
+    env = {e["name"] for e in rendered.container(MEDIA)["env"]}
+    assert "DIALTONE_MEDIA_GATEWAY__SIP__ADVERTISED_HOST" not in env
+    pinned = render([HOSTNET], [stun, "mediaGateway.sip.advertisedAddress=203.0.113.9"])
+    config = yaml.safe_load(pinned.config_text(MEDIA))
+    assert config["sip"]["advertised_host"] == "203.0.113.9" and "advertised_host_stun" not in config["sip"]
