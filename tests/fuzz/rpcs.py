@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 from hypothesis import strategies as st
 
 from tests.fuzz import strategies as gen
+from tests.fuzz.issue21 import nested_json
 from tests.fuzz.stack import Stack
 
 PROTO_MODULES = (cpb, rpb, ig, mg, spb)
@@ -153,13 +154,6 @@ json_values = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=
                            | st.dictionaries(gen.short_text, inner, max_size=4), max_leaves=12)
 
 
-def nested_json(depth: int, opener: str = "[") -> str:
-    closer = {"[": "]", "{": "}"}[opener]
-    if opener == "{":
-        return '{"a":' * depth + "1" + closer * depth
-    return opener * depth + closer * depth
-
-
 deep_json = st.builds(nested_json, st.sampled_from([63, 64, 65, 1000, 30_000]), st.sampled_from(["[", "{"]))
 payload_texts = gen.weighted(
     (order_ids.map(lambda order: json.dumps({"order_id": order})), 3),
@@ -179,7 +173,7 @@ def hints(stack: Stack) -> dict[str, st.SearchStrategy[Any]]:
         "service": st.sampled_from(["orders", "appointments"]),
         "method": st.sampled_from(["get_status", "book"]),
         "payload_json": payload_texts,
-        "timeout_ms": st.sampled_from([0, 2000, 600_000, 600_001]),
+        "timeout_ms": st.sampled_from([0, 1, 5, 2000, 600_000, 600_001]),
         "to_uri": st.sampled_from([f"sip:bob@{dead}", f"sips:bob@{dead}", f"sip:{dead}", "sip:@;?",
                                    f"sip:bob@{dead};transport=tcp", f"sip:bob@[::1]:{stack.dead_sip_port}",
                                    "sip:bob@127.0.0.1:99999", "tel:+15551234"]),
@@ -215,13 +209,15 @@ def call_info(hint: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[cpb.
 
 
 def valid_invoke(hint: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Message]:
-    def build(session: str, seq: int, booking: bool, order: str) -> ig.ActionRequest:
+    def build(session: str, seq: int, booking: bool, order: str, timeout_ms: int) -> ig.ActionRequest:
         service, method, payload = (("appointments", "book", {"date": "2024-05-01", "time": "10:00"}) if booking
                                     else ("orders", "get_status", {"order_id": order}))
         return ig.ActionRequest(session_id=session, idempotency_key=f"{session}:{seq}:0", service=service,
-                                method=method, payload_json=json.dumps(payload))
+                                method=method, payload_json=json.dumps(payload), timeout_ms=timeout_ms)
 
-    return st.builds(build, session_ids, st.integers(1, 99), st.booleans(), order_ids)
+    # A caller may ask for any deadline, a millisecond included: its expiry says nothing of the backend.
+    return st.builds(build, session_ids, st.integers(1, 99), st.booleans(), order_ids,
+                     st.sampled_from([0, 0, 0, 1, 5, 2000]))
 
 
 def valid_originate(hint: dict[str, st.SearchStrategy[Any]], stack: Stack) -> st.SearchStrategy[Message]:

@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers import ServiceProcess, free_port, health_status, wait_for_port
 
 SETTLE_S = 20.0  # how long streams and calls of a finished test may take to end
+BREAKER_RECOVERY_S = 15.0  # the example services' breakers reset after 10 s
 HTTP_TIMEOUT_S = 20.0
 
 
@@ -187,6 +188,22 @@ class Stack:
                 "rtp sessions": media.get("dialtone_rtp_sessions_active", 0.0),
                 "listed calls": float(len(self.list_calls()))}
 
+    def open_breakers(self) -> dict[str, float]:
+        return {k: v for k, v in self.metrics("integration-gateway").items()
+                if k.startswith("dialtone_backend_breaker_state") and v}
+
+    def baseline(self) -> dict[str, float]:
+        """What is held before a test, once a breaker a failed test left open has closed again (a normal
+        call is its trial after the reset timeout), so that one test's failure is not the next one's."""
+        def closed() -> bool:
+            if not self.open_breakers():
+                return True
+            self.normal_backend_call()
+            return False
+
+        wait_for(closed, BREAKER_RECOVERY_S, 1.0)
+        return self.held()
+
     def settle(self, baseline: dict[str, float]) -> dict[str, float]:
         """Wait (bounded) until the services hold no more than ``baseline``; returns what is held beyond it."""
         extra: dict[str, float] = {}
@@ -215,8 +232,7 @@ class Stack:
         self.hang_up_originated()
         extra = self.settle(baseline)
         assert not extra, f"held {SETTLE_S:.0f} s after the test, beyond what was held before it: {extra}"
-        breakers = {k: v for k, v in self.metrics("integration-gateway").items()
-                    if k.startswith("dialtone_backend_breaker_state") and v}
+        breakers = self.open_breakers()
         assert not breakers, f"backend breakers not closed: {breakers}"
         result = self.normal_backend_call()
         assert result.ok and result.http_status == 200, result

@@ -13,8 +13,11 @@ from collections import Counter
 
 import grpc
 import pytest
-from hypothesis import given
+from dialtone.v1 import integration_gateway_pb2 as ig
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from tests.fuzz import issue21
 from tests.fuzz.rpcs import (
     RPCS,
     Answer,
@@ -29,11 +32,13 @@ from tests.fuzz.rpcs import (
 )
 from tests.fuzz.settings import fuzzed
 from tests.fuzz.stack import Stack
-from tests.fuzz.strategies import Shown
+from tests.fuzz.strategies import Shown, weighted
 
 # Examples per RPC in `make test` (DIALTONE_FUZZ_EXAMPLES overrides): the suite stays within two minutes.
 EXAMPLES = {"invoke": 300, "originate": 150, "list_calls": 20, "hangup_call": 150, "converse": 200, "stream_call": 150}
 ABANDONED = {"converse": 60, "stream_call": 60}
+# The same request again and again, as a client that retries what was refused (issue 21 item 1: five times).
+repeats = weighted((st.just(1), 4), (st.just(6), 1))
 STREAMING = sorted(name for name, rpc in RPCS.items() if rpc.method.client_streaming)
 
 
@@ -49,8 +54,12 @@ def check_replies(name: str, answer: Answer) -> None:
         # The runtime is up the whole time: a refusal of the runtime's is not its absence.
         assert "runtime_unavailable" not in hangups, f"hung up as runtime_unavailable; status {answer.code.name}"
     if name == "invoke" and answer.replies:
-        message = answer.replies[0].error_message
-        assert len(message) <= 512, f"error_message of {len(message)} characters: {short(message)}"
+        result = answer.replies[0]
+        assert len(result.error_message) <= 512, \
+            f"error_message of {len(result.error_message)} characters: {short(result.error_message)}"
+        # The example backend answers every request at once and never fails: an open breaker was opened
+        # by callers' requests, and now refuses everyone's (issue 21 item 1).
+        assert result.error_kind != ig.ERROR_KIND_BREAKER_OPEN, f"breaker open: {result.error_message}"
 
 
 def _report(name: str, started: float, seen: Counter[str]) -> None:
@@ -61,25 +70,31 @@ def _report(name: str, started: float, seen: Counter[str]) -> None:
 def test_rpc_answers_generated_requests_specifically(stack: Stack, name: str) -> None:
     rpc = RPCS[name]
     strategy = rpc.requests(stack).map(Shown)
-    baseline = stack.held()
+    baseline = stack.baseline()
     started = time.monotonic()
     seen: Counter[str] = Counter()
 
-    @fuzzed(EXAMPLES[name])
-    @given(shown=strategy)
-    def one(shown: Shown) -> None:
-        if rpc.method.client_streaming:
-            answer = stream(stack, rpc.service, rpc.method, shown.value)
-            assert answer is not None
-        else:
-            answer = unary(stack, rpc.service, rpc.method, shown.value)
-        seen[answer.code.name] += 1
-        if name == "originate" and answer.code == grpc.StatusCode.OK:
-            stack.originated.add(answer.replies[0].session_id)  # hung up by assert_clean
-        check_status(answer, shown.value if rpc.method.client_streaming else [shown.value])
-        check_replies(name, answer)
+    def one(shown: Shown, times: int) -> None:
+        for _ in range(times):
+            if rpc.method.client_streaming:
+                answer = stream(stack, rpc.service, rpc.method, shown.value)
+                assert answer is not None
+            else:
+                answer = unary(stack, rpc.service, rpc.method, shown.value)
+            seen[answer.code.name + (f" {ig.ErrorKind.Name(answer.replies[0].error_kind)}"
+                                     if name == "invoke" and answer.replies else "")] += 1
+            if name == "originate" and answer.code == grpc.StatusCode.OK:
+                stack.originated.add(answer.replies[0].session_id)  # hung up by assert_clean
+            check_status(answer, shown.value if rpc.method.client_streaming else [shown.value])
+            check_replies(name, answer)
 
-    one()
+    test = given(shown=strategy, times=repeats)(one)
+    # The issue's reproductions first, every run: explicit examples come before the generated ones.
+    for _, build in issue21.REFUSED.get(name, []):
+        test = example(shown=Shown(build("ex")), times=1)(test)
+    for _, build, times in issue21.REPEATED.get(name, []):
+        test = example(shown=Shown(build("ex")), times=times)(test)
+    fuzzed(EXAMPLES[name])(test)()
     _report(name, started, seen)
     stack.assert_clean(baseline)
 
@@ -88,16 +103,17 @@ def test_rpc_answers_generated_requests_specifically(stack: Stack, name: str) ->
 def test_abandoned_streams_leave_nothing_behind(stack: Stack, name: str) -> None:
     rpc = RPCS[name]
     strategy = rpc.requests(stack).map(Shown)
-    baseline = stack.held()
+    baseline = stack.baseline()
     started = time.monotonic()
     seen: Counter[str] = Counter()
 
-    @fuzzed(ABANDONED[name])
-    @given(shown=strategy, ending=abandon_endings, linger=linger_s)
     def one(shown: Shown, ending: str, linger: float) -> None:
         stream(stack, rpc.service, rpc.method, shown.value, ending, linger)
         seen[ending] += 1
 
-    one()
+    test = given(shown=strategy, ending=abandon_endings, linger=linger_s)(one)
+    for build, ending, linger in issue21.ABANDONED.get(name, []):
+        test = example(shown=Shown(build("ex")), ending=ending, linger=linger)(test)
+    fuzzed(ABANDONED[name])(test)()
     _report(f"{name} abandoned", started, seen)
     stack.assert_clean(baseline)
