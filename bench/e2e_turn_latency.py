@@ -50,10 +50,10 @@ from dialtone.caller.script import Step
 from dialtone.caller.voices import TRIM_LEVEL, Voices
 from dialtone.common.audio import trim_silence
 from dialtone.conversation_runtime.config import EXAMPLES_DIR
+from dialtone.language.entities import digit_runs
 from dialtone.speech_gateway.audio_io import read_wav
 from dialtone.speech_gateway.engines.asr_faster_whisper import default_model_dir
 from dialtone.speech_gateway.engines.ggml_convert import convert_ct2_to_ggml
-from dialtone.speech_gateway.textnorm import digit_string
 from dialtone.v1 import conversation_runtime_pb2 as rpb
 from dialtone.v1 import conversation_runtime_pb2_grpc as rpb_grpc
 
@@ -128,6 +128,10 @@ DIGIT_GAP_MS = (60, 180)     # between words said in one breath
 PAUSE_MS = (300, 900)        # a pause inside an utterance (the labelled set)
 SETTLE_S = 1.5               # after each utterance: a reply to a cut-off fragment comes before the next turn
 CALL_TURNS = 10
+# A reply that starts this soon after the caller began is not an answer to it (the gateway has not even
+# detected the speech yet): the caller spoke into a gap in the previous reply, or its loop stalled and read
+# the reply's packets late (seen at load averages above 4). Counted apart, not as a cut-off.
+OVERLAP_S = 0.25
 _wav_names = itertools.count()
 PAUSED_PATTERNS = ("groups 2+2", "groups 3+3", "number is ... 4", "number is ... 2 ... 2", "2 and ... 2")
 
@@ -166,7 +170,8 @@ class TurnResult:
     said_ms: float                      # length of the caller's utterance on the wire
     latency_ms: float | None = None     # end of the utterance -> the first reply packet
     cut_off_ms: float | None = None     # a reply began this far into the utterance (a false cut-off)
-    heard: bool = False                 # a final transcript of the call holds exactly its digits
+    heard: bool = False                 # a final transcript of the call holds exactly its digits (a run)
+    overlap: bool = False               # a reply started in its first OVERLAP_S (see there)
 
 
 class HumanVoice:
@@ -295,8 +300,9 @@ class TurnRunner(ScriptRunner):
         for index, (plan, (start, end)) in enumerate(zip(plans, spans, strict=False)):
             following = spans[index + 1][0] if index + 1 < len(spans) else float("inf")
             result = TurnResult(plan, (end - start) * 1000.0)
-            inside = [t for t in self.onsets if start < t <= end]
+            inside = [t for t in self.onsets if start + OVERLAP_S < t <= end]
             after = [t for t in self.onsets if end < t < following]
+            result.overlap = any(start < t <= start + OVERLAP_S for t in self.onsets)
             if inside:
                 result.cut_off_ms = (inside[0] - start) * 1000.0
             elif after:
@@ -505,9 +511,11 @@ def summarize(results: list[TurnResult]) -> dict[str, Any]:
         "clean_cut_offs": sum(1 for r in clean if r.cut_off_ms is not None),
         "no_reply": sum(1 for r in results if r.latency_ms is None and r.cut_off_ms is None),
         "heard": sum(1 for r in results if r.heard), "said": len(results),
+        "overlaps": sum(1 for r in results if r.overlap),
         "turns": [{"kind": r.plan.kind, "pattern": r.plan.pattern, "said": r.plan.text, "digits": r.plan.digits,
                    "said_ms": round(r.said_ms), "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 1),
-                   "cut_off_ms": None if r.cut_off_ms is None else round(r.cut_off_ms, 1), "heard": r.heard}
+                   "cut_off_ms": None if r.cut_off_ms is None else round(r.cut_off_ms, 1), "heard": r.heard,
+                   "overlap": r.overlap}
                   for r in results],
     }
 
@@ -566,7 +574,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                     got, failures = await call_turns(phone, voices, human, stack.uri("bench_orders"), chunk,
                                                      Path(folder))
                     finals = proxy.finals[-1] if proxy.finals else []
-                    heard = {digit_string(text) for text in finals}
+                    heard = {run for text in finals for run in digit_runs(text)}   # what the dialog reads
                     for result in got:
                         result.heard = result.plan.digits in heard
                     finals_count += len(finals)
@@ -615,7 +623,8 @@ def report(summary: dict[str, Any], asr_name: str) -> str:
     rate = 100.0 * cut / paused if paused else 0.0
     patterns = ", ".join(f"{p}: {n}" for p, n in summary["cut_offs_by_pattern"].items())
     lines.append(f"  false cut-offs: {cut} of {paused} utterances with 300-900 ms pauses ({rate:.1f} %; {patterns});"
-                 f" clean turns cut off: {summary['clean_cut_offs']}; no reply: {summary['no_reply']}")
+                 f" clean turns cut off: {summary['clean_cut_offs']}; no reply: {summary['no_reply']};"
+                 f" caller spoke into the previous reply: {summary['overlaps']}")
     lines.append(f"  numbers recognised exactly: {summary['heard']} of {summary['said']}; final transcripts: "
                  f"{summary['finals']} for {summary['said']} utterances (more: turns split)")
     tts = summary["tts_first_audio"]

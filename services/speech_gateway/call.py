@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 import grpc
 import numpy as np
-from dialtone.common.audio import FRAME_MS, SAMPLE_RATE
+from dialtone.common.audio import FRAME_MS, SAMPLE_RATE, rms_dbfs
 from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.speech_gateway.config import SpeechGatewayConfig, VadConfig
 from dialtone.speech_gateway.core.barge_in import DEFAULT_BACKCHANNEL_WORDS, BargeIn, BargeInSettings
@@ -125,7 +125,7 @@ def turn_settings(vad: VadConfig) -> TurnSettings:
     complete = min(vad.early_stop_ms, vad.stop_ms) if vad.early_stop_ms else vad.stop_ms
     end_of_turn = EndOfTurn(complete, vad.stop_ms, max(vad.stop_ms, vad.incomplete_stop_ms))
     return TurnSettings(segmenter_settings(vad), end_of_turn, hangover_ms=_hangover_ms(vad),
-                        early_end=vad.early_stop_ms > 0)
+                        early_end=vad.early_stop_ms > 0, quiet_ms=vad.quiet_ms)
 
 
 def expectation_of(state: rpb.StateChanged) -> Expectation | None:
@@ -339,7 +339,9 @@ class CallSession:
         (_VAD_SPEECH if speech else _VAD_SILENCE).inc()
         self._preroll.append((ts, pcm))
         started_now = False
-        for event in self._turn.frame(speech, ts):
+        # the level only matters in speech: a quiet stretch may begin the pause before the VAD reports it
+        level = rms_dbfs(pcm) if self._turn.in_speech else None
+        for event in self._turn.frame(speech, ts, level, may_pause_early=self._asr_pool.idle):
             if isinstance(event, SpeechStarted):
                 self._speech_started(event)
                 started_now = True

@@ -81,6 +81,10 @@ class VadConfig:
     # the silence that ends a turn whose speculative transcript is unfinished: fewer digits than the state
     # expects, a trailing "and", "is", "um" ("my order number is ... 4 5 ... 6 7"); below stop_ms: stop_ms
     incomplete_stop_ms: int = 1200
+    # a pause also begins (its speculative decode starts) after this much audio 30 dB below the utterance's
+    # loudest and under -45 dBFS, when an ASR worker is free: ~100 ms before webrtcvad reports the
+    # silence; 0 = off (the VAD alone). Noisy lines leave it to the VAD.
+    quiet_ms: int = 40
 
 
 @dataclasses.dataclass

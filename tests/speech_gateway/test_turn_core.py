@@ -20,14 +20,25 @@ SETTINGS = TurnSettings(
     EndOfTurn(complete_ms=200, other_ms=600, incomplete_ms=1200), hangover_ms=100)
 
 
+# a frame per character: the VAD's decision and the frame's level (dBFS)
+FRAMES = {"1": (True, -20.0),     # speech
+          "0": (False, -90.0),    # silence
+          "h": (True, -90.0),     # silence the VAD still calls speech (its hangover)
+          "n": (False, -40.0)}    # line noise the VAD calls silence
+
+
 def play(core: TurnCore, script: list[tuple]) -> list[tuple[int, object]]:
     """Run a timeline: ("frames", "1110...") one 20 ms frame per character from the current time,
-    ("verdict", completeness) for the pause in progress, ("expect", expectation). Returns (time, event)."""
-    now, pause, out = 0, None, []
+    ("verdict", completeness) for the pause in progress, ("expect", expectation), ("busy", bool) whether the
+    ASR workers are busy (no pause by level then). Returns (time, event)."""
+    now, pause, out, busy = 0, None, [], False
     for step in script:
-        if step[0] == "frames":
+        if step[0] == "busy":
+            busy = step[1]
+        elif step[0] == "frames":
             for ch in step[1]:
-                for event in core.frame(ch == "1", now):
+                voiced, level = FRAMES[ch]
+                for event in core.frame(voiced, now, level, may_pause_early=not busy):
                     out.append((now, event))
                     if isinstance(event, SilenceBegan):
                         pause = event.at_ms
@@ -148,3 +159,35 @@ def test_an_expectation_from_its_contract_fields():
     parsed = Expectation.parse("digits", '{"min_length": 4, "max_length": 6}', incomplete_ms=1500)
     assert parsed == Expectation("digits", {"min_length": 4, "max_length": 6}, incomplete_ms=1500)
     assert parsed.holds("order 1234") and not parsed.holds("order 12")
+
+
+QUIET = TurnSettings(SETTINGS.segmenter, SETTINGS.end_of_turn, hangover_ms=100, quiet_ms=40)
+
+
+def test_a_quiet_stretch_begins_the_pause_before_the_vad_reports_it():
+    """The speech ends at 1000 ms; the VAD calls 100 ms more speech. After 40 ms of quiet the pause begins
+    (its decode starts) at 1000, not at the VAD's 1100 + 60; the VAD's own SilenceBegan is not repeated; a
+    complete verdict that comes before the VAD's report waits for it, and the speech ends at 1000."""
+    core = TurnCore(QUIET)
+    events = play(core, [("expect", DIGITS4), ("frames", SPEECH + "hhh"), ("verdict", C), ("frames", "hh" + "0" * 10)])
+    assert [(t, e) for t, e in events if not isinstance(e, SpeechStarted)] == [
+        (1020, SilenceBegan(at_ms=1000)), (1180, SpeechEnded(0, 1000, early=True))]
+
+
+def test_speech_after_a_quiet_stretch_makes_its_decode_stale():
+    core = TurnCore(QUIET)
+    events = play(core, [("expect", DIGITS4), ("frames", SPEECH + "hhh" + "1" * 10), ("verdict", C, 1000),
+                         ("frames", "0" * 10)])
+    assert [e for _, e in events][1:3] == [SilenceBegan(at_ms=1000), SpeechResumed(at_ms=1060)]
+    assert ends(events) == []     # the verdict of the stretch the caller talked through did not end the turn
+
+
+@pytest.mark.parametrize("script, began", [
+    # the ASR workers are busy: no early decode; the VAD reports silence from 1100, the pause at 1140
+    ([("busy", True), ("frames", SPEECH + "hhhhh" + "0" * 5)], (1140, SilenceBegan(at_ms=1100))),
+    # noise above -45 dBFS is not quiet: the VAD's silence (from 1000) begins the pause
+    ([("frames", SPEECH + "nnnnn" + "0" * 5)], (1040, SilenceBegan(at_ms=1000))),
+])
+def test_the_vad_begins_the_pause_when_the_level_cannot(script, began):
+    events = play(TurnCore(QUIET), script)
+    assert [(t, e) for t, e in events if isinstance(e, SilenceBegan)] == [began]

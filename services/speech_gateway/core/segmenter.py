@@ -87,6 +87,11 @@ class Segmenter:
         self._paused = False
 
     @property
+    def paused(self) -> bool:
+        """In speech, and its silence has lasted speculative_ms (a pause is being judged)."""
+        return self.in_speech and self._paused
+
+    @property
     def speech_start_ms(self) -> int | None:
         return self._start_ms if self.in_speech else None
 

@@ -32,7 +32,13 @@ from dialtone.common.errors import quote_prefix
 from dialtone.common.limits import loads_json
 from dialtone.language.registry import ENTITY_TYPES, extract, validate_constraints
 from dialtone.speech_gateway.core.barge_in import words_of
-from dialtone.speech_gateway.core.events import SegmenterEvent, SilenceBegan, SpeechEnded, SpeechResumed
+from dialtone.speech_gateway.core.events import (
+    SegmenterEvent,
+    SilenceBegan,
+    SpeechEnded,
+    SpeechResumed,
+    SpeechStarted,
+)
 from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings, looks_complete
 
 
@@ -152,16 +158,30 @@ class TurnSettings:
     end_of_turn: EndOfTurn = EndOfTurn()
     hangover_ms: int = 0          # how late the VAD reports silence; taken off every end-of-turn silence
     early_end: bool = True        # a complete verdict may end the turn before other_ms
+    # A pause begins (and its speculative decode starts) after quiet_ms of frames quieter than the
+    # utterance's loudest by quiet_below_peak_db and below quiet_max_dbfs, when that comes before the VAD's
+    # report (~110 ms late for webrtcvad); 0 = off. Noise above those levels leaves it to the VAD.
+    quiet_ms: int = 0
+    quiet_below_peak_db: float = 30.0
+    quiet_max_dbfs: float = -45.0
 
 
 class TurnCore:
-    """One per call: frames, verdicts and the expectation in; segmenter events out."""
+    """One per call: frames (VAD decision, level, call time), verdicts and the expectation in; segmenter
+    events out (a pause may begin by level before the VAD reports it: then the VAD's SilenceBegan for it is
+    not repeated, and SpeechEnded ends the speech where the quiet began)."""
 
     def __init__(self, settings: TurnSettings) -> None:
         self.settings = settings
         self._segmenter = Segmenter(settings.segmenter)
         self._expectation: Expectation | None = None
         self._pause_ms: int | None = None    # call time of the silence now being judged
+        self._quiet_frames = max(1, settings.quiet_ms // settings.segmenter.frame_ms) if settings.quiet_ms else 0
+        self._peak_dbfs = float("-inf")      # the utterance's loudest frame so far
+        self._quiet_run = 0
+        self._quiet_start = 0
+        self._by_level = False               # the pause in progress began by level, before the VAD's report
+        self._pending: Completeness | None = None   # its verdict, when it came before the VAD's report
 
     @property
     def in_speech(self) -> bool:
@@ -188,22 +208,68 @@ class TurnCore:
         """Silence after the speech -> as the segmenter counts it (from the VAD's late report)."""
         return max(self.settings.segmenter.frame_ms, after_speech_ms - self.settings.hangover_ms)
 
-    def frame(self, is_speech: bool, now_ms: int) -> list[SegmenterEvent]:
-        events = self._segmenter.feed(is_speech, now_ms)
-        for event in events:
-            if isinstance(event, SilenceBegan):
-                self._pause_ms = event.at_ms
+    def frame(self, is_speech: bool, now_ms: int, level_dbfs: float | None = None,
+              may_pause_early: bool = True) -> list[SegmenterEvent]:
+        """One frame: the VAD's decision, its level in dBFS (None: not measured), and whether a pause may
+        begin by level now (the adapter says no while its ASR workers are busy: a decode would only queue)."""
+        out: list[SegmenterEvent] = []
+        for event in self._segmenter.feed(is_speech, now_ms):
+            if isinstance(event, SpeechStarted):
+                self._peak_dbfs, self._quiet_run = float("-inf"), 0
+                out.append(event)
+            elif isinstance(event, SilenceBegan):
+                if not self._by_level:
+                    self._pause_ms = event.at_ms
+                    out.append(event)
                 if self._expectation is not None:   # no end at other_ms before the verdict is in
                     self._segmenter.end_after(self._silence_ms(self.end_of_turn().incomplete_ms))
-            elif isinstance(event, SpeechResumed | SpeechEnded):
-                self._pause_ms = None
-        return events
+                if self._pending is not None:
+                    out += self._apply(self._pending)
+            elif isinstance(event, SpeechEnded):
+                out.append(self._ended(event))
+            else:   # SpeechResumed
+                self._pause_ms, self._by_level, self._pending = None, False, None
+                out.append(event)
+        if self._quiet_frames and level_dbfs is not None and self._segmenter.in_speech:
+            out += self._level(level_dbfs, now_ms, may_pause_early)
+        return out
+
+    def _level(self, level_dbfs: float, now_ms: int, may_pause_early: bool) -> list[SegmenterEvent]:
+        s = self.settings
+        if level_dbfs >= min(s.quiet_max_dbfs, self._peak_dbfs - s.quiet_below_peak_db):
+            self._peak_dbfs = max(self._peak_dbfs, level_dbfs)
+            self._quiet_run = 0
+            if self._by_level and not self._segmenter.paused:   # talking again before the VAD said otherwise
+                self._pause_ms, self._by_level, self._pending = None, False, None
+                return [SpeechResumed(at_ms=now_ms)]
+            return []
+        self._quiet_run += 1
+        if self._quiet_run == 1:
+            self._quiet_start = now_ms
+        if self._quiet_run >= self._quiet_frames and self._pause_ms is None and may_pause_early:
+            self._pause_ms, self._by_level = self._quiet_start, True
+            return [SilenceBegan(at_ms=self._quiet_start)]
+        return []
+
+    def _ended(self, event: SpeechEnded) -> SpeechEnded:
+        if self._by_level and not event.forced:
+            event = dataclasses.replace(event, end_ms=self._pause_ms)   # the speech ended where the quiet began
+        self._pause_ms, self._by_level, self._pending = None, False, None
+        return event
 
     def verdict(self, pause_ms: int, completeness: Completeness) -> list[SegmenterEvent]:
         """The speculative transcript of the pause that began at ``pause_ms`` was judged. A verdict for a
-        pause the caller has since talked through is stale and ignored."""
+        pause the caller has since talked through is stale and ignored; one that comes before the VAD has
+        reported the pause waits for that report."""
         if pause_ms != self._pause_ms or not self._segmenter.in_speech:
             return []
+        if not self._segmenter.paused:
+            self._pending = completeness
+            return []
+        return self._apply(completeness)
+
+    def _apply(self, completeness: Completeness) -> list[SegmenterEvent]:
+        self._pending = None
         eot = self.end_of_turn()
         if completeness is Completeness.COMPLETE and self.settings.early_end:
             wait = max(self._silence_ms(eot.complete_ms), self.settings.segmenter.speculative_ms)
@@ -212,10 +278,9 @@ class TurnCore:
             events = self._segmenter.end_after(self._silence_ms(eot.incomplete_ms))
         else:
             events = self._segmenter.end_after(self._silence_ms(eot.other_ms))
-        if events:
-            self._pause_ms = None
-        return events
+        return [self._ended(e) if isinstance(e, SpeechEnded) else e for e in events]
 
     def flush(self, now_ms: int) -> list[SegmenterEvent]:
-        self._pause_ms = None
-        return self._segmenter.flush(now_ms)
+        events = [self._ended(e) if isinstance(e, SpeechEnded) else e for e in self._segmenter.flush(now_ms)]
+        self._pause_ms, self._by_level, self._pending = None, False, None
+        return events
