@@ -25,6 +25,7 @@ from dialtone.v1 import media_gateway_pb2 as mg
 from dialtone.v1 import speech_gateway_pb2 as spb
 from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
+from google.protobuf.message_factory import GetMessageClass
 from hypothesis import strategies as st
 
 from tests.fuzz import strategies as gen
@@ -57,29 +58,25 @@ class Answer:
     replies: list[Message]
 
 
-def short(value: Any) -> str:
-    return gen.brief(value)
-
-
 def check_status(answer: Answer, sent: list[Message]) -> None:
     """OK, or a specific refusal with a short message."""
     code, details = answer.code, answer.details or ""
-    assert code == grpc.StatusCode.OK or code in REFUSALS, f"{code.name}: {short(details)}"
-    assert len(details) <= MAX_DETAILS, f"{code.name} with a {len(details)}-character message: {short(details)}"
+    assert code == grpc.StatusCode.OK or code in REFUSALS, f"{code.name}: {gen.brief(details)}"
+    assert len(details) <= MAX_DETAILS, f"{code.name} with a {len(details)}-character message: {gen.brief(details)}"
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
         # Only as gRPC's own refusal of a message over the server's size limit: otherwise it hides the
         # service's answer (an error message too long for the trailers, issue 21 item 3).
         limit = _SIZE_REFUSAL.search(details)
         largest = max((m.ByteSize() for m in sent), default=0)
         assert limit is not None and largest > int(limit.group(1)), \
-            f"RESOURCE_EXHAUSTED for a {largest}-byte message: {short(details)}"
+            f"RESOURCE_EXHAUSTED for a {largest}-byte message: {gen.brief(details)}"
 
 
 # -- sending --------------------------------------------------------------------------------------
 def unary(stack: Stack, service: str, method: MethodDescriptor, request: Message) -> Answer:
     call = stack.channel(service).unary_unary(
         path(method), request_serializer=lambda m: m.SerializeToString(),
-        response_deserializer=_message_class(method.output_type).FromString)
+        response_deserializer=GetMessageClass(method.output_type).FromString)
     try:
         reply = call(request, timeout=UNARY_DEADLINE_S)
     except grpc.RpcError as exc:
@@ -96,7 +93,7 @@ def stream(stack: Stack, service: str, method: MethodDescriptor, messages: list[
     half-closing)."""
     channel = stack.channel(service) if shared else stack.new_channel(service)
     call = channel.stream_stream(path(method), request_serializer=lambda m: m.SerializeToString(),
-                                 response_deserializer=_message_class(method.output_type).FromString)
+                                 response_deserializer=GetMessageClass(method.output_type).FromString)
     hold = threading.Event()
 
     def requests() -> Iterator[Message]:
@@ -138,12 +135,6 @@ def stream(stack: Stack, service: str, method: MethodDescriptor, messages: list[
 
 def path(method: MethodDescriptor) -> str:
     return f"/{method.containing_service.full_name}/{method.name}"
-
-
-def _message_class(descriptor: Any) -> Any:
-    from google.protobuf.message_factory import GetMessageClass
-
-    return GetMessageClass(descriptor)
 
 
 # -- plausible values -----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Bodies are JSON of the wrong type at every level, nested past any limit, with huge strings, or not
 JSON at all; paths carry hostile session ids. Every answer is 2xx or 4xx with a JSON object body
-(an ``error`` message, short, where there is one); never 5xx. Afterwards the after-check of every
+(an ``error`` message, where there is one); never 5xx. Afterwards the after-check of every
 fuzz test holds (``Stack.assert_clean``).
 """
 
@@ -13,14 +13,17 @@ from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.fuzz import issue21
 from tests.fuzz import strategies as gen
-from tests.fuzz.rpcs import MAX_DETAILS, deep_json, hints, json_values, short
+from tests.fuzz.rpcs import MAX_DETAILS, deep_json, hints, json_values
 from tests.fuzz.settings import fuzzed
 from tests.fuzz.stack import HttpReply, Stack
+
+pytestmark = pytest.mark.slow  # every service as a process, the speech models loaded
 
 EXAMPLES = 200
 FIELDS = ("to_uri", "dialog", "caller_id", "headers", "ring_timeout_s")
@@ -73,16 +76,16 @@ def requests(stack: Stack) -> st.SearchStrategy[tuple[str, str, bytes]]:
 
 def check_answer(reply: HttpReply) -> dict[str, Any]:
     status = reply.status
-    assert 200 <= status < 500, f"HTTP {status}: {short(reply.body)}"
+    assert 200 <= status < 500, f"HTTP {status}: {gen.brief(reply.body)}"
     assert 200 <= status < 300 or status >= 400, f"HTTP {status}"
     try:
         body = json.loads(reply.body)
     except ValueError:
-        raise AssertionError(f"HTTP {status} with a body that is not JSON: {short(reply.body)}") from None
-    assert isinstance(body, dict), f"HTTP {status} with {short(body)}"
+        raise AssertionError(f"HTTP {status} with a body that is not JSON: {gen.brief(reply.body)}") from None
+    assert isinstance(body, dict), f"HTTP {status} with {gen.brief(body)}"
     if status >= 400 and "error" in body:
         error = body["error"]
-        assert isinstance(error, str) and len(error) <= MAX_DETAILS, f"HTTP {status} error {short(error)}"
+        assert isinstance(error, str) and len(error) <= MAX_DETAILS, f"HTTP {status} error {gen.brief(error)}"
     return body
 
 

@@ -26,13 +26,14 @@ from tests.fuzz.rpcs import (
     linger_s,
     path,
     public_rpcs,
-    short,
     stream,
     unary,
 )
 from tests.fuzz.settings import fuzzed
 from tests.fuzz.stack import Stack
-from tests.fuzz.strategies import Shown, weighted
+from tests.fuzz.strategies import Shown, brief, weighted
+
+pytestmark = pytest.mark.slow  # every service as a process, the speech models loaded
 
 # Examples per RPC in `make test` (DIALTONE_FUZZ_EXAMPLES overrides): the suite stays within two minutes.
 EXAMPLES = {"invoke": 300, "originate": 150, "list_calls": 20, "hangup_call": 150, "converse": 200, "stream_call": 150}
@@ -56,7 +57,7 @@ def check_replies(name: str, answer: Answer) -> None:
     if name == "invoke" and answer.replies:
         result = answer.replies[0]
         assert len(result.error_message) <= 512, \
-            f"error_message of {len(result.error_message)} characters: {short(result.error_message)}"
+            f"error_message of {len(result.error_message)} characters: {brief(result.error_message)}"
         # The example backend answers every request at once and never fails: an open breaker was opened
         # by callers' requests, and now refuses everyone's (issue 21 item 1).
         assert result.error_kind != ig.ERROR_KIND_BREAKER_OPEN, f"breaker open: {result.error_message}"

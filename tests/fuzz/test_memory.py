@@ -11,10 +11,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
+import pytest
 
 from tests.fuzz import issue21
 from tests.fuzz.rpcs import RPCS, check_status, stream, unary
 from tests.fuzz.stack import Stack, rss_kb
+
+pytestmark = pytest.mark.slow  # every service as a process, the speech models loaded
 
 REQUESTS = 1000
 WARM_UP = 200  # the high-water mark of gRPC's buffers and the allocator's arenas is reached by then
