@@ -136,7 +136,9 @@ async def kill_and_recover(target: str, stack: UpStack, layout: Layout, redis: R
         redis.start()
         recovered = await redis.ready(RECOVERY_TIMEOUT_S)
     else:
-        pid = stack.children()[target]
+        pid = stack.children().get(target, 0)
+        if not pid:     # not running now (still being restarted): nothing to kill this turn
+            return {"target": target, "pid": None, "killed_unix": killed_at, "recovered": False, "recovery_s": None}
         os.kill(pid, signal.SIGKILL)
         deadline = time.monotonic() + RECOVERY_TIMEOUT_S
         while stack.children().get(target, pid) == pid and time.monotonic() < deadline:
@@ -348,23 +350,24 @@ async def soak(args: argparse.Namespace, folder: Path) -> int:
     duration = args.minutes * 60.0
     warmup = args.warmup_s if args.warmup_s is not None else min(120.0, 0.2 * duration)
     redis = RedisServer(folder / "redis") if args.store == "redis" else None
-    env: dict[str, str] = {}
-    if redis is not None:
-        redis.start()
-        if not await redis.ready(20.0):
-            raise SystemExit("bench.soak: redis-server did not start (see redis/redis.log)")
-        env = {"DIALTONE_CONVERSATION_RUNTIME__STORE__KIND": "redis",
-               "DIALTONE_CONVERSATION_RUNTIME__STORE__URL": redis.url,
-               "DIALTONE_INTEGRATION_GATEWAY__STORE__KIND": "redis",
-               "DIALTONE_INTEGRATION_GATEWAY__STORE__REDIS_URL": redis.url}
     targets = list(SERVICES) + (["redis-server"] if redis is not None else [])
     chaos_span = duration - warmup - TAIL_S
     every = args.kill_every if args.kill_every is not None else min(60.0, max(5.0, chaos_span / len(targets)))
-    stack = await asyncio.to_thread(UpStack, folder, env)
-    layout = Layout("127.0.0.1", stack.base, stack.sip_port)
     events: list[dict[str, Any]] = []
+    stack: UpStack | None = None
     load: asyncio.subprocess.Process | None = None
     try:
+        env: dict[str, str] = {}
+        if redis is not None:
+            redis.start()
+            if not await redis.ready(20.0):
+                raise SystemExit("bench.soak: redis-server did not start (see redis/redis.log)")
+            env = {"DIALTONE_CONVERSATION_RUNTIME__STORE__KIND": "redis",
+                   "DIALTONE_CONVERSATION_RUNTIME__STORE__URL": redis.url,
+                   "DIALTONE_INTEGRATION_GATEWAY__STORE__KIND": "redis",
+                   "DIALTONE_INTEGRATION_GATEWAY__STORE__REDIS_URL": redis.url}
+        stack = await asyncio.to_thread(UpStack, folder, env)
+        layout = Layout("127.0.0.1", stack.base, stack.sip_port)
         with open(folder / "load.log", "wb") as load_log:
             load = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "dialtone", "load", stack.uri("order_status"), "--concurrency",
@@ -388,7 +391,8 @@ async def soak(args: argparse.Namespace, folder: Path) -> int:
         if load is not None and load.returncode is None:
             load.send_signal(signal.SIGTERM)
             await load.wait()
-        await asyncio.to_thread(stack.stop)
+        if stack is not None:
+            await asyncio.to_thread(stack.stop)
         if redis is not None:
             redis.stop()
     for event in events:
