@@ -7,12 +7,12 @@ silence. ``speculative_ms`` of silence (less than ``stop_ms``) emits SilenceBega
 the adapter can start decoding before the endpoint fires; SpeechResumed says that
 decode is stale. Time is an argument: every frame comes with its call time.
 
-Early end (``early_stop_ms``, 0 = off): when the speculative transcript reads as a finished
-sentence (``looks_complete``) the adapter calls ``mark_complete`` and the utterance ends after
-``early_stop_ms`` of silence instead of ``stop_ms``; speech that resumes clears the mark. This
-is the transcript-informed endpointing of LiveKit's turn detector and Deepgram's
-``endpointing``, reduced to what a Whisper transcript already says: a full stop, a question
-mark or an exclamation mark, and not a trailing "..." or comma.
+A pause may end the utterance after another silence than ``stop_ms``: ``end_after(ms)`` sets it for
+the pause in progress (the turn core, core/turn.py, chooses it from the pause's speculative transcript:
+shorter when it holds the expected answer, longer when it is unfinished); speech that resumes restores
+``stop_ms``. ``mark_complete`` is ``end_after(early_stop_ms)``: a transcript that reads as a finished
+sentence (``looks_complete``: a full stop, a question mark or an exclamation mark, not a trailing "..."
+or comma), as LiveKit's turn detector and Deepgram's ``endpointing`` use the transcript.
 """
 
 from __future__ import annotations
