@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 EXIT_UNHEALTHY = 70          # EX_SOFTWARE: the app found itself unable to serve (see ServiceApp.watch)
 UNHEALTHY_CLOSE_S = 5.0
+MAX_CALL_MS = 24 * 3600 * 1000   # a call's stream on an aged connection is never cut
 
 GRPC_REQUESTS = counter("grpc_requests_total", "gRPC calls handled, by method and status code",
                         ["method", "code"])
@@ -160,7 +161,13 @@ def create_server(config: ServiceConfig, app: ServiceApp) -> tuple[RunningServer
     """Build (not start) the gRPC server for ``app``; returns it and its bound port."""
     size = config.grpc.max_message_bytes
     options = [("grpc.max_receive_message_length", size), ("grpc.max_send_message_length", size),
-               ("grpc.so_reuseport", 0)]
+               ("grpc.so_reuseport", 0),
+               # a client that froze without closing its connection is found by pings, and its streams end
+               ("grpc.keepalive_time_ms", 30_000), ("grpc.keepalive_timeout_ms", 10_000)]
+    if config.grpc.max_connection_age_s > 0:
+        # clients balance per call (common.grpc_channel); an aged connection makes them re-resolve
+        options += [("grpc.max_connection_age_ms", int(config.grpc.max_connection_age_s * 1000)),
+                    ("grpc.max_connection_age_grace_ms", MAX_CALL_MS)]
     tls = mutual_tls(config.tls)
     interceptors: list[grpc.aio.ServerInterceptor] = [MetricsInterceptor()]
     control_auth = getattr(app, "control_auth", None)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from dialtone.common.grpc_channel import balanced_target
 from dialtone.common.ids import new_session_id
 from dialtone.common.logging import RateLimitedLog, session_context
 from dialtone.common.metrics import counter, gauge, histogram
@@ -304,7 +305,7 @@ class Call(CallBase):
                                 session_id=self._sdp_session, version=self._sdp_version)
 
     def _start_link(self) -> None:
-        addresses = [a.strip() for a in self.manager.config.speech_gateway_address.split(",") if a.strip()]
+        addresses = self.manager.speech_targets
         self.link = SpeechLink(addresses, self.session_id, self.call_info(), self._on_downlink,
                                self.manager.channels, on_refused=self._on_speech_refused)
         self.link.start()
@@ -565,6 +566,16 @@ class Call(CallBase):
             log.info("call %s ended: %s", self.leg.call_id, self.end_reason)
 
 
+def speech_targets(speech_gateway_address: str) -> list[str]:
+    """The speech gateway targets a call's stream may use, in failover order: one balanced target
+    (``common.grpc_channel.balanced_target``: every call goes to the next replica) when the list is IP
+    addresses or one name; otherwise each name is its own target, tried in turn when a stream breaks."""
+    try:
+        return [balanced_target(speech_gateway_address)]
+    except ValueError:
+        return [item.strip() for item in speech_gateway_address.split(",") if item.strip()]
+
+
 class CallRegistry:
     """Every call of this process, SIP and WebRTC alike: what the control APIs list and hang up, what
     draining waits for, and the one speech channel pool every call's stream uses."""
@@ -611,6 +622,7 @@ class CallManager(CallRegistry):
         self.media_factory = media_factory
         self.codecs = tuple(config.sip.codecs)
         self.srtp_policy = SrtpPolicy(config.sip.srtp)
+        self.speech_targets = speech_targets(config.speech_gateway_address)
         self.stack: Any = None
 
     def dialog_for(self, callee: str) -> str:

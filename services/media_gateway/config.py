@@ -83,7 +83,9 @@ class ControlHttpConfig:
 class MediaGatewayConfig(ServiceConfig):
     grpc: GrpcServerConfig = dataclasses.field(default_factory=lambda: GrpcServerConfig(port=7001))
     metrics: MetricsConfig = dataclasses.field(default_factory=lambda: MetricsConfig(port=9101))
-    speech_gateway_address: str = "127.0.0.1:7002"   # comma-separated replicas: a broken stream moves on
+    # A headless Service name (dns:///name:port) or comma-separated replica IPs: each call's stream goes to
+    # the next replica (round_robin), a broken one resumes on another.
+    speech_gateway_address: str = "127.0.0.1:7002"
     speech_connect_timeout_s: float = 10.0            # no speech gateway reachable by then: hang up
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
     rtp: RtpConfig = dataclasses.field(default_factory=RtpConfig)

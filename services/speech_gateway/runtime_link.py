@@ -23,8 +23,8 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
-from dialtone.common.grpc_validation import is_refusal
 from dialtone.common.errors import quote_prefix
+from dialtone.common.grpc_validation import is_refusal
 from dialtone.speech_gateway.metrics import RUNTIME_RECONNECTS, RUNTIME_REFUSALS
 from dialtone.v1 import conversation_runtime_pb2 as rpb
 from dialtone.v1 import conversation_runtime_pb2_grpc as rpb_grpc

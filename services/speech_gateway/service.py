@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
-from dialtone.common.grpc_channel import ChannelPool
+from dialtone.common.grpc_channel import ChannelPool, balanced_target
 from dialtone.common.grpc_validation import abort_invalid
 from dialtone.common.logging import set_session
 from dialtone.speech_gateway.call import CallSession, segmenter_settings
@@ -77,7 +77,7 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
             return
         set_session(first.session_id)
         engines = app.engines
-        session = CallSession(app.config, first, app.channels.get(app.config.runtime_address), engines.asr_pool,
+        session = CallSession(app.config, first, app.channels.get(app.runtime_target), engines.asr_pool,
                               engines.asr_name, engines.renderer)
         ACTIVE_CALLS.inc()
         app.active += 1
@@ -106,6 +106,7 @@ class SpeechGatewayApp:
         self.engines = engines
         self._owns_engines = engines is None
         self.channels: ChannelPool | None = None
+        self.runtime_target = ""
         self.draining = False
         self.active = 0
 
@@ -121,6 +122,11 @@ class SpeechGatewayApp:
                 # A model path is configuration: report it the way a bad config key is reported.
                 raise ConfigError(str(exc)) from exc
         self.channels = ChannelPool(self.config.tls)
+        # one target balanced per call across the runtime's replicas (a headless name or replica IPs)
+        try:
+            self.runtime_target = balanced_target(self.config.runtime_address)
+        except ValueError as exc:
+            raise ConfigError(f"runtime_address: {exc}") from None
         await self.engines.renderer.prerender(self.config.tts.prerender)
 
     async def drain(self) -> None:

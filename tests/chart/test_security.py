@@ -221,7 +221,7 @@ def test_cert_manager_certificates_cover_the_names_clients_dial() -> None:
         assert spec["ipAddresses"] == ["127.0.0.1"]     # the CLI inside the pod dials loopback
         if component in UPSTREAM:
             client, key = UPSTREAM[component]
-            host = config(rendered, client)[key].rpartition(":")[0]
+            host = config(rendered, client)[key].removeprefix("dns:///").rpartition(":")[0]
             assert host in spec["dnsNames"], (component, host)
 
 

@@ -226,8 +226,8 @@ def test_service_monitors_scrape_a_metrics_port(values: Path) -> None:
     rendered = render([values])
     for monitor in rendered.of_kind("ServiceMonitor"):
         selector = monitor["spec"]["selector"]["matchLabels"]
-        services = [s for s in rendered.of_kind("Service")
-                    if selects(selector, s["metadata"]["labels"]) and not s["metadata"]["name"].endswith("-sip")]
+        services = [s for s in rendered.of_kind("Service") if selects(selector, s["metadata"]["labels"])
+                    and not s["metadata"]["name"].endswith(("-sip", "-headless"))]
         assert len(services) == 1, monitor["metadata"]["name"]
         port_names = {p["name"] for p in services[0]["spec"]["ports"]}
         assert all(e["port"] in port_names for e in monitor["spec"]["endpoints"])

@@ -55,10 +55,15 @@ def load(rendered: Rendered, component: str, tmp_path: Path) -> Any:
 
 
 def assert_points_at_service(rendered: Rendered, address: str, component: str) -> None:
-    host, _, port = address.rpartition(":")
-    service = rendered.get("Service", host)
-    assert host == name(component)
-    grpc = next(p for p in service["spec"]["ports"] if p["name"] == "grpc")
+    """The address is gRPC's DNS target of the component's headless Service (one record per pod, so
+    clients balance each call across pods), on its gRPC port, selecting the same pods as the Service."""
+    assert address.startswith("dns:///"), address
+    host, _, port = address.removeprefix("dns:///").rpartition(":")
+    assert host == name(component) + "-headless"
+    headless = rendered.get("Service", host)
+    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"]["selector"] == rendered.get("Service", name(component))["spec"]["selector"]
+    grpc = next(p for p in headless["spec"]["ports"] if p["name"] == "grpc")
     assert grpc["port"] == int(port)
 
 

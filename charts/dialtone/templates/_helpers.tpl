@@ -77,10 +77,13 @@ app.kubernetes.io/component: {{ .name }}
 {{- end -}}
 {{- end -}}
 
-{{/* The in-cluster gRPC address of a component, e.g. for speech_gateway_address. */}}
+{{/* The in-cluster gRPC target of a component, e.g. for speech_gateway_address: its headless Service
+through gRPC's DNS resolver, one address per ready pod, so clients balance each call (round_robin)
+across pods and re-resolve when a server ages a connection out; a ClusterIP would pin every call
+of a client to the one pod its connection landed on. */}}
 {{- define "dialtone.component.grpcAddress" -}}
 {{- $c := index .root.Values .key -}}
-{{- printf "%s:%v" (include "dialtone.component.fullname" .) $c.ports.grpc -}}
+{{- printf "dns:///%s-headless:%v" (include "dialtone.component.fullname" .) $c.ports.grpc -}}
 {{- end -}}
 
 {{/* Redis: where the URL lives (always a Secret: it may carry a password). */}}

@@ -228,6 +228,25 @@ spec:
     {{- with .ports }}
     {{- . | nindent 4 }}
     {{- end }}
+---
+# Headless: one DNS record per ready pod, for clients that balance per call (dialtone.component.grpcAddress).
+apiVersion: v1
+kind: Service
+metadata:
+  name: {{ include "dialtone.component.fullname" . }}-headless
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "dialtone.component.labels" . | nindent 4 }}
+spec:
+  clusterIP: None
+  selector:
+    {{- include "dialtone.component.selectorLabels" . | nindent 4 }}
+  ports:
+    - name: grpc
+      port: {{ $c.ports.grpc }}
+      targetPort: grpc
+      protocol: TCP
+      appProtocol: grpc
 {{- end -}}
 
 {{- define "dialtone.component.hpa" -}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from dialtone.media_gateway.calls import CallRegistry
+from dialtone.media_gateway.calls import CallRegistry, speech_targets
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.speech_link import ChannelPool, SpeechLink
 from dialtone.media_gateway.webrtc.http_server import WebRtcServer
@@ -17,7 +17,7 @@ class SpeechLinks:
     across comma-separated replicas, over gRPC channels shared by all calls (``ChannelPool``)."""
 
     def __init__(self, speech_gateway_address: str, pool: ChannelPool | None = None) -> None:
-        self._addresses = [a.strip() for a in speech_gateway_address.split(",") if a.strip()]
+        self._addresses = speech_targets(speech_gateway_address) if speech_gateway_address.strip() else []
         if not self._addresses:
             raise ValueError("speech_gateway_address is empty: the softphone needs a speech gateway")
         self._owns_pool = pool is None
