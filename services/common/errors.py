@@ -34,6 +34,10 @@ def quote_prefix(value: str | bytes, limit: int = QUOTE_LIMIT) -> str:
         size, unit = len(value), "bytes"
     else:
         text, size, unit = value, len(value), "characters"
-    if size <= limit and len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({size} {unit})"
+    quoted = repr(text[:limit])
+    if len(quoted) > limit + 2:
+        # each escaped character (a control or non-printable one) takes up to 10 in its repr
+        quoted = quoted[:limit + 1] + quoted[0]
+    elif size <= limit and len(text) <= limit:
+        return quoted
+    return f"{quoted}... ({size} {unit})"

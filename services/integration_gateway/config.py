@@ -174,8 +174,18 @@ class ServicesFile:
 
 
 @dataclasses.dataclass
+class IntegrationGrpcConfig(GrpcServerConfig):
+    """Defaults of the class (a config setting only some keys of the section keeps the others)."""
+
+    port: int = 7004
+    # An ActionRequest holds at most max_payload_bytes of payload and short names and keys: a larger
+    # message is refused by gRPC before it is read (1 MB keys grew native memory without bound).
+    max_message_bytes: int = 256 * 1024
+
+
+@dataclasses.dataclass
 class IntegrationGatewayConfig(ServiceConfig):
-    grpc: GrpcServerConfig = dataclasses.field(default_factory=lambda: GrpcServerConfig(port=7004))
+    grpc: IntegrationGrpcConfig = dataclasses.field(default_factory=IntegrationGrpcConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=lambda: MetricsConfig(port=9104))
     services_file: str = ""  # YAML with a `services:` mapping, merged with `services` below
     services: dict[str, BackendServiceConfig] = dataclasses.field(default_factory=dict)

@@ -231,6 +231,12 @@ class IntegrationGateway:
             # Says nothing about the backend: not recorded (a half-open trial lapses after its lease).
             return _failure(call, "invalid_request", reply.error, attempts), False
         healthy = reply.outcome.kind is AttemptKind.RESPONSE and reply.outcome.status < 500
+        if reply.outcome.kind is AttemptKind.TIMEOUT and call.timeout_ms and \
+                call.timeout_ms / 1000 < service.timeouts.read_s:
+            # The caller's own deadline was shorter than the time this backend is given to answer: its
+            # lapse says nothing about the backend, so one impatient client cannot open the breaker
+            # for every call. Not recorded (a half-open trial lapses after its lease).
+            return _failure(call, "timeout", reply.error, attempts), False
         after = await self._store.transact(breaker_key, lambda d: _recorded(d, self._wall(), healthy, policy),
                                            BREAKER_TTL_S)
         telemetry.BREAKER_STATE.labels(call.service).set(telemetry.BREAKER_GAUGE_VALUE[after])

@@ -33,6 +33,8 @@ from dialtone.media_gateway.calls import CallManager
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
+LINGER_S = 2.0                 # how long, and how much, a refused request's rest is read and dropped
+LINGER_BYTES = 16 * 1024 * 1024
 READ_TIMEOUT_S = 10.0
 
 
@@ -102,6 +104,7 @@ class ControlHttpServer:
             writer.write(conn.send(h11.Data(data=data)))
             writer.write(conn.send(h11.EndOfMessage()))
             await writer.drain()
+            await _linger(reader, writer)
         except (ConnectionError, h11.LocalProtocolError):
             pass
         finally:
@@ -156,6 +159,24 @@ class ControlHttpServer:
             return 400, {"error": str(exc)}
         except control.Unavailable as exc:
             return 503, {"error": str(exc)}
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Lingering close: after our answer, read and drop what the client still sends (bounded), so a
+    request refused before it was read whole (a 1 MB body) gets its 400 instead of a reset, which
+    the kernel sends when a socket closes with unread data."""
+    if writer.can_write_eof():
+        writer.write_eof()
+    dropped = 0
+    try:
+        async with asyncio.timeout(LINGER_S):
+            while dropped < LINGER_BYTES:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return
+                dropped += len(chunk)
+    except TimeoutError:
+        return
 
 
 def _authorization(request: h11.Request) -> str | None:

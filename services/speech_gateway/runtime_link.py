@@ -87,6 +87,11 @@ class RuntimeLink:
             call = self._stub.Converse()
             try:
                 finished = await self._session(call)
+            except asyncio.CancelledError:
+                # the call's media stream ended abnormally: the runtime's stream must end too (it parks
+                # the session for a resume), not stay open until the channel closes
+                call.cancel()
+                raise
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
                 code, details = await _ended_with(call, exc)
                 # the runtime's message may quote what it refused: a prefix is enough for a log line

@@ -56,6 +56,11 @@ class Engines:
         self.tts_pool.shutdown()
 
 
+def _call_ended(app: SpeechGatewayApp) -> None:
+    ACTIVE_CALLS.dec()
+    app.active -= 1
+
+
 class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
     def __init__(self, app: SpeechGatewayApp) -> None:
         self._app = app
@@ -82,6 +87,9 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
         ACTIVE_CALLS.inc()
         app.active += 1
         runner = asyncio.create_task(session.run(request_iterator))
+        # counted out when the session's task ends, however the stream ended: gRPC may cancel this
+        # handler a second time while it waits for the runner below, which would skip a plain decrement
+        runner.add_done_callback(lambda _: _call_ended(app))
         try:
             while (message := await session.outbox.get()) is not None:
                 yield message
@@ -89,8 +97,6 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
             if not runner.done():
                 runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
-            ACTIVE_CALLS.dec()
-            app.active -= 1
         if session.error is not None:
             await abort_invalid(context, session.error)
 
