@@ -13,6 +13,7 @@ holds every call of the process, so both control APIs list and hang up all of th
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import dataclasses
@@ -104,7 +105,7 @@ class Link(Protocol):
     async def close(self, reason: str, timeout: float = 2.0) -> None: ...
 
 
-class CallBase:
+class CallBase(abc.ABC):
     """What every call does, whatever its transport (see module docstring). All methods run on the
     asyncio loop. A transport subclass provides ``playout``, ``call_id``, ``codec``, ``transfer``
     and ``hangup``, and may observe more through ``_on_notice``."""
@@ -127,25 +128,31 @@ class CallBase:
 
     # --- what the transport provides ---------------------------------------------------------
     @property
+    @abc.abstractmethod
     def playout(self) -> Playout | None:
-        raise NotImplementedError
+        """The transport's."""
 
     @property
+    @abc.abstractmethod
     def call_id(self) -> str:
-        raise NotImplementedError
+        """The transport's."""
 
     @property
+    @abc.abstractmethod
     def codec(self) -> str:
-        raise NotImplementedError
+        """The transport's."""
 
+    @abc.abstractmethod
     def transfer(self, target_uri: str) -> None:
-        raise NotImplementedError
+        """The transport's."""
 
+    @abc.abstractmethod
     def hangup(self, reason: str = "dialog_hangup") -> None:
-        raise NotImplementedError
+        """The transport's."""
 
     def _on_notice(self, notice: common_pb2.CallNotice) -> None:
         """What the dialog says about itself (transcripts, state); only a browser shows it."""
+        return None
 
     # --- what every call shares --------------------------------------------------------------
     def _on_speech_refused(self, code: str) -> None:
