@@ -13,6 +13,11 @@ Only a break is resumed: the runtime gone, draining, its store down (UNAVAILABLE
 like). A refusal (INVALID_ARGUMENT for an event it will not take, a Resume of a session it
 does not know, an unhandled error on this call's event) would come back for the same
 request after every resume, so it ends the link at once with RuntimeRefused.
+
+gRPC loses the runtime's status when a write races the stream's end: the write fails with
+INTERNAL "Internal error from Core" and the call's status becomes that, whatever the runtime
+said. Such an end is ambiguous; the link resumes once and writes nothing after the Resume until
+the runtime has answered or ``SETTLE_S`` passed, so a refusal comes back with its own status.
 """
 
 from __future__ import annotations
@@ -36,6 +41,11 @@ ActionHandler = Callable[[rpb.DialogAction], Awaitable[None]]
 # Events written and kept for a replay after a break: far more than a call produces between two
 # saves of its session (one save per event), small enough to re-send in one go.
 REPLAYED_EVENTS = 32
+# After an ambiguous end: how long a resumed stream waits for the runtime to refuse it before the
+# replayed events follow the Resume.
+SETTLE_S = 0.5
+# The status grpc.aio gives a call whose write failed in the core (the stream had already ended).
+_LOST_STATUS = (grpc.StatusCode.INTERNAL, "Internal error from Core")
 
 
 class RuntimeUnavailable(Exception):
@@ -66,6 +76,8 @@ class RuntimeLink:
         self.last_written_seq = 0
         self.last_action_seq = 0
         self.connects = 0
+        self._status_lost = False  # the last stream's end was masked by a failed write
+        self._answered = False     # the current stream brought at least one action
 
     def send(self, **payload: object) -> int:
         """Queue one event (e.g. ``send(transcript=Transcript(...))``); returns its seq."""
@@ -96,7 +108,10 @@ class RuntimeLink:
                 code, details = await _ended_with(call, exc)
                 # the runtime's message may quote what it refused: a prefix is enough for a log line
                 why = f"{code.name} {quote_prefix(details, 200)}"
-                if is_refusal(code):
+                lost = (code, details) == _LOST_STATUS
+                if self._answered:
+                    broken_since, backoff = None, 0.1  # this stream worked: a new break, a new window
+                if is_refusal(code) or (lost and self._status_lost):
                     RUNTIME_REFUSALS.labels(code.name).inc()
                     log.warning("runtime refused the call's stream (%s); ending the call", why)
                     raise RuntimeRefused(code, why) from exc
@@ -107,12 +122,13 @@ class RuntimeLink:
                     raise RuntimeUnavailable(f"runtime stream broken for {now - broken_since:.1f} s: {why}") from exc
                 log.info("runtime stream broke (%s); reconnecting", why)
                 call.cancel()
-                await asyncio.sleep(backoff)
-                backoff = min(2.0, backoff * 2)
+                self._status_lost = lost
+                if not lost:
+                    await asyncio.sleep(backoff)
+                    backoff = min(2.0, backoff * 2)
                 continue
             if finished:
                 return
-            broken_since, backoff = None, 0.1
 
     def _first_message(self) -> rpb.SpeechEvent:
         if self.connects == 0 and self._started is not None:
@@ -125,34 +141,10 @@ class RuntimeLink:
     async def _session(self, call: grpc.aio.StreamStreamCall) -> bool:
         """One stream. True when the call ended normally; raises AioRpcError when it broke."""
         first = self._first_message()
-        await call.write(first)
-        if self.connects:
-            RUNTIME_RECONNECTS.labels("resumed").inc()
-            for event in list(self._written):
-                await call.write(event)
-                self.replayed += 1
-        self.connects += 1
+        self._answered = False
         reader = asyncio.create_task(self._read(call))
         try:
-            while True:
-                event = self._retry
-                if event is None:
-                    getter = asyncio.ensure_future(self._outbox.get())
-                    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                    if not getter.done():
-                        getter.cancel()
-                        await reader  # raises AioRpcError if the stream broke
-                        return True   # the runtime ended the conversation
-                    event = getter.result()
-                if event is None:
-                    await call.done_writing()
-                    await reader
-                    return True
-                self._retry = event
-                await call.write(event)
-                self._retry = None
-                self.last_written_seq = event.seq
-                self._written.append(event)
+            return await self._write_all(call, first, reader)
         finally:
             if not reader.done():
                 reader.cancel()
@@ -161,12 +153,48 @@ class RuntimeLink:
                 except (asyncio.CancelledError, grpc.aio.AioRpcError):
                     pass
 
+    async def _write_all(self, call: grpc.aio.StreamStreamCall, first: rpb.SpeechEvent,
+                         reader: asyncio.Task[None]) -> bool:
+        await call.write(first)
+        if self.connects:
+            RUNTIME_RECONNECTS.labels("resumed").inc()
+            if self._status_lost:
+                # nothing written while the runtime may be refusing the Resume, so its status is its own
+                await asyncio.wait({reader}, timeout=SETTLE_S)
+                if reader.done():
+                    await reader
+                    return True
+            for event in list(self._written):
+                await call.write(event)
+                self.replayed += 1
+        self.connects += 1
+        while True:
+            event = self._retry
+            if event is None:
+                getter = asyncio.ensure_future(self._outbox.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    await reader  # raises AioRpcError if the stream broke
+                    return True   # the runtime ended the conversation
+                event = getter.result()
+            if event is None:
+                await call.done_writing()
+                await reader
+                return True
+            self._retry = event
+            await call.write(event)
+            self._retry = None
+            self.last_written_seq = event.seq
+            self._written.append(event)
+
     async def _read(self, call: grpc.aio.StreamStreamCall) -> None:
         async for action in call:
             if action.seq and action.seq <= self.last_action_seq:
                 continue  # re-sent after a resume and already handled
             if action.seq:
                 self.last_action_seq = action.seq
+            self._answered = True
             await self._on_action(action)
 
 
