@@ -268,4 +268,5 @@ def test_a_turn_longer_than_the_short_window_is_decoded_whole():
     text = normalize(asr.transcribe(pcm_to_float32(audio)).text)
     assert "tuesday" in text and "password" in text
     short = normalize(asr.transcribe(pcm_to_float32(first)).text)
-    assert short.startswith("please enter your password")
+    # piper's voice varies run to run (its noise is random): "please" is sometimes heard as "place"
+    assert "enter your password" in short and "tuesday" not in short
