@@ -8,6 +8,7 @@ or wider, so that whatever the gateway forwards is accepted here; docs/security.
 
 from __future__ import annotations
 
+import json
 import math
 
 from dialtone.common.errors import InvalidArgument, quote_prefix
@@ -114,7 +115,12 @@ def to_message(session_id: str, action: ev.Action) -> pb.DialogAction | None:
     elif action.kind == "hangup":
         out.hangup.CopyFrom(common_pb2.Hangup(reason=data["reason"]))
     elif action.kind == "state_changed":
-        out.state_changed.CopyFrom(pb.StateChanged(dialog=data["dialog"], state=data["state"]))
+        changed = pb.StateChanged(dialog=data["dialog"], state=data["state"])
+        expect = data.get("expect")
+        if expect:
+            changed.expect.CopyFrom(pb.Expectation(entity=expect["entity"],
+                                                   constraints_json=json.dumps(expect.get("constraints") or {})))
+        out.state_changed.CopyFrom(changed)
     else:
         return None
     return out

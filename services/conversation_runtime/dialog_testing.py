@@ -10,6 +10,7 @@ result or an error kind). No network, no wall clock: a case runs in milliseconds
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -84,14 +85,32 @@ def run_test_file(path: str | Path) -> TestFileResult:
         raise DialogLoadError([DialogError(file, 1, 1, "missing_key", "a test file needs 'dialog' and 'cases'")])
     dialog = load_dialog(Path(path).parent / str(root.value["dialog"].value))
     defaults = root.value.get("backends")
+    start = _start_time(file, root.value.get("now"))
     coverage = Coverage(dialog)
     results = []
     cases = root.value["cases"]
     if not isinstance(cases.value, list):
         raise DialogLoadError([DialogError(file, cases.line, cases.col, "wrong_type", "cases must be a list")])
     for index, case in enumerate(cases.value):
-        results.append(_run_case(file, dialog, case, defaults, coverage, index))
+        results.append(_run_case(file, dialog, case, defaults, coverage, index, start))
     return TestFileResult(file, dialog, results, coverage)
+
+
+def _start_time(file: str, loc: Loc | None) -> float:
+    """``now:`` (ISO 8601 with its offset): when every case's call starts, so that "tomorrow" and "next
+    tuesday" have one meaning; without it, 1970-01-01 UTC."""
+    if loc is None:
+        return 0.0
+    value = loc.value
+    try:
+        when = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    except ValueError:
+        when = None
+    if when is None or when.tzinfo is None:
+        raise DialogLoadError([DialogError(file, loc.line, loc.col, "bad_value",
+                                           f"now must be an ISO 8601 time with its offset, such as "
+                                           f"2026-12-03T10:00:00-05:00; got {value!r}")])
+    return when.timestamp()
 
 
 class _CaseRun:
@@ -210,12 +229,13 @@ _EXPECT_KEYS = {"state", "said", "transfer", "hangup", "no_hangup", "called", "v
 
 
 def _run_case(file: str, dialog: m.Dialog, case: Loc, defaults: Loc | None, coverage: Coverage,
-              index: int) -> CaseResult:
+              index: int, start: float = 0.0) -> CaseResult:
     raw = case.plain() if isinstance(case.value, dict) else {}
     name = str(raw.get("name", f"case {index + 1}"))
     backends = dict(defaults.plain() if defaults else {})
     backends.update(raw.get("backends") or {})
     run = _CaseRun(file, dialog, backends, coverage)
+    run.now = start
     call = raw.get("call") or {}
     info = ev.CallInfo(caller=str(call.get("caller", "sip:caller@127.0.0.1")),
                        callee=str(call.get("callee", "1000")),
@@ -224,7 +244,7 @@ def _run_case(file: str, dialog: m.Dialog, case: Loc, defaults: Loc | None, cove
     if steps is None or not isinstance(steps.value, list):
         return CaseResult(name, False, f"{file}:{case.line}:{case.col}: a case needs a list of steps")
     try:
-        run.record(engine.start_traced(dialog, "test", info, 0.0))
+        run.record(engine.start_traced(dialog, "test", info, start))
         for step in steps.value:
             try:
                 _run_step(run, step.plain())

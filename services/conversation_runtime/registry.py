@@ -71,8 +71,13 @@ class DialogRegistry:
         if default_dialog not in self._current:
             raise ConfigError(f"default_dialog '{default_dialog}' is not loaded; loaded: {self.names()}")
 
-    def names(self) -> str:
-        return ", ".join(sorted(self._current)) or "(none)"
+    def names(self, limit: int = 0) -> str:
+        """The loaded dialogs' names; with ``limit``, the first ones and how many more (a refusal's
+        message stays short however many dialogs a deployment loads)."""
+        names = sorted(self._current)
+        if limit and len(names) > limit:
+            return f"{', '.join(names[:limit])} and {len(names) - limit} more"
+        return ", ".join(names) or "(none)"
 
     def dialogs(self) -> list[m.Dialog]:
         """The current version of every dialog."""
@@ -116,7 +121,7 @@ class DialogRegistry:
     def current(self, name: str) -> m.Dialog:
         dialog = self._current.get(name)
         if dialog is None:
-            raise UnknownDialog(f"unknown dialog {quote_prefix(name)}; loaded: {self.names()}")
+            raise UnknownDialog(f"unknown dialog {quote_prefix(name)}; loaded: {self.names(limit=4)}")
         return dialog
 
     def version(self, version: str) -> m.Dialog | None:

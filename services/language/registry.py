@@ -15,7 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from dialtone.common.errors import quote_prefix
+from dialtone.common.quoting import quote_prefix
 from dialtone.language import entities, when
 from dialtone.language.entities import Amount
 from num2words import CONVERTER_CLASSES

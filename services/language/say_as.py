@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import phonenumbers
-from dialtone.common.errors import quote_prefix
+from dialtone.common.quoting import quote_prefix
 from dialtone.language.entities import Amount
 from num2words import CONVERTER_CLASSES, num2words
 

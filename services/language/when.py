@@ -30,7 +30,6 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import dateparser
 from dialtone.language.text import normalize
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
@@ -288,6 +287,10 @@ _DATE_RULES = (
 def _fallback_date(text: str, here: datetime, prefer: str) -> date | None:
     settings = {"RELATIVE_BASE": here.replace(tzinfo=None), "PREFER_DATES_FROM": prefer,
                 "REQUIRE_PARTS": ["day"], "STRICT_PARSING": False}
+    # imported here: it is only the fallback, loaded by warm_up() in a service, and it brings logging
+    # handlers (sockets) that a pure library's importers (the runtime's sans-I/O core) should not get
+    import dateparser
+
     parsed = dateparser.parse(text, languages=["en"], settings=settings)
     return parsed.date() if parsed else None
 

@@ -22,7 +22,7 @@ def test_schema_is_valid_draft_2020_12() -> None:
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
 def test_examples_match_the_schema_and_point_editors_at_it(path: Path) -> None:
     """Each example validates and names the schema for yaml-language-server."""
-    assert len(EXAMPLES) == 3
+    assert len(EXAMPLES) == 4
     text = path.read_text()
     assert text.startswith("# yaml-language-server: $schema=../../../schemas/dialog.schema.json\n")
     jsonschema.validate(yaml.safe_load(text), SCHEMA)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from dialtone.common.limits import json_depth_ok
@@ -23,6 +24,7 @@ from dialtone.conversation_runtime.core import events as ev
 from dialtone.conversation_runtime.core import model as m
 from dialtone.conversation_runtime.core.expressions import EvaluationError, Template
 from dialtone.conversation_runtime.core.session import OUTBOX_LIMIT, Session
+from dialtone.language import extract, to_json
 
 MAX_TIMER_FIRINGS = 64  # per handle(); a bound, far above what any dialog needs
 STREAM_LOST = "stream_lost"
@@ -152,6 +154,9 @@ class _Run:
             after = float(name.split(":", 1)[1])
             self.run_event("timeout", {}, lambda t: t.after == after)
         elif name == "no_input":
+            if s.collect_phase:
+                self.collect_miss(self.dialog.states[s.state], "no_input")
+                return
             s.no_input_count += 1
             self.run_event("no_input", {"count": s.no_input_count}, count=s.no_input_count)
         elif name == "inter_digit":
@@ -185,7 +190,7 @@ class _Run:
             self.arm_no_input(state)  # if the speech comes to nothing, silence counts again
         elif isinstance(event, ev.SpeechResult):
             if state.input.mode != "dtmf":
-                self.input_event("speech", {"transcript": event.transcript, "confidence": event.confidence})
+                self.speech(state, event.transcript, event.confidence)
         elif isinstance(event, ev.DtmfPressed):
             if state.input.mode != "speech":
                 self.dtmf(state, event.digit)
@@ -229,9 +234,30 @@ class _Run:
             self.run_actions(transition.actions, {"reason": reason})
         self.end(end_reason)
 
+    def speech(self, state: m.State, transcript: str, confidence: float) -> None:
+        """A slot's value first, then an intent the state listens for, then speech transitions."""
+        fields = {"transcript": transcript, "confidence": confidence}
+        if self.session.collect_phase and self.collect_answer(state, transcript, ""):
+            return
+        listened = self.dialog.listened_intents(state)
+        if listened and self.dialog.matcher is not None:
+            match = self.dialog.matcher.match(transcript, among=listened)
+            if match.intent is not None:
+                intent_fields = {"intent": match.intent, "confidence": match.confidence, "transcript": transcript}
+                transition = self.select("intent", intent_fields, lambda t: t.intent == match.intent)
+                if transition is not None:
+                    self.reset_counters()
+                    self.take(transition, intent_fields)
+                    return
+        self.input_event("speech", fields)
+
     def dtmf(self, state: m.State, digit: str) -> None:
         s = self.session
         collect = state.input.digits
+        if s.collect_phase == "confirm" or (s.collect_phase and collect is None):
+            if self.collect_answer(state, "", digit):
+                return
+            collect = None
         if collect is None:
             self.input_event("dtmf", {"digit": digit})
             return
@@ -259,15 +285,100 @@ class _Run:
     def input_event(self, event: str, fields: dict[str, Any]) -> None:
         """Speech or keys: a matching transition, else the no_match escalation."""
         s = self.session
+        state = self.dialog.states[s.state]
+        if event == "digits" and s.collect_phase == "ask" and self.collect_answer(state, "", fields["digits"]):
+            return
         transition = self.select(event, fields)
         if transition is not None:
             self.reset_counters()
             self.take(transition, fields)
             return
-        if not self.dialog.states[s.state].expects_input:
+        if not state.expects_input:
             return  # input nobody asked for (during a goodbye, say) is ignored
+        if s.collect_phase:
+            self.collect_miss(state, "no_match")
+            return
         s.no_match_count += 1
         self.run_event("no_match", {"count": s.no_match_count}, count=s.no_match_count)
+
+    # -- collect: one slot, asked for, checked, confirmed ----------------------------------
+    def collect_answer(self, state: m.State, text: str, keys: str) -> bool:
+        """The caller's answer to the slot's question (or to its confirmation); False when it holds
+        none, so intents and transitions get their turn."""
+        s, collect = self.session, state.collect
+        assert collect is not None
+        if s.collect_phase == "confirm":
+            yes = extract("yes_no", text, dtmf=keys)
+            if yes is None:
+                return False
+            if yes:
+                self.fill(state, s.collect_value)
+            else:
+                s.collect_phase, s.collect_value = "ask", None
+                retry = collect.confirm.retry if collect.confirm and collect.confirm.retry else collect.prompt
+                self.say(state, retry, {})
+            return True
+        value = extract(collect.entity, text, dtmf=keys, constraints=collect.constraints,
+                        now=datetime.fromtimestamp(self.now, UTC), tz=self.dialog.time_zone)
+        if value is None:
+            return False
+        value = to_json(value)
+        self.reset_counters()
+        if collect.validate is not None:
+            try:
+                valid = collect.validate.test(self.activation({collect.slot: value}))
+            except EvaluationError:
+                valid = False
+            if not valid:
+                self.collect_miss(state, "no_match", collect.invalid, {collect.slot: value})
+                return True
+        if collect.confirm is not None:
+            s.collect_phase, s.collect_value = "confirm", value
+            self.expect(state, "yes_no", {})
+            self.say(state, collect.confirm.prompt, {collect.slot: value})
+            return True
+        self.fill(state, value)
+        return True
+
+    def fill(self, state: m.State, value: Any) -> None:
+        s, collect = self.session, state.collect
+        assert collect is not None
+        s.variables[collect.slot] = value
+        s.collect_phase, s.collect_value, s.collect_misses = "", None, 0
+        self.run_event("filled", {"value": value})
+
+    def collect_miss(self, state: m.State, kind: str, said: Template | None = None,
+                     fields: dict[str, Any] | None = None) -> None:
+        """No value (no_match), no answer (no_input) or an invalid one: ask again, with the next
+        reprompt, until max_attempts; then the state's ``failed`` transition, or else the dialog's
+        ``kind`` escalation."""
+        s, collect = self.session, state.collect
+        assert collect is not None
+        s.collect_misses += 1
+        if s.collect_misses >= collect.max_attempts:
+            misses = s.collect_misses
+            s.collect_phase, s.collect_value, s.collect_misses = "", None, 0
+            if not self.run_event("failed", {"count": misses}):
+                counter = "no_input_count" if kind == "no_input" else "no_match_count"
+                setattr(s, counter, getattr(s, counter) + 1)
+                self.run_event(kind, {"count": getattr(s, counter)}, count=getattr(s, counter))
+            return
+        if said is not None:
+            self.say(state, said, fields or {})
+        if s.collect_phase == "confirm" and collect.confirm is not None:
+            self.say(state, collect.confirm.prompt, {collect.slot: s.collect_value})
+        elif collect.reprompts:
+            self.say(state, collect.reprompts[min(s.collect_misses, len(collect.reprompts)) - 1], {})
+        else:
+            self.say(state, collect.prompt, {})
+
+    def say(self, state: m.State, text: Template, fields: dict[str, Any]) -> None:
+        self.run_actions((m.Say(text),), fields)
+
+    def expect(self, state: m.State, entity: str, constraints: dict[str, Any]) -> None:
+        """Tell the speech gateway what the caller is now expected to say (it ends the turn on it)."""
+        self.emit("state_changed", {"dialog": self.dialog.name, "state": state.name,
+                                    "expect": {"entity": entity, "constraints": constraints}})
 
     def reset_counters(self) -> None:
         self.session.no_input_count = 0
@@ -298,6 +409,8 @@ class _Run:
         return None
 
     def listens_for_no_input(self, state: m.State) -> bool:
+        if state.collect is not None and self.session.collect_phase:
+            return True  # silence is a miss: the slot's reprompt
         return state.expects_input and any(level for level in self.dialog.candidates(state, "no_input"))
 
     def arm_no_input(self, state: m.State) -> None:
@@ -319,11 +432,18 @@ class _Run:
         s.digit_buffer = ""
         s.state = name
         s.entered_at = self.now
+        s.collect_phase, s.collect_value, s.collect_misses = "", None, 0
         state = self.dialog.states[name]
-        self.emit("state_changed", {"dialog": self.dialog.name, "state": name})
+        changed: dict[str, Any] = {"dialog": self.dialog.name, "state": name}
+        if state.collect is not None:
+            changed["expect"] = {"entity": state.collect.entity, "constraints": state.collect.constraints}
+        self.emit("state_changed", changed)
         self.run_actions(state.on_enter, {})
         if s.ended:
             return
+        if state.collect is not None:
+            s.collect_phase = "ask"
+            self.say(state, state.collect.prompt, {})
         for level in self.dialog.candidates(state, "timeout"):
             if level and not (state.final and level[0].origin == "*"):
                 for after in sorted({t.after for t in level if t.after}):

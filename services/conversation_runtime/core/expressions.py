@@ -35,6 +35,7 @@ import lark
 import re2
 from celpy import celtypes
 from celpy.evaluation import Evaluator
+from dialtone.language import say_as
 
 log = logging.getLogger(__name__)
 
@@ -348,16 +349,17 @@ def cel_to_python(value: Any) -> Any:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Template:
-    """Text with ``${expression}`` parts, e.g. ``"Your order ${order_id} is ${status}."``."""
+    """Text with ``${expression}`` parts, e.g. ``"Your order ${order_id} is ${status}."``; a part may
+    end in a say-as filter, ``${rx | digits}``, that reads the value as words for the TTS."""
 
     source: str
-    parts: tuple[str | Expression, ...]
+    parts: tuple[str | Expression | SaidAs, ...]
 
     @property
     def names(self) -> frozenset[str]:
         out: set[str] = set()
         for part in self.parts:
-            if isinstance(part, Expression):
+            if not isinstance(part, str):
                 out |= part.names
         return frozenset(out)
 
@@ -387,6 +389,47 @@ def _to_text(value: Any) -> str:
     return str(value)
 
 
+@dataclasses.dataclass(frozen=True)
+class SaidAs:
+    """``${expression | filter}``: the value rendered by a dialtone.language say-as filter (a value the
+    filter cannot read, such as letters through ``| number``, is said as plain text)."""
+
+    expression: Expression
+    filter: str
+
+    @property
+    def names(self) -> frozenset[str]:
+        return self.expression.names
+
+    @property
+    def source(self) -> str:
+        return f"{self.expression.source} | {self.filter}"
+
+    def evaluate(self, activation: Mapping[str, Any]) -> str:
+        value = self.expression.evaluate(activation)
+        if value is None or value == "":
+            return ""
+        try:
+            return say_as.render(value, self.filter)
+        except ValueError:
+            return _to_text(value)
+
+
+# "expr | filter" (CEL has no single '|', so the last one that is not '||' is the filter's)
+_FILTER_RE = re.compile(r"^(?P<expr>.*?)(?<!\|)\|(?!\|)\s*(?P<filter>[A-Za-z_]\w*)\s*$", re.DOTALL)
+
+
+def _compile_part(text: str) -> Expression | SaidAs:
+    match = _FILTER_RE.match(text)
+    if match is None:
+        return compile_expression(text)
+    name = match["filter"]
+    if name not in say_as.SAY_AS_FILTERS:
+        raise ExpressionError(f"unknown say-as filter '{name}'; filters: {', '.join(say_as.SAY_AS_FILTERS)}",
+                              match.start("filter") + 1, "unknown_filter")
+    return SaidAs(compile_expression(match["expr"]), name)
+
+
 def compile_template(source: str) -> Template:
     """Split ``source`` at ``${...}``; raises ExpressionError (column within the text) when bad."""
     parts: list[str | Expression] = []
@@ -403,7 +446,7 @@ def compile_template(source: str) -> Template:
         if start > pos:
             parts.append(source[pos:start])
         try:
-            parts.append(compile_expression(source[start + 2:end]))
+            parts.append(_compile_part(source[start + 2:end]))
         except ExpressionError as exc:
             raise ExpressionError(str(exc), start + 2 + exc.column, exc.kind) from exc
         pos = end + 1

@@ -7,6 +7,7 @@ message an operator understands; all problems are collected before refusing, so 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -14,14 +15,24 @@ from typing import Any
 from dialtone.conversation_runtime.core import model as m
 from dialtone.conversation_runtime.core.action_parsers import ActionParsers
 from dialtone.conversation_runtime.core.errors import DialogError, DialogLoadError
+from dialtone.conversation_runtime.core.expressions import Template
 from dialtone.conversation_runtime.core.graph_checks import GraphChecks
 from dialtone.conversation_runtime.core.located import Loc, YamlSyntaxError, load_located
 from dialtone.conversation_runtime.core.reporter import NAME_RE, kind_of
+from dialtone.language import ENTITY_TYPES, IntentMatcher, validate_constraints, validate_intents
+from dialtone.language.intents import as_intent
+from dialtone.language.registry import validate_time_zone
 
 _DIALOG_KEYS = {"name", "initial", "variables", "states", "handlers", "input", "max_duration", "dead_air",
-                "description"}
-_STATE_KEYS = {"on_enter", "transitions", "input", "description"}
-_TRANSITION_KEYS = {"event", "condition", "target", "actions", "after", "count"}
+                "description", "intents", "time_zone"}
+_STATE_KEYS = {"on_enter", "transitions", "input", "description", "collect"}
+_TRANSITION_KEYS = {"event", "condition", "target", "actions", "after", "count", "intent"}
+_INTENT_KEYS = {"examples", "keywords"}
+_COLLECT_KEYS = {"slot", "type", "constraints", "prompt", "reprompts", "validate", "invalid", "confirm",
+                 "max_attempts"}
+# Entity types whose answer a caller can key in: the keys are collected like digits (up to # or the
+# inter-digit pause) unless the state says otherwise; yes_no and choice take one key.
+_KEYED_ENTITIES = {"digits", "phone_number", "number"}
 _INPUT_KEYS = {"mode", "barge_in", "no_input", "digits"}
 _DIGITS_KEYS = {"max", "finish_key", "inter_digit_timeout"}
 _DTMF_KEYS = set("0123456789*#ABCD")
@@ -72,6 +83,14 @@ class _Loader(ActionParsers, GraphChecks):
             self.error(states_loc, "missing_key", "a dialog needs at least one state")
         self.collect_set_targets(body)
         self.variables |= set(variables)
+        intents = self.load_intents(body["intents"]) if "intents" in body else {}
+        self.intents = intents
+        time_zone = "UTC"
+        if "time_zone" in body:
+            time_zone = self.string(body["time_zone"], "time_zone") or "UTC"
+            problem = validate_time_zone(time_zone)
+            if problem:
+                self.error(body["time_zone"], "bad_value", problem)
         default_input = self.load_input(body["input"], m.InputSettings()) if "input" in body else m.InputSettings()
         max_duration = self.duration(body["max_duration"], "max_duration") if "max_duration" in body else None
         dead_air = self.duration(body["dead_air"], "dead_air") if "dead_air" in body else None
@@ -97,9 +116,31 @@ class _Loader(ActionParsers, GraphChecks):
         variables = {**{v: None for v in sorted(self.variables)}, **variables}
         dialog = m.Dialog(name=name, initial=initial, variables=variables, states=states, handlers=handlers,
                           version=hashlib.sha256(text.encode()).hexdigest()[:16], source=self.file,
-                          max_duration=max_duration, dead_air=dead_air)
+                          max_duration=max_duration, dead_air=dead_air, time_zone=time_zone,
+                          intents=intents, matcher=IntentMatcher(intents) if intents else None)
         self.check_graph(dialog, state_locs, body)
         return dialog
+
+    def load_intents(self, loc: Loc) -> dict[str, object]:
+        """``intents: {name: {examples: [...], keywords: [...]}}`` (or ``name: [examples]``)."""
+        out: dict[str, object] = {}
+        entries = self.mapping(loc, "intents", set(loc.value) if isinstance(loc.value, dict) else set())
+        for name, value in entries.items():
+            if not NAME_RE.match(name):
+                self.error(value, "bad_name", f"intent name '{name}' must be letters, digits and _", True)
+                continue
+            plain = value.plain()
+            if isinstance(plain, dict):
+                self.mapping(value, f"intent '{name}'", _INTENT_KEYS, ("examples",))
+            problems = validate_intents({name: plain}) if isinstance(plain, dict | list) else [
+                f"intent '{name}' must be a list of example phrases or a mapping with 'examples', "
+                f"got {kind_of(plain)}"]
+            if problems:
+                for problem in problems:
+                    self.error(value, "bad_intent", problem, True)
+                continue
+            out[name] = as_intent(plain)
+        return out
 
     def load_variables(self, loc: Loc | None) -> dict[str, Any]:
         if loc is None:
@@ -123,6 +164,11 @@ class _Loader(ActionParsers, GraphChecks):
                         for key in loc.value["set"].value:
                             if NAME_RE.match(key) and key not in m.RESERVED_NAMES:
                                 self.variables.add(key)
+                    collect = loc.value.get("collect")
+                    if collect is not None and isinstance(collect.value, dict) and "slot" in collect.value:
+                        slot = collect.value["slot"].value
+                        if isinstance(slot, str) and NAME_RE.match(slot) and slot not in m.RESERVED_NAMES:
+                            self.variables.add(slot)
                     for value in loc.value.values():
                         walk(value)
                 elif isinstance(loc.value, list):
@@ -179,8 +225,90 @@ class _Loader(ActionParsers, GraphChecks):
         on_enter = self.load_actions(fields.get("on_enter"), set(self.variables) | {"call"}, "on_enter")
         transitions = self.load_transitions(fields.get("transitions"), name, "transitions")
         final = bool(on_enter) and isinstance(on_enter[-1], m.Hangup | m.Transfer)
+        collect = self.load_collect(fields["collect"]) if "collect" in fields else None
+        if collect is not None:
+            if not any(t.event == "filled" for t in transitions):
+                self.error(fields["collect"], "missing_key",
+                           f"state '{name}' collects '{collect.slot}' but has no 'filled' transition: "
+                           "say where the call goes once it has the value", True)
+            if final:
+                self.error(fields["collect"], "bad_value",
+                           f"state '{name}' ends the call in on_enter, so it can collect nothing", True)
+            if settings.digits is None and collect.entity in _KEYED_ENTITIES and settings.mode != "speech":
+                longest = collect.constraints.get("max_length")
+                settings = dataclasses.replace(settings, digits=m.DigitCollection(
+                    max_digits=longest if isinstance(longest, int) and 1 <= longest <= 64 else 0))
+        else:
+            for transition in transitions:
+                if transition.event in ("filled", "failed"):
+                    self.error((transition.line, 1), "misplaced_key",
+                               f"a '{transition.event}' transition belongs to a state with 'collect'")
         return m.State(name=name, on_enter=on_enter, transitions=transitions, input=settings, final=final,
-                       line=loc.key_line or loc.line)
+                       line=loc.key_line or loc.line, collect=collect)
+
+    def load_collect(self, loc: Loc) -> m.Collect | None:
+        fields = self.mapping(loc, "collect", _COLLECT_KEYS, ("slot", "type", "prompt"))
+        slot = self.string(fields["slot"], "collect slot") if "slot" in fields else None
+        if slot is not None and (not NAME_RE.match(slot) or slot in m.RESERVED_NAMES):
+            self.error(fields["slot"], "bad_name", f"slot '{slot}' must be a variable name (letters, digits, _) "
+                       "that is not an event field")
+            slot = None
+        entity = self.string(fields["type"], "collect type") if "type" in fields else None
+        if entity is not None and entity not in ENTITY_TYPES:
+            self.error(fields["type"], "unknown_entity",
+                       f"unknown entity type '{entity}'; types: {', '.join(sorted(ENTITY_TYPES))}")
+            entity = None
+        constraints: dict[str, object] = {}
+        if "constraints" in fields:
+            plain = fields["constraints"].plain()
+            if not isinstance(plain, dict):
+                self.error(fields["constraints"], "wrong_type",
+                           f"collect constraints must be a mapping, got {kind_of(plain)}")
+            else:
+                constraints = plain
+        if entity is not None:
+            for problem in validate_constraints(entity, constraints):
+                self.error(fields.get("constraints") or fields["type"], "bad_constraint", f"{entity}: {problem}")
+        names = set(self.variables) | {"call"}
+        with_value = names | ({slot} if slot else set())
+        prompt = self.template(fields["prompt"], "collect prompt", names) if "prompt" in fields else None
+        reprompts: list[Template] = []
+        if "reprompts" in fields:
+            if isinstance(fields["reprompts"].value, list):
+                for item in fields["reprompts"].value:
+                    template = self.template(item, "collect reprompt", names)
+                    if template is not None:
+                        reprompts.append(template)
+            else:
+                self.error(fields["reprompts"], "wrong_type", "collect reprompts must be a list of prompts")
+        validate = self.expression(fields["validate"], "collect validate", with_value) \
+            if "validate" in fields else None
+        invalid = self.template(fields["invalid"], "collect invalid", with_value) if "invalid" in fields else None
+        if invalid is not None and validate is None:
+            self.error(fields["invalid"], "misplaced_key", "'invalid' is said when 'validate' is false: add 'validate'",
+                       True)
+        confirm = None
+        if "confirm" in fields:
+            confirm_loc = fields["confirm"]
+            if isinstance(confirm_loc.value, dict):
+                parts = self.mapping(confirm_loc, "confirm", {"prompt", "retry"}, ("prompt",))
+                said = self.template(parts["prompt"], "confirm prompt", with_value) if "prompt" in parts else None
+                retry = self.template(parts["retry"], "confirm retry", names) if "retry" in parts else None
+            else:
+                said, retry = self.template(confirm_loc, "confirm", with_value), None
+            confirm = m.Confirmation(said, retry) if said is not None else None
+        attempts = 3
+        if "max_attempts" in fields:
+            value = fields["max_attempts"].value
+            if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10:
+                attempts = value
+            else:
+                self.error(fields["max_attempts"], "bad_value", "max_attempts must be a whole number from 1 to 10")
+        if slot is None or entity is None or prompt is None:
+            return None
+        return m.Collect(slot=slot, entity=entity, constraints=constraints, prompt=prompt, reprompts=tuple(reprompts),
+                         validate=validate, invalid=invalid, confirm=confirm, max_attempts=attempts,
+                         line=loc.key_line or loc.line)
 
     def load_transitions(self, loc: Loc | None, origin: str, what: str) -> tuple[m.Transition, ...]:
         if loc is None:
@@ -220,6 +348,18 @@ class _Loader(ActionParsers, GraphChecks):
         elif "after" in fields:
             self.error(fields["after"], "misplaced_key", f"'after' belongs to timeout transitions, not '{event}'",
                        True)
+        intent = None
+        if event == "intent":
+            if "intent" not in fields:
+                self.error(loc, "missing_key", "an 'intent' transition needs 'intent' (the intent's name)")
+            else:
+                intent = self.string(fields["intent"], "intent")
+                if intent is not None and intent not in self.intents:
+                    known = ", ".join(sorted(self.intents)) or "none declared (add 'intents:' to the dialog)"
+                    self.error(fields["intent"], "unknown_intent", f"unknown intent '{intent}'; intents: {known}")
+        elif "intent" in fields:
+            self.error(fields["intent"], "misplaced_key", f"'intent' belongs to intent transitions, not '{event}'",
+                       True)
         count = None
         if "count" in fields:
             value = fields["count"].value
@@ -235,6 +375,6 @@ class _Loader(ActionParsers, GraphChecks):
             self.error(fields["actions"], "bad_value",
                        "after the caller hung up only 'call' and 'set' actions can run")
         return m.Transition(event=event, target=target, condition=condition, actions=actions, after=after,
-                            count=count, line=loc.line, origin=origin)
+                            count=count, intent=intent, line=loc.line, origin=origin)
 
     # -- actions (dispatched by type through a registry) ------------------------------------

@@ -11,14 +11,17 @@ from typing import Any
 
 from dialtone.conversation_runtime.core.expressions import Expression, Template
 
-EVENTS = ("speech", "dtmf", "digits", "timeout", "no_input", "no_match", "backend.result",
-          "playback.finished", "transfer.result", "hangup", "max_duration", "dead_air")
+EVENTS = ("speech", "dtmf", "digits", "intent", "filled", "failed", "timeout", "no_input", "no_match",
+          "backend.result", "playback.finished", "transfer.result", "hangup", "max_duration", "dead_air")
 
 # Names each event puts in front of conditions and actions, besides variables and ``call``.
 EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "speech": ("transcript", "confidence"),
     "dtmf": ("digit",),
     "digits": ("digits",),
+    "intent": ("intent", "confidence", "transcript"),
+    "filled": ("value",),
+    "failed": ("count",),
     "backend.result": ("result",),
     "playback.finished": ("playback",),
     "transfer.result": ("transfer",),
@@ -30,7 +33,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "dead_air": (),
 }
 RESERVED_NAMES = frozenset({"call", *[n for fields in EVENT_FIELDS.values() for n in fields]})
-INPUT_EVENTS = frozenset({"speech", "dtmf", "digits"})
+INPUT_EVENTS = frozenset({"speech", "dtmf", "digits", "intent"})
 BARGE_IN_MODES = ("on", "off", "dtmf_only", "after_words")
 INPUT_MODES = ("speech", "dtmf", "both")
 
@@ -54,6 +57,29 @@ class InputSettings:
     barge_in: BargeIn = BargeIn()
     no_input: float | None = None     # seconds of silence after the prompts before a no_input event
     digits: DigitCollection | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Confirmation:
+    prompt: Template                  # reads the value back ("I heard ${rx | digits}. Is that right?")
+    retry: Template | None = None     # after "no" (default: the slot's prompt again)
+
+
+@dataclasses.dataclass(frozen=True)
+class Collect:
+    """A slot the state fills: ask, extract a value of ``entity``, check it, maybe confirm it, then
+    the state's ``filled`` transition (or ``failed`` after ``max_attempts`` misses)."""
+
+    slot: str
+    entity: str
+    constraints: dict[str, Any]
+    prompt: Template
+    reprompts: tuple[Template, ...] = ()   # the Nth miss says the Nth (the last one repeats)
+    validate: Expression | None = None     # over the slot's name, the candidate value
+    invalid: Template | None = None        # said when validate is false
+    confirm: Confirmation | None = None
+    max_attempts: int = 3
+    line: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +131,7 @@ class Transition:
     actions: tuple[Action, ...] = ()
     after: float | None = None        # timeout: seconds after entering the state
     count: int | None = None          # no_input / no_match: the Nth occurrence (None = any)
+    intent: str | None = None         # intent transitions: the intent it takes
     line: int = 0
     origin: str = ""                  # the state it belongs to, or "*" for dialog-wide handlers
 
@@ -116,6 +143,8 @@ class Transition:
             extra = f" after {self.after:g}s"
         if self.count is not None:
             extra = f" #{self.count}"
+        if self.intent is not None:
+            extra = f" {self.intent}"
         if self.condition is not None:
             extra += f" [{self.condition.source}]"
         return f"{self.origin} --{self.event}{extra}--> {self.target or '(stay)'}"
@@ -129,11 +158,17 @@ class State:
     input: InputSettings
     final: bool
     line: int = 0
+    collect: Collect | None = None
 
     @property
     def expects_input(self) -> bool:
         """The state waits for the caller: only such states arm no_input and count no_match."""
-        return not self.final and any(t.event in INPUT_EVENTS for t in self.transitions)
+        return not self.final and (self.collect is not None or any(t.event in INPUT_EVENTS for t in self.transitions))
+
+    @property
+    def intents(self) -> tuple[str, ...]:
+        """The intents the state's own transitions take."""
+        return tuple(dict.fromkeys(t.intent for t in self.transitions if t.intent))
 
     def handles(self, event: str) -> tuple[Transition, ...]:
         return tuple(t for t in self.transitions if t.event == event)
@@ -150,10 +185,17 @@ class Dialog:
     source: str                       # the file it came from
     max_duration: float | None = None
     dead_air: float | None = None
+    time_zone: str = "UTC"            # dates and times callers say are read in it
+    intents: dict[str, Any] = dataclasses.field(default_factory=dict)  # name -> dialtone.language Intent
+    matcher: Any = dataclasses.field(default=None, compare=False, repr=False)  # IntentMatcher, or None
 
     def candidates(self, state: State, event: str) -> list[tuple[Transition, ...]]:
         """Transitions to try for ``event`` in ``state``: the state's own first, then the dialog's."""
         return [state.handles(event), tuple(t for t in self.handlers if t.event == event)]
+
+    def listened_intents(self, state: State) -> tuple[str, ...]:
+        """The intents a caller can say in ``state``: its own, then the dialog handlers'."""
+        return tuple(dict.fromkeys([*state.intents, *(t.intent for t in self.handlers if t.intent)]))
 
     def all_transitions(self) -> list[Transition]:
         out = [t for s in self.states.values() for t in s.transitions]

@@ -26,6 +26,7 @@ class Reporter:
         self.errors: list[DialogError] = []
         self.state: str | None = None
         self.variables: set[str] = set()
+        self.intents: dict[str, object] = {}
 
     def error(self, loc: Loc | tuple[int, int], kind: str, message: str, at_key: bool = False) -> None:
         if isinstance(loc, Loc):

@@ -34,6 +34,11 @@ class Session:
     # A call whose stream closed without its end: nothing fires until a stream resumes it; at
     # this time it ends as stream_lost (0 = not parked). See engine.park.
     parked_until: float = 0.0
+    # The state's collect: "ask" (waiting for the value), "confirm" (for yes or no to ``collect_value``),
+    # "" (not collecting); misses so far (no value, an invalid one, no answer).
+    collect_phase: str = ""
+    collect_value: Any = None
+    collect_misses: int = 0
 
     def copy(self) -> Session:
         # Shallow copies suffice: the engine replaces nested values, it never mutates them.
