@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import grpc
+from dialtone import language
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.logging import set_session
 from dialtone.conversation_runtime.backend import BackendClient
@@ -73,6 +74,8 @@ class ConversationRuntimeApp:
         return [pb.DESCRIPTOR.services_by_name["ConversationRuntime"].full_name]
 
     async def start(self) -> None:
+        # dates and phone numbers load their data on first use (~100 ms): not in a caller's turn
+        await asyncio.to_thread(language.warm_up)
         self.store = open_store(self.config.store)
         self.backend = BackendClient(self.config.integration_address, self.config.backend_timeout_s, self.config.tls)
         self.runtime = Runtime(self.config, self.store, self.registry, self.backend)
