@@ -4,12 +4,14 @@ starts it). A small real HTTP/JSON service:
 - ``GET /orders/{order_id}``: 200 ``{"order_id", "status": "shipped", "eta": "Tuesday"}`` for an id of
   4 or more digits not ending in 0; 404 ``{"error": "not found"}`` otherwise;
 - ``POST /appointments`` with ``{"date", "time"}``: 201 ``{"confirmation": "AB12"}``; 400 without them;
+- ``POST /refills`` with ``{"rx": 7 digits, "pickup": "YYYY-MM-DD"}``: 201 ``{"rx", "pickup", "ready": true}``;
+  400 otherwise;
 - ``GET /health``: 200;
 - ``GET /stats``: what it was asked so far (``RequestCounts.snapshot``): how many requests came with
   each ``Idempotency-Key`` and for each method and path, for load and soak checks that every backend
   call ran once (``python -m bench.soak``). Read-only.
 
-Written on the standard library's threaded ``http.server``: it is a demo peer with two
+Written on the standard library's threaded ``http.server``: it is a demo peer with three
 routes, and needs no web framework in the runtime's dependencies.
 """
 
@@ -95,6 +97,20 @@ def book_appointment(body: Any) -> tuple[int, dict[str, Any]]:
     return 201, {"confirmation": "AB12"}
 
 
+_RX = re.compile(r"^[1-9][0-9]{6}$")
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def request_refill(body: Any) -> tuple[int, dict[str, Any]]:
+    if not isinstance(body, dict) or not _RX.match(str(body.get("rx", ""))) \
+            or not _DAY.match(str(body.get("pickup", ""))):
+        return 400, {"error": "rx (7 digits) and pickup (YYYY-MM-DD) are required"}
+    return 201, {"rx": body["rx"], "pickup": body["pickup"], "ready": True}
+
+
+POST_ROUTES = {"/appointments": book_appointment, "/refills": request_refill}
+
+
 class ExampleHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "dialtone-example-backend"
@@ -129,7 +145,8 @@ class ExampleHandler(BaseHTTPRequestHandler):
             self._answer(413, {"error": "body too large"})
             return
         raw = self.rfile.read(length) if length else b""
-        if path != "/appointments":
+        route = POST_ROUTES.get(path)
+        if route is None:
             self._answer(404, {"error": "not found"})
             return
         try:
@@ -137,7 +154,7 @@ class ExampleHandler(BaseHTTPRequestHandler):
         except ValueError:
             self._answer(400, {"error": "body is not JSON"})
             return
-        self._answer(*book_appointment(body))
+        self._answer(*route(body))
 
     def _answer(self, status: int, body: dict[str, Any]) -> None:
         data = json.dumps(body).encode()

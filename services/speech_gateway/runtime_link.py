@@ -106,6 +106,8 @@ class RuntimeLink:
                 raise
             except (grpc.aio.AioRpcError, asyncio.InvalidStateError) as exc:
                 code, details = await _ended_with(call, exc)
+                if code == grpc.StatusCode.OK:
+                    return  # a write raced the runtime's normal end of the conversation: it is over
                 # the runtime's message may quote what it refused: a prefix is enough for a log line
                 why = f"{code.name} {quote_prefix(details, 200)}"
                 lost = (code, details) == _LOST_STATUS
@@ -147,11 +149,16 @@ class RuntimeLink:
             return await self._write_all(call, first, reader)
         finally:
             if not reader.done():
-                reader.cancel()
-                try:
+                if call.done() and await call.code() == grpc.StatusCode.OK:
+                    # the runtime ended the conversation while a write was under way: its last actions
+                    # (a hangup waiting for its prompt's audio) still run, they are not lost with the stream
                     await reader
-                except (asyncio.CancelledError, grpc.aio.AioRpcError):
-                    pass
+                else:
+                    reader.cancel()
+                    try:
+                        await reader
+                    except (asyncio.CancelledError, grpc.aio.AioRpcError):
+                        pass
 
     async def _write_all(self, call: grpc.aio.StreamStreamCall, first: rpb.SpeechEvent,
                          reader: asyncio.Task[None]) -> bool:
@@ -192,10 +199,12 @@ class RuntimeLink:
         async for action in call:
             if action.seq and action.seq <= self.last_action_seq:
                 continue  # re-sent after a resume and already handled
-            if action.seq:
-                self.last_action_seq = action.seq
             self._answered = True
             await self._on_action(action)
+            # counted once handled: an action cut off by a break (a hangup waiting for its prompt's
+            # audio) is re-sent by the runtime after the resume
+            if action.seq:
+                self.last_action_seq = action.seq
 
 
 async def _ended_with(call: grpc.aio.StreamStreamCall, exc: Exception) -> tuple[grpc.StatusCode, str]:

@@ -117,11 +117,12 @@ class Stack:
         self._log.close()
 
 
-def start_call(stack: Stack, *steps: str, folder: Path, name: str, timeout: float = 60.0) -> subprocess.Popen[str]:
-    """`dialtone call` in the background; finish it with ``finish_call``."""
+def start_call(stack: Stack, *steps: str, folder: Path, name: str, timeout: float = 60.0,
+               dialog: str = "order_status") -> subprocess.Popen[str]:
+    """`dialtone call` in the background (to ``dialog``'s number); finish it with ``finish_call``."""
     report = folder / f"{name}.json"
     return subprocess.Popen(
-        [sys.executable, "-m", "dialtone", "call", stack.uri(), *steps, "--timeout", str(timeout),
+        [sys.executable, "-m", "dialtone", "call", stack.uri(dialog), *steps, "--timeout", str(timeout),
          "--json", str(report)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder)
 
 
@@ -139,10 +140,11 @@ def finish_call(proc: subprocess.Popen[str], folder: Path, name: str,
     return proc.returncode, report, output
 
 
-def call(stack: Stack, *steps: str, folder: Path, name: str, timeout: float = 60.0) -> tuple[int, dict[str, Any], str]:
+def call(stack: Stack, *steps: str, folder: Path, name: str, timeout: float = 60.0,
+         dialog: str = "order_status") -> tuple[int, dict[str, Any], str]:
     """Run `dialtone call URI STEPS...` to its end."""
-    return finish_call(start_call(stack, *steps, folder=folder, name=name, timeout=timeout), folder, name,
-                       timeout + 60.0)
+    return finish_call(start_call(stack, *steps, folder=folder, name=name, timeout=timeout, dialog=dialog),
+                       folder, name, timeout + 60.0)
 
 
 def first_heard(report: dict[str, Any]) -> str:

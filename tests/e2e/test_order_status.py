@@ -21,9 +21,13 @@ from tests.e2e.support import MEDIA, SPEECH, Stack, call, first_heard
 ORDER = "one two three four five"
 
 
+# A call to sip:pharmacy_refill@... reaches the pharmacy example (the others go to order_status).
+ROUTES = '[{"number": "pharmacy_refill", "dialog": "pharmacy_refill"}]'
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(tmp_path_factory.mktemp("up"))
+    running = Stack(tmp_path_factory.mktemp("up"), env={"DIALTONE_CONVERSATION_RUNTIME__ROUTES": ROUTES})
     yield running
     running.stop()
 
@@ -111,3 +115,25 @@ def test_a_real_softphone_completes_the_order_status_call(stack: Stack, tmp_path
     # "Tuesday" is the example backend's eta for the order, read out by tell_status
     assert heard_contains(transcript, "welcome") and heard_contains(transcript, "tuesday"), transcript
     assert "terminated" in log    # the dialog hung up after reading the status
+
+
+def test_the_pharmacy_line_understands_a_position_a_double_a_yes_and_a_day(stack: Stack, tmp_path: Path) -> None:
+    """Issue 13 end to end: the caller's synthesized speech is understood as a menu choice by position,
+    a prescription number with "double", a yes to the read-back and a pickup day; the backend gets the
+    typed values and the caller hears them read back as words."""
+    code, report, output = call(
+        stack, "--say", "the second one", "--expect", "prescription",
+        "--say", "four double five one two three nine", "--expect", "is that right",
+        "--say", "yeah that's right", "--expect", "what day",
+        "--say", "next tuesday at three pm", "--wait", "bye",
+        folder=tmp_path, name="pharmacy", timeout=90.0, dialog="pharmacy_refill")
+    assert code == 0, output + stack.log()[-3000:]
+    heard = " ".join(report["heard"])
+    # the read-back said the digits one by one; the caller's tiny ASR writes them as figures, grouped
+    # its own way ("455 1239", "45 5 1 2 3 9") and sometimes hears the first "four" as "for"
+    read_back = next(text for text in report["heard"] if heard_contains(text, "is that right"))
+    assert "551239" in "".join(ch for ch in read_back if ch.isdigit()), output
+    assert heard_contains(heard, "ready on tuesday"), output
+    assert report["ended_by"] == "bot_hangup", output
+    assert "pharmacy.refill POST /refills -> 201" in stack.log(), stack.log()[-3000:]
+

@@ -68,7 +68,7 @@ def test_semantic_checks(tmp_path: Path, change: tuple[str, str], message: str) 
 def test_services_file_is_merged(tmp_path: Path) -> None:
     """services_file adds its services; the gateway's own `services` are kept beside them."""
     config = load(tmp_path, GOOD + f"services_file: {EXAMPLE_SERVICES_FILE}\n")
-    assert set(load_services(config)) == {"crm", "orders", "appointments"}
+    assert set(load_services(config)) == {"crm", "orders", "appointments", "pharmacy"}
 
 
 def test_bad_services_file_names_that_file(tmp_path: Path) -> None:
