@@ -39,7 +39,8 @@ from dialtone.media_gateway.config import MediaGatewayConfig
 log = logging.getLogger("dialtone.up")
 
 SERVICES = ("integration-gateway", "conversation-runtime", "speech-gateway", "media-gateway")
-EXAMPLE_DIALOGS = ("order_status", "appointment_booking", "dtmf_menu")   # conversation_runtime/examples
+# conversation_runtime/examples
+EXAMPLE_DIALOGS = ("order_status", "appointment_booking", "dtmf_menu", "pharmacy_refill")
 EXAMPLE_BACKEND = "example-backend"
 EXAMPLE_BACKEND_OFFSET = 80        # its HTTP port is BASE+80
 EXAMPLE_BACKEND_URL_ENV = "DIALTONE_EXAMPLE_BACKEND_URL"   # base_url_env of the packaged services file

@@ -21,12 +21,9 @@ def require_max_length(value: str | bytes, limit: int, what: str) -> None:
         raise InvalidArgument(f"{what} is {len(value)} {unit}; the limit is {limit}")
 
 
-async def abort_invalid(context: grpc.aio.ServicerContext, exc: InvalidArgument) -> None:
-    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-
-
-def refuse_stream(context: grpc.aio.ServicerContext, exc: InvalidArgument) -> None:
-    """End a streaming handler's call with INVALID_ARGUMENT (the handler returns after this).
+def refuse(context: grpc.aio.ServicerContext, exc: InvalidArgument) -> None:
+    """End the call with INVALID_ARGUMENT; the handler returns next (a unary one an empty response,
+    which gRPC discards with a non-OK status).
 
     Not with context.abort(): abort raises, and the exception's traceback holds the call's state,
     the refused message included, in a reference cycle that only the garbage collector frees, late;

@@ -8,7 +8,7 @@ import logging
 import grpc
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
-from dialtone.common.grpc_validation import abort_invalid, require_max_length, require_session_id
+from dialtone.common.grpc_validation import refuse, require_max_length, require_session_id
 from dialtone.common.ids import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_SESSION_ID_LENGTH, parse_idempotency_key
 from dialtone.common.limits import JsonTooDeep, loads_json
 from dialtone.integration_gateway.config import IntegrationGatewayConfig, load_services
@@ -83,8 +83,8 @@ class IntegrationGatewayServicer(pb_grpc.IntegrationGatewayServicer):
         try:
             payload = validate_request(request, self._config.max_payload_bytes)
         except InvalidArgument as exc:
-            await abort_invalid(context, exc)
-            raise AssertionError("abort returns only by raising") from exc  # pragma: no cover
+            refuse(context, exc)
+            return pb.ActionResult()
         call = ActionCall(session_id=request.session_id, key=request.idempotency_key, service=request.service,
                           method=request.method, payload=payload, timeout_ms=request.timeout_ms)
         return to_result(await self._gateway.invoke(call))

@@ -10,7 +10,7 @@ import grpc
 from dialtone.common.auth import load_token, require_token
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
-from dialtone.common.grpc_validation import abort_invalid
+from dialtone.common.grpc_validation import refuse
 from dialtone.common.tls import ReloadingContext, TlsConfigError, TlsFiles
 from dialtone.media_gateway import control
 from dialtone.media_gateway.call_rules import parse_sip_uri
@@ -55,8 +55,8 @@ class MediaGatewayControlServicer(pb_grpc.MediaGatewayControlServicer):
         try:
             found = control.hangup(self._app.calls, request.session_id)
         except InvalidArgument as exc:
-            await abort_invalid(context, exc)
-            raise AssertionError("unreachable") from None
+            refuse(context, exc)
+            return pb.HangupCallResponse()
         return pb.HangupCallResponse(found=found)
 
     async def Originate(self, request: pb.OriginateRequest,
@@ -67,8 +67,8 @@ class MediaGatewayControlServicer(pb_grpc.MediaGatewayControlServicer):
                 caller_id=request.caller_id, headers=[(h.name, h.value) for h in request.headers],
                 ring_timeout_s=float(request.ring_timeout_s))
         except InvalidArgument as exc:
-            await abort_invalid(context, exc)
-            raise AssertionError("unreachable") from None
+            refuse(context, exc)
+            return pb.OriginateResponse()
         except control.Unavailable as exc:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise AssertionError("unreachable") from None

@@ -13,7 +13,7 @@ import grpc
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_channel import ChannelPool, balanced_target
-from dialtone.common.grpc_validation import refuse_stream
+from dialtone.common.grpc_validation import refuse
 from dialtone.common.logging import set_session
 from dialtone.speech_gateway.call import CallSession, segmenter_settings
 from dialtone.speech_gateway.config import SpeechGatewayConfig
@@ -78,7 +78,7 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
         try:
             check_call_start(first)
         except InvalidArgument as exc:
-            refuse_stream(context, exc)
+            refuse(context, exc)
             return
         set_session(first.session_id)
         engines = app.engines
@@ -98,7 +98,7 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
                 runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
         if session.error is not None:
-            refuse_stream(context, session.error)
+            refuse(context, session.error)
 
 
 class SpeechGatewayApp:

@@ -57,7 +57,7 @@ async def test_call_moves_to_a_second_process_without_reissuing(runtime_env, sta
     assert kinds(await stream.read(2)) == ["state_changed", "say"]
     await stream.send(transcript("m1", 2, "Tuesday"))
     actions = await stream.read(2)
-    assert actions[1].say.text == "At what time on Tuesday?" and actions[1].seq == 4
+    assert actions[1].say.text.startswith("At what time on Tuesday, ") and actions[1].seq == 4
     first.proc.kill()
     first.proc.wait(10)
     await stream.close()
@@ -68,10 +68,10 @@ async def test_call_moves_to_a_second_process_without_reissuing(runtime_env, sta
     await moved.send(transcript("m1", 3, "10 am"))
     actions = await moved.read(2)
     assert [a.seq for a in actions] == [5, 6]  # nothing at or before seq 4 is issued again
-    assert actions[1].say.text == "So that is Tuesday at 10 am. Shall I book it?"
+    assert actions[1].say.text.startswith("Shall I book Tuesday, ") and "at ten a.m." in actions[1].say.text
     await moved.send(transcript("m1", 4, "yes"))
     actions = await moved.read_until("say")
-    assert "confirmation code is AB12" in actions[-1].say.text
+    assert "confirmation code is A, B, one, two." in actions[-1].say.text
     assert [(r.service, r.idempotency_key) for r in gateway.requests] == [("appointments", "m1:4:1")]
     await moved.close()
 

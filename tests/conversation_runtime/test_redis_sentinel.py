@@ -34,7 +34,7 @@ async def test_calls_in_flight_survive_a_master_failover(tmp_path: Path, start_s
                 await stream.send(call_started(call, dialog="appointment_booking"))
                 assert kinds(await stream.read(2)) == ["state_changed", "say"]
                 await stream.send(transcript(call, 2, "Tuesday"))
-                assert (await stream.read(2))[1].say.text == "At what time on Tuesday?"
+                assert (await stream.read(2))[1].say.text.startswith("At what time on Tuesday, ")
 
             redis_set.wait_replica_in_sync()
             redis_set.kill_master()
@@ -44,12 +44,13 @@ async def test_calls_in_flight_survive_a_master_failover(tmp_path: Path, start_s
             for call, stream in streams.items():
                 actions = await stream.read(2)
                 assert [a.seq for a in actions] == [5, 6], call
-                assert actions[1].say.text == "So that is Tuesday at 10 am. Shall I book it?"
+                said = actions[1].say.text
+                assert said.startswith("Shall I book Tuesday, ") and "at ten a.m." in said
             redis_set.wait_failover()
             for call, stream in streams.items():
                 await stream.send(transcript(call, 4, "yes"))
                 actions = await stream.read_until("say")
-                assert "confirmation code is AB12" in actions[-1].say.text, call
+                assert "confirmation code is A, B, one, two." in actions[-1].say.text, call
                 await stream.close()
             assert sorted((r.service, r.idempotency_key) for r in gateway.requests) == \
                 [("appointments", f"{call}:4:1") for call in CALLS]

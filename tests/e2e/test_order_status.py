@@ -21,13 +21,9 @@ from tests.e2e.support import MEDIA, SPEECH, Stack, call, first_heard
 ORDER = "one two three four five"
 
 
-# A call to sip:pharmacy_refill@... reaches the pharmacy example (the others go to order_status).
-ROUTES = '[{"number": "pharmacy_refill", "dialog": "pharmacy_refill"}]'
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = Stack(tmp_path_factory.mktemp("up"), env={"DIALTONE_CONVERSATION_RUNTIME__ROUTES": ROUTES})
+    running = Stack(tmp_path_factory.mktemp("up"))
     yield running
     running.stop()
 

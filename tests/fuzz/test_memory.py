@@ -65,9 +65,10 @@ def _kinds() -> dict[str, list[Kind]]:
         streaming = RPCS[rpc].method.client_streaming
         for name, build in requests:
             send = _stream(rpc, build) if streaming else _unary(rpc, build)
-            # A stream message this big waits ~0.2 s for gRPC's refusal (a server's limit may be 256 KiB),
-            # costing the server next to nothing: more such streams go at once.
-            big = streaming and max(m.ByteSize() for m in build("probe")) > 256 * 1024
+            # A message this big waits for gRPC's refusal (~0.2 s on a stream, ~65 ms unary: a server's
+            # limit may be 256 KiB), costing the server next to nothing: more such requests go at once.
+            probe = build("probe")
+            big = max(m.ByteSize() for m in (probe if streaming else [probe])) > 256 * 1024
             kinds.setdefault(RPCS[rpc].service, []).append(Kind(name, send, 64 if big else IN_FLIGHT))
     kinds["media-gateway"] += [Kind(name, _http(build)) for name, build in issue21.HTTP_REFUSED]
     return kinds
