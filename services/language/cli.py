@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--intents", metavar="FILE",
                         help="intent: a YAML file of intents (name: {examples: [...], keywords: [...]})")
     parser.add_argument("--among", help="intent: only these intents, comma-separated (what a state listens for)")
+    parser.add_argument("--dialog", metavar="FILE", help="intent: a dialog file; its intents as --state hears them")
+    parser.add_argument("--state", help="intent, with --dialog: the state whose intents (and the handlers') compete")
     parser.add_argument("--threshold", type=float, help="intent: confidence below which it is no_match")
     parser.set_defaults(func=_run)
 
@@ -117,10 +119,12 @@ def _match_intent(args: argparse.Namespace) -> int:
 
 
 def _intent_source(args: argparse.Namespace) -> tuple[IntentMatcher, list[str] | None]:
-    """The matcher and the intents listened for. Each way of naming them (today --intents FILE;
-    a dialog and its state later) resolves here."""
+    """The matcher and the intents listened for: from --intents FILE (and --among), or from a dialog
+    and one of its states, exactly as the runtime matches them there."""
+    if args.dialog:
+        return _dialog_intents(args)
     if not args.intents:
-        raise UsageError("intent: give --intents FILE")
+        raise UsageError("intent: give --intents FILE, or --dialog FILE --state NAME")
     declared = _load_intents(Path(args.intents))
     kwargs = {} if args.threshold is None else {"threshold": args.threshold}
     try:
@@ -132,6 +136,31 @@ def _intent_source(args: argparse.Namespace) -> tuple[IntentMatcher, list[str] |
     if unknown:
         raise UsageError(f"--among: unknown intent(s) {', '.join(unknown)}; declared: {', '.join(matcher.names)}")
     return matcher, among
+
+
+def _dialog_intents(args: argparse.Namespace) -> tuple[IntentMatcher, list[str] | None]:
+    # imported here: the library knows no service; only this operator's tool reads a dialog file
+    from dialtone.conversation_runtime.core.errors import DialogLoadError
+    from dialtone.conversation_runtime.core.loader import load_dialog
+
+    try:
+        dialog = load_dialog(args.dialog)
+    except DialogLoadError as error:
+        raise UsageError(str(error)) from None
+    if dialog.matcher is None:
+        raise UsageError(f"{args.dialog}: the dialog declares no intents")
+    if not args.state:
+        return dialog.matcher, None
+    state = dialog.states.get(args.state)
+    if state is None:
+        raise UsageError(f"--state: no state {args.state!r} in {dialog.name}; states: {', '.join(dialog.states)}")
+    listened = list(dialog.listened_intents(state))
+    if not listened:
+        raise UsageError(f"state {args.state!r} listens for no intent (no 'intent' transition there or in handlers)")
+    matcher = dialog.matcher
+    if args.threshold is not None:
+        matcher = IntentMatcher(dialog.intents, threshold=args.threshold)
+    return matcher, listened
 
 
 def _load_intents(path: Path) -> dict[str, Any]:

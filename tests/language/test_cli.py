@@ -9,6 +9,8 @@ import dialtone.language
 import pytest
 
 LABELLED = Path(dialtone.language.__file__).parent / "data" / "telephony_intents.yaml"
+EXAMPLES = Path(__file__).resolve().parents[2] / "services" / "conversation_runtime" / "examples"
+PHARMACY = EXAMPLES / "pharmacy_refill.yaml"
 CLOCK = ["--now", "2026-12-03T10:00", "--tz", "America/New_York"]
 
 
@@ -51,6 +53,15 @@ def test_intent_from_a_file():
     assert done.returncode == 1 and json.loads(done.stdout)["intent"] is None
 
 
+def test_intent_as_a_dialog_state_hears_it():
+    """--dialog/--state: the dialog's intents, only those the state (and the handlers) listen for."""
+    done = understand("intent", "--dialog", str(PHARMACY), "--state", "prescription", "can i speak with the pharmacist")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["intent"] == "pharmacist"
+    done = understand("intent", "--dialog", str(PHARMACY), "--state", "prescription", "what's the weather like")
+    assert done.returncode == 1 and json.loads(done.stdout)["intent"] is None
+
+
 @pytest.mark.parametrize(("args", "message"), [
     (["colour", "red"], "unknown type 'colour'"),
     (["digits", "1234", "--min-length", "5", "--max-length", "3"], "min_length 5 is above max_length 3"),
@@ -58,6 +69,7 @@ def test_intent_from_a_file():
     (["date", "tomorrow", "--now", "yesterday"], "--now wants ISO 8601"),
     (["choice", "big"], "choice: 'options' is required"),
     (["intent", "hello"], "give --intents FILE"),
+    (["intent", "hello", "--dialog", str(PHARMACY), "--state", "nope"], "no state 'nope' in pharmacy_refill"),
     (["intent", "hello", "--intents", "/nonexistent/intents.yaml"], "cannot read /nonexistent/intents.yaml"),
     (["intent", "hello", "--intents", str(LABELLED), "--among", "agent,nope"], "unknown intent(s) nope"),
 ])
