@@ -1,15 +1,17 @@
 """``dialtone dialog test``: conversation test cases in YAML, run offline on a virtual clock.
 
 A test file names its dialog (relative to the test file) and lists ``cases``; each case is a list
-of ``steps``: caller events (``speech``, ``dtmf``, ``digits``, ``silence`` to advance the clock,
-``played`` to finish the prompts, ``hangup``), and ``expect`` checks on what happened since the
-previous check. Backend calls are answered at once from ``backends`` (``service.method`` -> a
-result or an error kind). No network, no wall clock: a case runs in milliseconds.
+of ``steps``: caller events (``speech``, ``dtmf``, ``silence`` to advance the clock, ``played`` to
+finish the prompts, ``interrupt`` to talk over one, ``hangup``), and ``expect`` checks on what
+happened since the previous check. Backend calls are answered from ``backends`` (``service.method``
+-> a result or an error kind), at once or ``after:`` a delay on the test's clock. No network, no wall
+clock: a case runs in milliseconds.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from dialtone.conversation_runtime.core.session import Session
 
 ERROR_KINDS = ("timeout", "connect_error", "http_error", "breaker_open", "rate_limited", "invalid_request",
                "unknown_service")
+ANSWER_FIELDS = ("status", "body", "ok", "error", "message", "after")
+STEPS = ("speech", "dtmf", "silence", "wait", "played", "interrupt", "hangup", "backend", "transfer_failed", "expect")
 MAX_STEPS_PER_SILENCE = 1000
 
 
@@ -123,6 +127,7 @@ class _CaseRun:
         self.seq = 0
         self.session: Session | None = None
         self.recent: list[ev.Action] = []
+        self.delayed: list[tuple[float, ev.BackendResult]] = []   # backend answers with `after:`
 
     def record(self, outcome: engine.Outcome) -> None:
         self.session = outcome.session
@@ -134,7 +139,20 @@ class _CaseRun:
                 self.coverage.states.add(action.data["state"])
         for action in outcome.actions:
             if action.kind == "call":
-                self.send(self.backend_result(action))
+                after = self.answer_delay(action)
+                if after:
+                    self.delayed.append((self.now + after, self.backend_result(action)))
+                else:
+                    self.send(self.backend_result(action))
+
+    def answer_delay(self, action: ev.Action) -> float:
+        spec = self.backends.get(f"{action.data['service']}.{action.data['method']}")
+        if not isinstance(spec, dict) or "after" not in spec:
+            return 0.0
+        try:
+            return parse_duration(spec["after"])
+        except ValueError as exc:
+            raise CaseFailure(f"backends: {action.data['service']}.{action.data['method']}: after: {exc}") from exc
 
     def backend_result(self, action: ev.Action) -> ev.BackendResult:
         name = f"{action.data['service']}.{action.data['method']}"
@@ -144,6 +162,11 @@ class _CaseRun:
         if not isinstance(spec, dict):
             raise CaseFailure(f"backends: {name} must be a mapping such as {{status: 200, body: ...}} or "
                               "{error: timeout}")
+        unknown = sorted(set(spec) - set(ANSWER_FIELDS))
+        if unknown:
+            hint = _did_you_mean(unknown[0], ANSWER_FIELDS)
+            raise CaseFailure(f"backends: {name}: unknown field {unknown[0]!r}{hint}; "
+                              f"fields: {', '.join(ANSWER_FIELDS)}")
         error = spec.get("error")
         if error is not None and error not in ERROR_KINDS:
             raise CaseFailure(f"backends: {name}: unknown error kind {error!r}; kinds: {', '.join(ERROR_KINDS)}")
@@ -173,11 +196,35 @@ class _CaseRun:
         target = self.now + seconds
         for _ in range(MAX_STEPS_PER_SILENCE):
             due = self.session.next_deadline()
+            answer = min(self.delayed, key=lambda item: item[0]) if self.delayed else None
+            if answer is not None and answer[0] <= target and (due is None or answer[0] <= due):
+                self.delayed.remove(answer)
+                self.now = answer[0]
+                if not self.session.ended:
+                    self.send(answer[1])
+                continue
             if due is None or due > target or self.session.ended:
                 break
             self.now = due
             self.record(engine.handle_traced(self.dialog, self.session, ev.Tick(), self.now))
         self.now = target
+
+    def interrupt(self, text: str) -> None:
+        """``interrupt``: the caller talks over the prompt playing. A prompt that allows barge-in is cut
+        (played_ms 500) and the speech reaches the dialog; one that does not plays on, and the speech is
+        dropped, as the speech gateway does."""
+        assert self.session is not None
+        if not self.session.playing:
+            raise CaseFailure("'interrupt' but no prompt is playing")
+        key = self.session.playing[-1]
+        prompt = next((a for a in self.session.outbox if a["key"] == key), None)
+        mode = ((prompt or {}).get("data", {}).get("barge_in") or {}).get("mode", "on")
+        if mode in ("off", "dtmf_only"):
+            return
+        self.send(ev.PlaybackFinished(key, True, 500))
+        self.send(ev.SpeechStarted())
+        self.send(ev.SpeechEnded())
+        self.send(ev.SpeechResult(text, 0.9))
 
     def finish_prompts(self) -> None:
         """``played``: the prompts still playing finish (in order)."""
@@ -263,8 +310,7 @@ def _run_step(run: _CaseRun, step: Any) -> None:
         run.finish_prompts()
         return
     if not isinstance(step, dict) or len(step) != 1:
-        raise CaseFailure(f"a step is one of speech, dtmf, digits, silence, played, hangup, backend, expect; "
-                          f"got {step!r}")
+        raise CaseFailure(f"a step is one of {', '.join(STEPS)}; got {step!r}")
     ((kind, value),) = step.items()
     if kind == "speech":
         run.send(ev.SpeechStarted())
@@ -285,12 +331,19 @@ def _run_step(run: _CaseRun, step: Any) -> None:
         run.backends.update(value)
     elif kind == "transfer_failed":
         run.send(ev.TransferResult(str(value), False, 486))
+    elif kind == "interrupt":
+        run.interrupt(str(value))
     elif kind == "expect":
         if not isinstance(value, dict) or not set(value) <= _EXPECT_KEYS:
             raise CaseFailure(f"expect takes {', '.join(sorted(_EXPECT_KEYS))}")
         run.check(value)
     else:
-        raise CaseFailure(f"unknown step {kind!r}")
+        raise CaseFailure(f"unknown step {kind!r}{_did_you_mean(kind, STEPS)}; steps: {', '.join(STEPS)}")
+
+
+def _did_you_mean(word: str, choices: tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _subset(want: Any, got: Any) -> bool:

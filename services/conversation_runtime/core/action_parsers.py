@@ -8,7 +8,7 @@ from typing import Any
 
 from dialtone.conversation_runtime.core import model as m
 from dialtone.conversation_runtime.core.located import Loc
-from dialtone.conversation_runtime.core.reporter import NAME_RE, Reporter, kind_of
+from dialtone.conversation_runtime.core.reporter import NAME_RE, Reporter, did_you_mean, kind_of
 
 
 class ActionParsers(Reporter):
@@ -43,8 +43,9 @@ class ActionParsers(Reporter):
             ((kind, body),) = item.value.items()
             parse = ACTIONS.get(kind)
             if parse is None:
+                hint = did_you_mean(kind, ACTIONS)
                 self.error(body, "unknown_action",
-                           f"unknown action '{kind}'; actions: {', '.join(sorted(ACTIONS))}", True)
+                           f"unknown action '{kind}'{hint}; actions: {', '.join(sorted(ACTIONS))}", True)
                 continue
             action = parse(self, body, names)
             if action is not None:

@@ -221,8 +221,15 @@ class _Run:
                 "utterance_id": event.utterance_id, "interrupted": event.interrupted,
                 "played_ms": event.played_ms}})
         elif isinstance(event, ev.TransferResult):
-            self.run_event("transfer.result", {"transfer": {
+            # A transfer that worked hands the caller over: the dialog's transfer.result transition may
+            # still record it (call, set), then the session ends ("transferred") and no timer fires.
+            # One that failed is the dialog's to handle; without a transition for it the call ends.
+            handled = self.run_event("transfer.result", {"transfer": {
                 "target_uri": event.target_uri, "ok": event.ok, "sip_status": event.sip_status}})
+            if not s.ended and event.ok:
+                self.end("transferred")
+            elif not s.ended and not handled:
+                self.emit_hangup("transfer_failed")
         elif isinstance(event, ev.CallerHungUp):
             self.hang_up(event.reason, f"caller:{event.reason}")
 

@@ -6,7 +6,7 @@ import re
 
 from dialtone.conversation_runtime.core import model as m
 from dialtone.conversation_runtime.core.located import Loc
-from dialtone.conversation_runtime.core.reporter import Reporter
+from dialtone.conversation_runtime.core.reporter import Reporter, did_you_mean
 
 # A backend.result condition that lets errors through (see docs/dialogs.md, "Backend calls").
 HANDLES_ERRORS_RE = re.compile(r"result\.error|!\s*\(?\s*result\.ok|result\.ok\s*(==\s*false|!=\s*true)")
@@ -20,7 +20,8 @@ class GraphChecks(Reporter):
             if transition.target is not None and transition.target not in dialog.states:
                 loc = transition_locs.get((transition.origin, transition.line))
                 self.error(loc or (transition.line, 1), "unknown_target",
-                           f"target '{transition.target}' does not exist; states: "
+                           f"target '{transition.target}' does not exist"
+                           f"{did_you_mean(transition.target, dialog.states)}; states: "
                            f"{', '.join(sorted(dialog.states))}")
         reachable = {dialog.initial}
         frontier = [dialog.initial]

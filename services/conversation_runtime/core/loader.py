@@ -18,7 +18,7 @@ from dialtone.conversation_runtime.core.errors import DialogError, DialogLoadErr
 from dialtone.conversation_runtime.core.expressions import Template
 from dialtone.conversation_runtime.core.graph_checks import GraphChecks
 from dialtone.conversation_runtime.core.located import Loc, YamlSyntaxError, load_located
-from dialtone.conversation_runtime.core.reporter import NAME_RE, kind_of
+from dialtone.conversation_runtime.core.reporter import NAME_RE, did_you_mean, kind_of
 from dialtone.language import ENTITY_TYPES, IntentMatcher, validate_constraints, validate_intents
 from dialtone.language.intents import as_intent
 from dialtone.language.registry import validate_time_zone
@@ -330,15 +330,13 @@ class _Loader(ActionParsers, GraphChecks):
         event = fields["event"].value
         if event not in m.EVENTS:
             self.error(fields["event"], "unknown_event",
-                       f"unknown event {kind_of(event)}; events: {', '.join(m.EVENTS)}")
+                       f"unknown event {kind_of(event)}{did_you_mean(event, m.EVENTS)}; events: {', '.join(m.EVENTS)}")
             return None
         names = set(self.variables) | {"call", *m.EVENT_FIELDS[event]}
         condition = self.expression(fields["condition"], "condition", names) if "condition" in fields else None
-        target = None
+        target = None  # no target: run the actions and stay in the state (on_enter does not run again)
         if "target" in fields:
             target = self.string(fields["target"], "target")
-        elif event != "hangup":
-            self.error(loc, "missing_key", f"a '{event}' transition needs a 'target'")
         after = None
         if event == "timeout":
             if "after" in fields:

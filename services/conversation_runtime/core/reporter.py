@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 from dialtone.conversation_runtime.core.durations import parse_duration
 from dialtone.conversation_runtime.core.errors import DialogError
@@ -107,3 +109,9 @@ def kind_of(value: object) -> str:
     if isinstance(value, str):
         return f"the string {value!r}"
     return f"{type(value).__name__} {value!r}"
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """" (did you mean 'x'?)" for a misspelled name, or ""."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""

@@ -1,0 +1,185 @@
+"""Dialog authoring (issue 14, the parts built so far): transitions that stay, transfer semantics,
+"did you mean", and the test tool's delayed backend answers, checked answer fields, barge-in and
+step names."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from dialtone.conversation_runtime.core import engine
+from dialtone.conversation_runtime.core import events as ev
+from dialtone.conversation_runtime.core.errors import DialogLoadError
+from dialtone.conversation_runtime.core.loader import load_dialog_text
+from dialtone.conversation_runtime.dialog_testing import run_test_file
+
+CALL = ev.CallInfo(caller="sip:alice@127.0.0.1", callee="1000")
+
+DIALOG = """\
+dialog:
+  name: t
+  initial: menu
+  variables: {presses: 0}
+  max_duration: 10m
+  input: {barge_in: "off"}
+  states:
+    menu:
+      on_enter:
+        - say: {text: "Press 1 for an agent.", barge_in: "on"}
+      transitions:
+        - event: dtmf
+          condition: 'digit == "9"'
+          actions: [{set: {presses: presses + 1}}, {say: "Still here."}]
+        - event: dtmf
+          condition: 'digit == "1"'
+          target: agent
+        - event: speech
+          target: lookup
+    lookup:
+      on_enter:
+        - say: "One moment."
+        - call: {service: orders, method: get, payload: {}, timeout: 3s}
+      transitions:
+        - event: backend.result
+          condition: result.ok
+          target: found
+        - event: backend.result
+          target: agent
+        - event: timeout
+          after: 2s
+          actions: [{say: "Still looking."}]
+    found:
+      on_enter:
+        - say: "Found it."
+        - hangup: found
+    agent:
+      on_enter:
+        - say: "Connecting you."
+        - transfer: "sip:agent@127.0.0.1"
+      transitions:
+        - event: transfer.result
+          condition: '!transfer.ok'
+          target: sorry
+    sorry:
+      on_enter:
+        - say: "No agent is free."
+        - hangup: no_agent
+"""
+
+
+def start():
+    dialog = load_dialog_text(DIALOG, "t.yaml")
+    session, actions = engine.start(dialog, "s1", CALL, 0.0)
+    return dialog, session
+
+
+def test_a_transition_without_target_runs_its_actions_and_stays() -> None:
+    dialog, session = start()
+    session, actions = engine.handle(dialog, session, ev.DtmfPressed("9"), 1.0, seq=1)
+    assert session.state == "menu" and session.variables["presses"] == 1
+    assert [a.data.get("text") for a in actions if a.kind == "say"] == ["Still here."]  # on_enter not re-run
+    assert not any(a.kind == "state_changed" for a in actions)
+
+
+def test_a_successful_transfer_ends_the_session_and_no_timer_fires_after() -> None:
+    dialog, session = start()
+    session, _ = engine.handle(dialog, session, ev.DtmfPressed("1"), 1.0, seq=1)
+    session, actions = engine.handle(dialog, session, ev.TransferResult("sip:agent@127.0.0.1", True, 202), 2.0, seq=2)
+    assert session.ended and session.end_reason == "transferred" and session.timers == {}
+    assert engine.handle(dialog, session, ev.Tick(), 601.0)[1] == []   # max_duration does not fire later
+
+
+def test_a_failed_transfer_is_the_dialogs_to_handle_or_ends_the_call() -> None:
+    dialog, session = start()
+    session, _ = engine.handle(dialog, session, ev.DtmfPressed("1"), 1.0, seq=1)
+    session, actions = engine.handle(dialog, session, ev.TransferResult("sip:agent@127.0.0.1", False, 486), 2.0, seq=2)
+    assert session.state == "sorry" and [a.data["reason"] for a in actions if a.kind == "hangup"] == ["no_agent"]
+    unhandled = load_dialog_text(DIALOG.replace("""      transitions:
+        - event: transfer.result
+          condition: '!transfer.ok'
+          target: sorry
+""", "").replace("""    sorry:
+      on_enter:
+        - say: "No agent is free."
+        - hangup: no_agent
+""", ""), "t.yaml")
+    session, _ = engine.start(unhandled, "s2", CALL, 0.0)
+    session, _ = engine.handle(unhandled, session, ev.DtmfPressed("1"), 1.0, seq=1)
+    session, actions = engine.handle(unhandled, session, ev.TransferResult("sip:a@h", False, 486), 2.0, seq=2)
+    assert session.ended and [a.data["reason"] for a in actions if a.kind == "hangup"] == ["transfer_failed"]
+
+
+@pytest.mark.parametrize(("change", "words"), [
+    (("target: found", "target: fuond"), "target 'fuond' does not exist (did you mean 'found'?)"),
+    (("event: speech", "event: speach"), "(did you mean 'speech'?)"),
+    (('- say: "One moment."', '- sya: "One moment."'), "unknown action 'sya' (did you mean 'say'?)"),
+])
+def test_misspellings_get_a_suggestion(change, words) -> None:
+    with pytest.raises(DialogLoadError) as info:
+        load_dialog_text(DIALOG.replace(*change), "t.yaml")
+    assert any(words in e.message for e in info.value.errors), [str(e) for e in info.value.errors]
+
+
+def run_cases(tmp_path: Path, cases: str, backends: str = "", dialog: str = DIALOG) -> list:
+    (tmp_path / "t.yaml").write_text(dialog)
+    test = tmp_path / "t.test.yaml"
+    test.write_text("dialog: t.yaml\n" + textwrap.dedent(backends) + "cases:\n" + textwrap.indent(
+        textwrap.dedent(cases), "  "))
+    return run_test_file(test).cases
+
+
+def test_a_delayed_backend_answer_covers_the_slow_path(tmp_path: Path) -> None:
+    results = run_cases(tmp_path, """\
+        - name: slow backend
+          steps:
+            - speech: "order 12"
+            - expect: {state: lookup, said: "One moment"}
+            - silence: 2s
+            - expect: {said: "Still looking", state: lookup}
+            - silence: 2s
+            - expect: {state: found, hangup: found}
+        """, """\
+        backends:
+          orders.get: {status: 200, body: {}, after: 3s}
+        """)
+    assert [(r.name, r.passed, r.message) for r in results] == [("slow backend", True, "")]
+
+
+def test_a_misspelled_answer_field_is_refused_not_read_as_200(tmp_path: Path) -> None:
+    results = run_cases(tmp_path, """\
+        - steps:
+            - speech: "order 12"
+        """, """\
+        backends:
+          orders.get: {stauts: 404}
+        """)
+    assert not results[0].passed and "unknown field 'stauts' (did you mean 'status'?)" in results[0].message
+
+
+def test_interrupt_cuts_a_prompt_that_allows_it_and_not_one_that_does_not(tmp_path: Path) -> None:
+    case = """\
+        - steps:
+            - interrupt: "order 12"
+            - expect: {state: STATE}
+        """
+    backends = """\
+        backends:
+          orders.get: {status: 200, body: {}, after: 3s}
+        """
+    allowed = run_cases(tmp_path, case.replace("STATE", "lookup"), backends)
+    assert allowed[0].passed, allowed[0].message
+    # the same words over a prompt that forbids barge-in are dropped, as the speech gateway drops them
+    forbidden = DIALOG.replace('barge_in: "on"}', 'barge_in: "off"}')
+    kept = run_cases(tmp_path, case.replace("STATE", "menu"), backends, forbidden)
+    assert kept[0].passed, kept[0].message
+
+
+def test_an_unknown_step_lists_every_step(tmp_path: Path) -> None:
+    results = run_cases(tmp_path, """\
+        - steps:
+            - wiat: 2s
+        """)
+    message = results[0].message
+    assert "unknown step 'wiat' (did you mean 'wait'?)" in message
+    assert all(step in message for step in ("wait", "transfer_failed", "interrupt", "played"))
