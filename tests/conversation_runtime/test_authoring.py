@@ -183,3 +183,55 @@ def test_an_unknown_step_lists_every_step(tmp_path: Path) -> None:
     message = results[0].message
     assert "unknown step 'wiat' (did you mean 'wait'?)" in message
     assert all(step in message for step in ("wait", "transfer_failed", "interrupt", "played"))
+
+
+CEL_BASE = """\
+dialog:
+  name: c
+  initial: ask
+  variables: {confirm_fails: 0}
+  states:
+    ask:
+      input: {digits: {max: 7}}
+      on_enter: [{say: "Your number?"}]
+      transitions:
+        - event: digits
+          condition: 'size(digits) == 7'
+          target: done
+        - event: dtmf
+          condition: 'digit == "0"'
+          target: done
+        - event: no_match
+          condition: 'confirm_fails >= 1'
+          target: done
+    done:
+      on_enter: [{hangup: ok}]
+"""
+
+
+@pytest.mark.parametrize(("change", "kind", "line", "words"), [
+    (("size(digits) == 7", "len(digits) == 7"), "unknown_function", 11,
+     "unknown function 'len()' (did you mean 'size()'?)"),
+    (('digit == "0"', "digit == 0"), "type_mismatch", 14,
+     "'digit' is a string and 0 is a whole number, so '==' between them is never true: compare with \"0\""),
+    (("confirm_fails >= 1", 'confirm_fails >= "1"'), "type_mismatch", 17,
+     "'confirm_fails' is a whole number and \"1\" is a string"),
+    (('on_enter: [{say: "Your number?"}]', 'on_enter: [{say: "Say ${digits.lenght()}"}]'), "unknown_variable", 8, ""),
+    (('on_enter: [{say: "Your number?"}]', 'on_enter: [{say: "${confirm_fails.toUpperCase()}"}]'), "unknown_function",
+     8, "unknown method '.toUpperCase()' (did you mean 'upper()'?)"),
+])
+def test_cel_mistakes_that_would_fail_silently_on_a_call_are_refused_at_their_line(change, kind, line, words) -> None:
+    with pytest.raises(DialogLoadError) as info:
+        load_dialog_text(CEL_BASE.replace(*change), "c.yaml")
+    matching = [e for e in info.value.errors if e.kind == kind]
+    assert matching, [str(e) for e in info.value.errors]
+    assert matching[0].line == line and words in matching[0].message, str(matching[0])
+
+
+def test_the_correct_conditions_and_the_new_string_functions_load_and_work() -> None:
+    dialog = load_dialog_text(CEL_BASE.replace('digit == "0"', 'upper(trim(" a ")) == "A" && digit == "0" && '
+                                               'replace("a-b", "-", "") == "ab" && "x,y".split(",").size() == 2 && '
+                                               'substring("hello", 1, 3) == "el"'), "c.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, _ = engine.handle(dialog, session, ev.DtmfPressed("0"), 1.0, seq=1)
+    assert session.state == "done"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import json
 import logging
 import math
@@ -113,7 +114,40 @@ def _lower(text: Any) -> celtypes.StringType:
 
 
 # Functions dialogs may call besides CEL's standard ones (pure, deterministic).
-FUNCTIONS = {"only_digits": _only_digits, "lower": _lower}
+def _upper(text: Any) -> celtypes.StringType:
+    return celtypes.StringType(str(text).upper())
+
+
+def _trim(text: Any) -> celtypes.StringType:
+    return celtypes.StringType(str(text).strip())
+
+
+def _replace(text: Any, old: Any, new: Any) -> celtypes.StringType:
+    return celtypes.StringType(str(text).replace(str(old), str(new))[:MAX_RENDERED_CHARS])
+
+
+def _substring(text: Any, start: Any, end: Any = None) -> celtypes.StringType:
+    value = str(text)
+    return celtypes.StringType(value[int(start):] if end is None else value[int(start):int(end)])
+
+
+def _split(text: Any, separator: Any) -> celtypes.ListType:
+    return celtypes.ListType([celtypes.StringType(part) for part in str(text).split(str(separator))[:256]])
+
+
+FUNCTIONS = {"only_digits": _only_digits, "lower": _lower, "upper": _upper, "trim": _trim, "replace": _replace,
+             "substring": _substring, "split": _split}
+
+# What CEL itself provides (cel-python's standard set), for the load-time check of function names.
+_CEL_FUNCTIONS = {"size", "int", "uint", "double", "string", "bytes", "bool", "type", "has", "dyn", "timestamp",
+                  "duration", "matches"}
+_CEL_METHODS = {"contains", "startsWith", "endsWith", "matches", "size", "getDate", "getDayOfMonth", "getDayOfWeek",
+                "getDayOfYear", "getFullYear", "getHours", "getMilliseconds", "getMinutes", "getMonth",
+                "getSeconds", "all", "exists", "exists_one", "map", "filter"}
+# Names people reach for from other languages.
+_FUNCTION_ALIASES = {"len": "size", "length": "size", "count": "size", "str": "string", "float": "double",
+                     "toLowerCase": "lower", "toUpperCase": "upper", "strip": "trim", "startswith": "startsWith",
+                     "endswith": "endsWith", "includes": "contains", "substr": "substring"}
 # Macros whose first argument binds a local name (``items.exists(x, x > 1)``): comprehensions.
 _BINDING_MACROS = {"all", "exists", "exists_one", "map", "filter"}
 
@@ -451,3 +485,105 @@ def compile_template(source: str) -> Template:
             raise ExpressionError(str(exc), start + 2 + exc.column, exc.kind) from exc
         pos = end + 1
     return Template(source, tuple(parts))
+
+
+# --- load-time checks of functions and types ------------------------------------------------------
+
+_LITERAL_TYPES = {"INT_LIT": "int", "UINT_LIT": "int", "FLOAT_LIT": "double", "STRING_LIT": "string",
+                  "MLSTRING_LIT": "string", "BYTES_LIT": "bytes", "BOOL_LIT": "bool", "NULL_LIT": "null"}
+_NUMBERS = {"int", "double"}
+_COMPARISONS = {"relation_eq": "==", "relation_ne": "!=", "relation_lt": "<", "relation_le": "<=",
+                "relation_gt": ">", "relation_ge": ">="}
+
+
+def type_of_value(value: Any) -> str:
+    """A variable's CEL type from its starting value; "dyn" when it says nothing (null)."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "map"
+    return "dyn"
+
+
+def check_expression(source: str, types: Mapping[str, str]) -> list[str]:
+    """What cel-python would only fail on at run time, found at load: unknown functions (with a
+    suggestion) and comparisons of a name with a literal of another type (``digit == 0``, where digit
+    is a string). ``types`` maps names to CEL types ("string", "int", "double", "bool", "list", "map",
+    "dyn"); a name without one is not checked. Returns the problems, in the operator's words."""
+    try:
+        tree = _ENV.compile(source)
+    except celpy.CELParseError:
+        return []  # compile_expression reports syntax
+    problems: list[str] = []
+    known_functions = _CEL_FUNCTIONS | set(FUNCTIONS)
+    known_methods = _CEL_METHODS | set(FUNCTIONS)
+    for node in tree.iter_subtrees_topdown():
+        if node.data == "ident_arg" and node.children:
+            name = str(node.children[0])
+            if name not in known_functions:
+                problems.append(f"unknown function '{name}()'{_suggest(name, known_functions)}; functions: "
+                                f"{', '.join(sorted(known_functions))}")
+        elif node.data == "member_dot_arg" and len(node.children) >= 2:
+            name = str(node.children[1])
+            if name not in known_methods:
+                problems.append(f"unknown method '.{name}()'{_suggest(name, known_methods)}; methods: "
+                                f"{', '.join(sorted(known_methods))}")
+        elif node.data == "relation" and len(node.children) == 2 and isinstance(node.children[0], lark.Tree) \
+                and node.children[0].data in _COMPARISONS:
+            operator = _COMPARISONS[node.children[0].data]
+            left = _operand(node.children[0].children[0] if node.children[0].children else None, types)
+            right = _operand(node.children[1], types)
+            problem = _mismatch(left, right, operator)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def _suggest(name: str, known: set[str]) -> str:
+    close = _FUNCTION_ALIASES.get(name) or next(iter(difflib.get_close_matches(name, sorted(known), n=1)), None)
+    return f" (did you mean '{close}()'?)" if close else ""
+
+
+def _operand(node: Any, types: Mapping[str, str]) -> tuple[str, str] | None:
+    """(what it is, its type) when ``node`` is a bare name or a literal, through one-child wrappers."""
+    while isinstance(node, lark.Tree):
+        if node.data == "ident" and node.children:
+            name = str(node.children[0])
+            kind = types.get(name)
+            return (f"'{name}'", kind) if kind and kind != "dyn" else None
+        if node.data == "literal" and node.children:
+            token = node.children[0]
+            kind = _LITERAL_TYPES.get(getattr(token, "type", ""))
+            return (str(token), kind) if kind else None
+        trees = [c for c in node.children if isinstance(c, lark.Tree)]
+        if len(node.children) != 1 or len(trees) != 1:
+            return None
+        node = trees[0]
+    return None
+
+
+_KIND_WORDS = {"string": "a string", "int": "a whole number", "double": "a number", "bool": "true or false",
+               "list": "a list", "map": "a map", "bytes": "bytes", "null": "null"}
+
+
+def _mismatch(left: tuple[str, str] | None, right: tuple[str, str] | None, operator: str) -> str | None:
+    if left is None or right is None:
+        return None
+    (left_text, left_kind), (right_text, right_kind) = left, right
+    if left_kind == right_kind or {left_kind, right_kind} <= _NUMBERS or "null" in (left_kind, right_kind):
+        return None
+    hint = ""
+    if left_kind == "string" and right_kind in _NUMBERS:
+        hint = f": compare with \"{right_text}\" (a string), or convert with int({left_text.strip(chr(39))})"
+    elif right_kind == "string" and left_kind in _NUMBERS:
+        hint = f": compare with {right_text.strip(chr(34))} (a number, without quotes)"
+    return (f"{left_text} is {_KIND_WORDS.get(left_kind, left_kind)} and {right_text} is "
+            f"{_KIND_WORDS.get(right_kind, right_kind)}, so '{operator}' between them is never true{hint}")

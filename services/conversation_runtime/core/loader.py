@@ -15,7 +15,7 @@ from typing import Any
 from dialtone.conversation_runtime.core import model as m
 from dialtone.conversation_runtime.core.action_parsers import ActionParsers
 from dialtone.conversation_runtime.core.errors import DialogError, DialogLoadError
-from dialtone.conversation_runtime.core.expressions import Template
+from dialtone.conversation_runtime.core.expressions import Template, type_of_value
 from dialtone.conversation_runtime.core.graph_checks import GraphChecks
 from dialtone.conversation_runtime.core.located import Loc, YamlSyntaxError, load_located
 from dialtone.conversation_runtime.core.reporter import NAME_RE, did_you_mean, kind_of
@@ -33,6 +33,10 @@ _COLLECT_KEYS = {"slot", "type", "constraints", "prompt", "reprompts", "validate
 # Entity types whose answer a caller can key in: the keys are collected like digits (up to # or the
 # inter-digit pause) unless the state says otherwise; yes_no and choice take one key.
 _KEYED_ENTITIES = {"digits", "phone_number", "number"}
+# A slot's CEL type by its entity type (its JSON value): conditions on it are type-checked at load.
+_SLOT_TYPES = {"yes_no": "bool", "digits": "string", "choice": "string", "date": "string", "time": "string",
+               "datetime": "string", "phone_number": "string", "alphanumeric": "string", "amount": "map",
+               "ordinal": "int"}
 _INPUT_KEYS = {"mode", "barge_in", "no_input", "digits"}
 _DIGITS_KEYS = {"max", "finish_key", "inter_digit_timeout"}
 _DTMF_KEYS = set("0123456789*#ABCD")
@@ -153,6 +157,7 @@ class _Loader(ActionParsers, GraphChecks):
             elif key in m.RESERVED_NAMES:
                 self.error(value, "reserved_name", f"'{key}' is reserved for event fields; pick another name", True)
             out[key] = value.plain()
+            self.variable_types[key] = type_of_value(out[key])
         return out
 
     def collect_set_targets(self, body: dict[str, Loc]) -> None:
@@ -269,6 +274,8 @@ class _Loader(ActionParsers, GraphChecks):
         if entity is not None:
             for problem in validate_constraints(entity, constraints):
                 self.error(fields.get("constraints") or fields["type"], "bad_constraint", f"{entity}: {problem}")
+        if slot is not None and entity is not None:
+            self.variable_types[slot] = _SLOT_TYPES.get(entity, "dyn")
         names = set(self.variables) | {"call"}
         with_value = names | ({slot} if slot else set())
         prompt = self.template(fields["prompt"], "collect prompt", names) if "prompt" in fields else None

@@ -32,6 +32,12 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "max_duration": (),
     "dead_air": (),
 }
+# Their CEL types, for load-time checks of conditions ("dyn": anything).
+EVENT_FIELD_TYPES: dict[str, str] = {
+    "transcript": "string", "confidence": "double", "digit": "string", "digits": "string", "intent": "string",
+    "value": "dyn", "count": "int", "result": "map", "playback": "map", "transfer": "map", "reason": "string",
+    "call": "map",
+}
 RESERVED_NAMES = frozenset({"call", *[n for fields in EVENT_FIELDS.values() for n in fields]})
 INPUT_EVENTS = frozenset({"speech", "dtmf", "digits", "intent"})
 BARGE_IN_MODES = ("on", "off", "dtmf_only", "after_words")

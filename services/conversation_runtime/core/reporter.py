@@ -12,10 +12,12 @@ from dialtone.conversation_runtime.core.expressions import (
     Expression,
     ExpressionError,
     Template,
+    check_expression,
     compile_expression,
     compile_template,
 )
 from dialtone.conversation_runtime.core.located import Loc
+from dialtone.conversation_runtime.core.model import EVENT_FIELD_TYPES
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -29,6 +31,7 @@ class Reporter:
         self.state: str | None = None
         self.variables: set[str] = set()
         self.intents: dict[str, object] = {}
+        self.variable_types: dict[str, str] = {}   # declared variables and slots: their CEL types
 
     def error(self, loc: Loc | tuple[int, int], kind: str, message: str, at_key: bool = False) -> None:
         if isinstance(loc, Loc):
@@ -76,6 +79,7 @@ class Reporter:
             self.error(loc, exc.kind, f"{what}: {exc}")
             return None
         self.check_names(loc, what, expr.names, names)
+        self.check_types(loc, what, expr.source, names)
         return expr
 
     def template(self, loc: Loc, what: str, names: set[str]) -> Template | None:
@@ -88,7 +92,18 @@ class Reporter:
             self.error(loc, exc.kind, f"{what}: {exc}")
             return None
         self.check_names(loc, what, template.names, names)
+        for part in template.parts:
+            if not isinstance(part, str):
+                source = part.expression.source if hasattr(part, "expression") else part.source
+                self.check_types(loc, what, source, names)
         return template
+
+    def check_types(self, loc: Loc, what: str, source: str, names: set[str]) -> None:
+        """Unknown functions and comparisons that can never hold, which CEL would only find on a call."""
+        types = {name: self.variable_types.get(name) or EVENT_FIELD_TYPES.get(name, "dyn") for name in names}
+        for problem in check_expression(source, types):
+            kind = "unknown_function" if problem.startswith("unknown") else "type_mismatch"
+            self.error(loc, kind, f"{what}: {problem}")
 
     def check_names(self, loc: Loc, what: str, used: frozenset[str], names: set[str]) -> None:
         for name in sorted(used - names):
