@@ -35,7 +35,15 @@ def errors_of(text: str) -> list:
 
 # (kind, yaml, line, col, state, words in the message)
 CASES = [
-    ("yaml_syntax", "dialog:\n  name: t\n  states: [a\n", 4, 1, None, "invalid YAML"),
+    ("yaml_syntax", "dialog:\n  name: t\n  states: [a\n", 3, 11, None, "the '[' opened here is never closed"),
+    # a quote left open on line 8 is reported there, not at the end of the file where the parser noticed
+    ("yaml_syntax", VALID.replace('- say: "hello"', '- say: "hello'), 8, 1, None,
+     "the quote opened on line 8 is closed only on line 11"),
+    # a key indented one space short of its siblings is reported on its own line, in plain words
+    ("yaml_syntax", VALID.replace("      transitions:", "     transitions:"), 9, 6, None,
+     "line 9 is indented by 5 spaces, which lines up with none of the lines above it"),
+    ("yaml_syntax", VALID.replace("          target: b", "           target: b"), 12, 12, None,
+     "line 12 is indented by 11 spaces"),
     ("unknown_key", VALID.replace("  initial: a\n", "  initial: a\n  colour: red\n"), 4, 3, None, "'colour'"),
     ("unknown_key", VALID.replace("          target: b\n", "          target: b\n          tagret: b\n"),
      13, 11, "a", "'tagret'"),
