@@ -20,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = dialog.add_subparsers(dest="dialog_command", metavar="COMMAND", required=True)
     validate = commands.add_parser("validate", help="check dialog files; print every error as file:line:col")
     validate.add_argument("files", nargs="+", metavar="FILE")
+    validate.add_argument("--format", choices=("text", "json"), default="text",
+                          help="json: one array of diagnostics (file, line, col, severity, kind, message, state)")
     validate.set_defaults(func=_validate)
     test = commands.add_parser("test", help="run conversation test files on a virtual clock")
     test.add_argument("files", nargs="+", metavar="FILE")
@@ -40,19 +42,39 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from dialtone.conversation_runtime.core.errors import DialogLoadError
+    import json
+
+    from dialtone.conversation_runtime.core.errors import DialogError, DialogLoadError
     from dialtone.conversation_runtime.core.loader import load_dialog
+    from dialtone.conversation_runtime.dialog_testing import is_test_file
 
     failed = False
+    diagnostics: list[tuple[str, DialogError]] = []
+    lines: list[str] = []
     for file in args.files:
+        if is_test_file(file):
+            error = DialogError(file, 1, 1, "test_file", "this is a conversation test file (it has 'cases'): run "
+                                "`dialtone dialog test` on it; validate takes dialog files")
+            failed = True
+            diagnostics.append(("error", error))
+            lines.append(str(error))
+            continue
         try:
             dialog = load_dialog(file)
         except DialogLoadError as exc:
             failed = True
-            for error in exc.errors:
-                print(error)
+            diagnostics += [("error", error) for error in exc.errors]
+            lines += [str(error) for error in exc.errors]
             continue
-        print(f"{file}: ok (dialog {dialog.name}, {len(dialog.states)} states, version {dialog.version})")
+        diagnostics += [("warning", warning) for warning in dialog.warnings]
+        lines += [f"{warning.file}:{warning.line}:{warning.col}: warning: {warning.message}"
+                  + (f" (state '{warning.state}')" if warning.state else "") for warning in dialog.warnings]
+        lines.append(f"{file}: ok (dialog {dialog.name}, {len(dialog.states)} states, version {dialog.version})")
+    if args.format == "json":
+        print(json.dumps([{"file": d.file, "line": d.line, "col": d.col, "severity": severity, "kind": d.kind,
+                           "message": d.message, "state": d.state} for severity, d in diagnostics], indent=1))
+    else:
+        print("\n".join(lines))
     return 1 if failed else 0
 
 

@@ -76,6 +76,16 @@ class TestFileResult:
     coverage: Coverage
 
 
+def is_test_file(path: str | Path) -> bool:
+    """A conversation test file (``dialog:`` naming a file and ``cases:``), not a dialog."""
+    try:
+        root, _ = load_located(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, YamlSyntaxError):
+        return False
+    return root is not None and isinstance(root.value, dict) and "cases" in root.value \
+        and isinstance(root.value.get("dialog"), Loc) and isinstance(root.value["dialog"].value, str)
+
+
 def run_test_file(path: str | Path) -> TestFileResult:
     """Run every case in ``path``; raises DialogLoadError when the test file or its dialog is bad."""
     file = str(path)

@@ -235,3 +235,52 @@ def test_the_correct_conditions_and_the_new_string_functions_load_and_work() -> 
     session, _ = engine.start(dialog, "s1", CALL, 0.0)
     session, _ = engine.handle(dialog, session, ev.DtmfPressed("0"), 1.0, seq=1)
     assert session.state == "done"
+
+
+WARNED = """\
+dialog:
+  name: w
+  initial: a
+  states:
+    a:
+      input: {mode: dtmf}
+      on_enter: [{say: hi}]
+      transitions:
+        - event: dtmf
+          target: b
+        - event: dtmf
+          condition: 'digit == "1"'
+          target: b
+        - event: speech
+          target: b
+    b:
+      on_enter: [{hangup: x}, {say: "bye"}]
+"""
+
+
+def test_warnings_do_not_refuse_the_dialog_and_name_their_line() -> None:
+    dialog = load_dialog_text(WARNED, "w.yaml")
+    found = {(w.kind, w.line) for w in dialog.warnings}
+    assert found == {("shadowed_transition", 11), ("ignored_input", 14), ("action_after_end", 16)}
+    assert not load_dialog_text(DIALOG, "t.yaml").warnings
+
+
+def test_validate_json_lists_errors_and_warnings_and_spots_a_test_file(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    (tmp_path / "w.yaml").write_text(WARNED)
+    (tmp_path / "bad.yaml").write_text(DIALOG.replace("target: found", "target: fuond"))
+    (tmp_path / "w.test.yaml").write_text("dialog: w.yaml\ncases: []\n")
+    done = subprocess.run([sys.executable, "-m", "dialtone", "dialog", "validate", "--format", "json",
+                           *(str(tmp_path / n) for n in ("w.yaml", "bad.yaml", "w.test.yaml"))],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stderr
+    diagnostics = json.loads(done.stdout)
+    assert {(d["severity"], d["kind"]) for d in diagnostics} == {
+        ("warning", "shadowed_transition"), ("warning", "ignored_input"), ("warning", "action_after_end"),
+        ("error", "unknown_target"), ("error", "unreachable_state"), ("error", "test_file")}
+    assert all({"file", "line", "col", "message", "state"} <= set(d) for d in diagnostics)
+    assert next(d for d in diagnostics if d["kind"] == "test_file")["message"].startswith(
+        "this is a conversation test file")

@@ -47,6 +47,10 @@ class GraphChecks(Reporter):
                            f"state '{name}' has no way out: add transitions, or end its on_enter with "
                            "hangup or transfer", True)
             self.check_calls(dialog, state, state.on_enter, state)
+            self.warn_unreachable_transitions(state)
+            self.warn_actions_after_the_end(state.on_enter, state.line)
+            for transition in state.transitions:
+                self.warn_actions_after_the_end(transition.actions, transition.line)
             for transition in state.transitions:
                 receiver = dialog.states.get(transition.target or name)
                 if receiver is not None:
@@ -58,6 +62,33 @@ class GraphChecks(Reporter):
                 if receiver is not None:
                     self.check_calls(dialog, receiver, transition.actions, receiver)
         self.state = None
+
+    def warn_unreachable_transitions(self, state: m.State) -> None:
+        """Transitions that can never be taken: input the state's mode ignores, or one behind an
+        earlier transition for the same event that has no condition."""
+        ignored = {"dtmf": {"speech", "intent"}, "speech": {"dtmf", "digits"}}.get(state.input.mode, set())
+        catch_all: dict[tuple[object, ...], m.Transition] = {}
+        for transition in state.transitions:
+            if transition.event in ignored:
+                self.warn(transition.line, 1, "ignored_input",
+                          f"this '{transition.event}' transition is never taken: the state's input mode is "
+                          f"{state.input.mode}")
+            slot = (transition.event, transition.intent, transition.after, transition.count)
+            earlier = catch_all.get(slot)
+            if earlier is not None:
+                self.warn(transition.line, 1, "shadowed_transition",
+                          f"this '{transition.event}' transition is never taken: the one on line {earlier.line} "
+                          "has no condition and is tried first")
+            elif transition.condition is None:
+                catch_all[slot] = transition
+
+    def warn_actions_after_the_end(self, actions: tuple[m.Action, ...], line: int) -> None:
+        for index, action in enumerate(actions[:-1]):
+            if isinstance(action, m.Hangup):
+                after = type(actions[index + 1]).__name__.lower()
+                self.warn(line, 1, "action_after_end",
+                          f"an action ({after}) after hangup never runs: the call has ended")
+                return
 
     def check_calls(self, dialog: m.Dialog, state: m.State, actions: tuple[m.Action, ...],
                     receiver: m.State) -> None:

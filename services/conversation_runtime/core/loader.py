@@ -57,7 +57,7 @@ def load_dialog_text(text: str, file: str = "<dialog>") -> m.Dialog:
     dialog = loader.load(text)
     if loader.errors or dialog is None:
         raise DialogLoadError(loader.errors)
-    return dialog
+    return dataclasses.replace(dialog, warnings=tuple(loader.warnings)) if loader.warnings else dialog
 
 
 class _Loader(ActionParsers, GraphChecks):
@@ -229,7 +229,9 @@ class _Loader(ActionParsers, GraphChecks):
         settings = self.load_input(fields["input"], default_input) if "input" in fields else default_input
         on_enter = self.load_actions(fields.get("on_enter"), set(self.variables) | {"call"}, "on_enter")
         transitions = self.load_transitions(fields.get("transitions"), name, "transitions")
-        final = bool(on_enter) and isinstance(on_enter[-1], m.Hangup | m.Transfer)
+        # a hangup anywhere ends the call (what follows it never runs: a warning); a transfer as the last action
+        final = any(isinstance(a, m.Hangup) for a in on_enter) or (
+            bool(on_enter) and isinstance(on_enter[-1], m.Transfer))
         collect = self.load_collect(fields["collect"]) if "collect" in fields else None
         if collect is not None:
             if not any(t.event == "filled" for t in transitions):

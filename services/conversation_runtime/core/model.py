@@ -194,6 +194,7 @@ class Dialog:
     time_zone: str = "UTC"            # dates and times callers say are read in it
     intents: dict[str, Any] = dataclasses.field(default_factory=dict)  # name -> dialtone.language Intent
     matcher: Any = dataclasses.field(default=None, compare=False, repr=False)  # IntentMatcher, or None
+    warnings: tuple[Any, ...] = ()    # DialogErrors that do not refuse the dialog (validate prints them)
 
     def candidates(self, state: State, event: str) -> list[tuple[Transition, ...]]:
         """Transitions to try for ``event`` in ``state``: the state's own first, then the dialog's."""

@@ -28,6 +28,7 @@ class Reporter:
     def __init__(self, file: str) -> None:
         self.file = file
         self.errors: list[DialogError] = []
+        self.warnings: list[DialogError] = []   # printed by validate; the dialog still loads
         self.state: str | None = None
         self.variables: set[str] = set()
         self.intents: dict[str, object] = {}
@@ -39,6 +40,9 @@ class Reporter:
         else:
             line, col = loc
         self.errors.append(DialogError(self.file, line, col, kind, message, self.state))
+
+    def warn(self, line: int, col: int, kind: str, message: str) -> None:
+        self.warnings.append(DialogError(self.file, line, col, kind, message, self.state))
 
     def mapping(self, loc: Loc, what: str, allowed: set[str], required: tuple[str, ...] = ()) -> dict[str, Loc]:
         if not isinstance(loc.value, dict):
