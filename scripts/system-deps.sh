@@ -5,7 +5,7 @@ set -euo pipefail
 
 RUN_PACKAGES=(libopus0 espeak-ng flite)
 TEST_PACKAGES=(sip-tester redis-server redis-sentinel baresip-core linphone-cli asterisk-core-sounds-en
-               asterisk-core-sounds-en-wav sox tcpdump chromium unzip)
+               asterisk-core-sounds-en-wav sox tcpdump chromium unzip graphviz)
 
 case "${1:-run}" in
   run) wanted=("${RUN_PACKAGES[@]}") ;;

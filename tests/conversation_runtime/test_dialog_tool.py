@@ -63,6 +63,47 @@ def test_graph_mermaid_and_dot() -> None:
     assert dot.stdout.startswith('digraph "dtmf_menu" {') and '"support_menu" -> "main_menu"' in dot.stdout
 
 
+def test_graph_shows_actions_short_labels_true_finals_and_a_handler_node_no_state_can_take(tmp_path: Path) -> None:
+    """Issue 14's graph findings, drawn by Graphviz itself: which state calls the backend, a long
+    condition shortened, a state with a way out not drawn final, a real state named any_state kept
+    apart from the handlers' node."""
+    dialog = tmp_path / "g.yaml"
+    dialog.write_text("""\
+dialog:
+  name: g
+  initial: any_state
+  handlers:
+    - event: dtmf
+      condition: 'digit == "0"'
+      target: agent
+  states:
+    any_state:
+      on_enter: [{say: "Hello."}, {call: {service: orders, method: get, payload: {}}}]
+      transitions:
+        - event: backend.result
+          condition: 'result.ok && result.body.status == "shipped" && result.body.eta != ""'
+          target: agent
+        - event: backend.result
+          target: agent
+    agent:
+      on_enter: [{say: "Connecting."}, {transfer: "sip:agent@127.0.0.1"}]
+      transitions:
+        - event: transfer.result
+          target: any_state
+""")
+    dot = dialtone("graph", str(dialog), "--format", "dot").stdout
+    assert '"any_state" [shape=box, label="any_state\\nsay\\ncall orders.get"];' in dot
+    assert '"agent" [shape=box' in dot                      # it has a way out: not a final circle
+    assert '"any state" -> "agent"' in dot and '"any state" [shape=note' in dot
+    assert "[result.ok && result.body.status…]" in dot and "eta" not in dot
+    rendered = subprocess.run(["dot", "-Tsvg"], input=dot, capture_output=True, text=True, timeout=60)
+    assert rendered.returncode == 0, rendered.stderr
+    svg = rendered.stdout
+    assert svg.count('class="node"') == 4 and svg.count('class="edge"') == 5   # start, 2 states, handlers
+    mermaid = dialtone("graph", str(dialog)).stdout
+    assert "state \"any state (handlers)\" as any_state_\n" in mermaid and "any_state_ --> agent" in mermaid
+
+
 def test_test_runner_reports_uncovered_transitions(tmp_path: Path) -> None:
     """Coverage counts entered states and taken transitions, and names what was never taken."""
     full = run_test_file(DIALOGS[2].with_suffix(".test.yaml"))
