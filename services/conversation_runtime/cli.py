@@ -94,7 +94,8 @@ def _test(args: argparse.Namespace) -> int:
             continue
         for case in result.cases:
             print(f"{'PASS' if case.passed else 'FAIL'} {file}: {case.name}"
-                  + (f"\n     {case.message}" if not case.passed else ""))
+                  + (f"\n     {case.message}" if not case.passed else "")
+                  + "".join(f"\n     note: {note} (taken as false)" for note in case.notes))
             failed |= not case.passed
         merged = coverage.setdefault(result.dialog.source, Coverage(result.dialog))
         if merged.dialog is not result.dialog:  # the same dialog file loaded again by another test file

@@ -41,6 +41,7 @@ class CaseResult:
     name: str
     passed: bool
     message: str = ""
+    notes: list[str] = dataclasses.field(default_factory=list)   # conditions that could not be computed
 
 
 @dataclasses.dataclass
@@ -138,9 +139,11 @@ class _CaseRun:
         self.session: Session | None = None
         self.recent: list[ev.Action] = []
         self.delayed: list[tuple[float, ev.BackendResult]] = []   # backend answers with `after:`
+        self.notes: list[str] = []
 
     def record(self, outcome: engine.Outcome) -> None:
         self.session = outcome.session
+        self.notes += [error for error in outcome.errors if error not in self.notes]
         self.recent += outcome.actions
         for transition in outcome.fired:
             self.coverage.transitions.add(id(transition))
@@ -308,8 +311,8 @@ def _run_case(file: str, dialog: m.Dialog, case: Loc, defaults: Loc | None, cove
             except CaseFailure as exc:
                 raise CaseFailure(f"{file}:{step.line}:{step.col}: {exc}") from exc
     except CaseFailure as exc:
-        return CaseResult(name, False, str(exc))
-    return CaseResult(name, True)
+        return CaseResult(name, False, str(exc), run.notes)
+    return CaseResult(name, True, "", run.notes)
 
 
 def _run_step(run: _CaseRun, step: Any) -> None:

@@ -64,9 +64,12 @@ def _edges(dialog: m.Dialog) -> list[tuple[str, str, str]]:
     edges = []
     for state in dialog.states.values():
         for transition in state.transitions:
-            edges.append((state.name, transition.target or state.name, _edge_label(transition)))
+            target = state.name if transition.target in (None, m.CURRENT_STATE) else transition.target
+            edges.append((state.name, target, _edge_label(transition)))
     for transition in dialog.handlers:
-        if transition.target:
+        if transition.target == m.CURRENT_STATE:
+            edges.append((HANDLERS_NODE, HANDLERS_NODE, _edge_label(transition) + " (the current state again)"))
+        elif transition.target:
             edges.append((HANDLERS_NODE, transition.target, _edge_label(transition)))
     return edges
 
@@ -85,6 +88,7 @@ def to_mermaid(dialog: m.Dialog) -> str:
         lines.append(f"    state \"any state (handlers)\" as {node}")
     for source, target, label in _edges(dialog):
         source_id = source if source in dialog.states else node
+        target = target if target in dialog.states else node
         lines.append(f"    {source_id} --> {target}: {label.replace(':', '#colon;')}")
     for state in dialog.states.values():
         if _ends_here(state):

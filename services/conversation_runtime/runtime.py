@@ -50,6 +50,8 @@ EVENTS = counter("runtime_events_total", "Dialog events applied, by kind", ["kin
 ACTIONS = counter("runtime_actions_total", "Dialog actions issued, by kind", ["kind"])
 ACTIVE = gauge("runtime_active_streams", "Call streams open on this replica")
 EVENT_LATENCY = histogram("runtime_event_seconds", "Event in to actions out (FSM + store write)")
+EXPRESSION_ERRORS = counter("runtime_expression_errors_total",
+                            "Conditions that could not be computed on a call (taken as false)")
 STORE_CONFLICTS = counter("runtime_store_conflicts_total",
                           "Saves refused because another replica had moved the session on")
 TIMERS_FIRED = counter("runtime_timers_fired_total", "Timer firings, by where they fired", ["where"])
@@ -179,6 +181,9 @@ class Runtime:
         else:
             raise StoreUnavailable(f"session {session.session_id} keeps changing under this replica")
         EVENTS.labels(type(event).__name__).inc()
+        for error in outcome.errors:
+            EXPRESSION_ERRORS.inc()
+            log.warning("%s (taken as false)", error, extra={"session_id": session.session_id})
         for action in outcome.actions:
             ACTIONS.labels(action.kind).inc()
         EVENT_LATENCY.observe(time.perf_counter() - started)

@@ -284,3 +284,68 @@ def test_validate_json_lists_errors_and_warnings_and_spots_a_test_file(tmp_path:
     assert all({"file", "line", "col", "message", "state"} <= set(d) for d in diagnostics)
     assert next(d for d in diagnostics if d["kind"] == "test_file")["message"].startswith(
         "this is a conversation test file")
+
+
+REPROMPT = """\
+dialog:
+  name: r
+  initial: first
+  variables: {limit: 3}
+  handlers:
+    - event: no_match
+      count: 1
+      target: $current
+      actions: [{say: "Sorry, once more."}]
+    - event: no_match
+      target: bye
+  states:
+    first:
+      on_enter: [{say: "First question?"}]
+      transitions:
+        - event: speech
+          condition: 'transcript.endsWith("yes")'
+          target: second
+        - event: speech
+          condition: 'result.ok'
+          target: bye
+    second:
+      on_enter: [{say: "Second question?"}]
+      transitions:
+        - event: speech
+          condition: 'transcript == "no"'
+          target: bye
+    bye:
+      on_enter: [{hangup: done}]
+"""
+
+
+def test_a_handler_can_send_the_call_back_to_whichever_state_it_is_in() -> None:
+    dialog = load_dialog_text(REPROMPT.replace("""        - event: speech
+          condition: 'result.ok'
+          target: bye
+""", ""), "r.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, actions = engine.handle(dialog, session, ev.SpeechResult("maybe"), 1.0, seq=1)
+    assert session.state == "first"
+    assert [a.data["text"] for a in actions if a.kind == "say"] == ["Sorry, once more.", "First question?"]
+    session, _ = engine.handle(dialog, session, ev.SpeechResult("oh yes"), 2.0, seq=2)
+    session, actions = engine.handle(dialog, session, ev.SpeechResult("hmm"), 3.0, seq=3)
+    assert session.state == "second"
+    assert [a.data["text"] for a in actions if a.kind == "say"] == ["Sorry, once more.", "Second question?"]
+
+
+def test_a_condition_that_cannot_be_computed_is_reported_with_its_line(tmp_path: Path) -> None:
+    """`result.ok` in a speech transition has no `result`: on a call it is false, and the runtime
+    and the test tool say where."""
+    with pytest.raises(DialogLoadError):  # refused at load: result is not a name of speech transitions
+        load_dialog_text(REPROMPT, "r.yaml")
+    dialog = load_dialog_text(REPROMPT.replace("'result.ok'", "'limit.size() > 0'"), "r.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    outcome = engine.handle_traced(dialog, session, ev.SpeechResult("maybe"), 1.0, seq=1)
+    assert outcome.session.state == "first"          # false: on to no_match, reprompt
+    assert len(outcome.errors) == 1 and outcome.errors[0].startswith("r.yaml:19: speech condition:")
+    (tmp_path / "r.yaml").write_text(REPROMPT.replace("'result.ok'", "'limit.size() > 0'"))
+    (tmp_path / "r.test.yaml").write_text("dialog: r.yaml\ncases:\n  - steps:\n      - speech: maybe\n"
+                                          "      - expect: {said: once more}\n")
+    (case,) = run_test_file(tmp_path / "r.test.yaml").cases
+    assert case.passed and case.notes and "r.yaml:19: speech condition:" in case.notes[0]

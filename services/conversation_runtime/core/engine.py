@@ -39,6 +39,8 @@ class Outcome:
     session: Session
     actions: list[ev.Action]
     fired: list[m.Transition]
+    # conditions that could not be computed ("file:line: why"); each counted false, the next transition tried
+    errors: list[str] = dataclasses.field(default_factory=list)
 
 
 def start(dialog: m.Dialog, session_id: str, call: ev.CallInfo, now: float) -> tuple[Session, list[ev.Action]]:
@@ -55,7 +57,7 @@ def start_traced(dialog: m.Dialog, session_id: str, call: ev.CallInfo, now: floa
         session.timers["max_duration"] = now + dialog.max_duration
     run.enter(dialog.initial)
     run.touch()
-    return Outcome(session, run.actions, run.fired)
+    return Outcome(session, run.actions, run.fired, run.errors)
 
 
 def handle(dialog: m.Dialog, session: Session, event: ev.Event, now: float,
@@ -88,7 +90,7 @@ def handle_traced(dialog: m.Dialog, session: Session, event: ev.Event, now: floa
         run.now = now
         run.dispatch(event)
         run.touch()
-    return Outcome(new, run.actions, run.fired)
+    return Outcome(new, run.actions, run.fired, run.errors)
 
 
 def park(session: Session, now: float, orphan_timeout: float) -> Session:
@@ -132,6 +134,7 @@ class _Run:
         self.now = now
         self.actions: list[ev.Action] = []
         self.fired: list[m.Transition] = []
+        self.errors: list[str] = []
         self.index = 0
 
     # -- timers ----------------------------------------------------------------------------
@@ -411,7 +414,12 @@ class _Run:
             if count is not None:
                 options = [t for t in options if t.count == count] + [t for t in options if t.count is None]
             for transition in options:
-                if transition.condition is None or transition.condition.test(activation):
+                if transition.condition is None:
+                    return transition
+                holds, error = transition.condition.check(activation)
+                if error:
+                    self.errors.append(f"{self.dialog.source}:{transition.line}: {event} condition: {error}")
+                if holds:
                     return transition
         return None
 
@@ -430,7 +438,7 @@ class _Run:
         self.fired.append(transition)
         self.run_actions(transition.actions, fields)
         if transition.target is not None and not self.session.ended:
-            self.enter(transition.target)
+            self.enter(self.session.state if transition.target == m.CURRENT_STATE else transition.target)
 
     def enter(self, name: str) -> None:
         s = self.session

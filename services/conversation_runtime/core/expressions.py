@@ -219,10 +219,18 @@ class Expression:
 
     def test(self, activation: Mapping[str, Any]) -> bool:
         """A condition's truth; an expression that fails or is not a boolean is false."""
+        return self.check(activation)[0]
+
+    def check(self, activation: Mapping[str, Any]) -> tuple[bool, str]:
+        """(truth, why it could not be computed: "" when it could). False with a reason for a failure
+        (a missing field, a wrong type) or a value that is not true/false."""
         try:
-            return self.evaluate(activation) is True
-        except EvaluationError:
-            return False
+            value = self.evaluate(activation)
+        except EvaluationError as exc:
+            return False, str(exc)
+        if not isinstance(value, bool):
+            return False, f"{self.source!r} gave {type(value).__name__} {str(value)[:40]!r}, not true or false"
+        return value, ""
 
 
 class EvaluationError(ValueError):

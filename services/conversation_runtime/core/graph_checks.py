@@ -17,7 +17,8 @@ class GraphChecks(Reporter):
         transition_locs = _transition_locs(body, state_locs)
         for transition in dialog.all_transitions():
             self.state = None if transition.origin == "*" else transition.origin
-            if transition.target is not None and transition.target not in dialog.states:
+            if transition.target is not None and transition.target not in dialog.states \
+                    and transition.target != m.CURRENT_STATE:
                 loc = transition_locs.get((transition.origin, transition.line))
                 self.error(loc or (transition.line, 1), "unknown_target",
                            f"target '{transition.target}' does not exist"

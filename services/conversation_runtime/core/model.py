@@ -39,6 +39,9 @@ EVENT_FIELD_TYPES: dict[str, str] = {
     "call": "map",
 }
 RESERVED_NAMES = frozenset({"call", *[n for fields in EVENT_FIELDS.values() for n in fields]})
+# A target that re-enters whichever state the call is in (a dialog handler's "ask again"): its
+# on_enter runs again. No state can have this name.
+CURRENT_STATE = "$current"
 INPUT_EVENTS = frozenset({"speech", "dtmf", "digits", "intent"})
 BARGE_IN_MODES = ("on", "off", "dtmf_only", "after_words")
 INPUT_MODES = ("speech", "dtmf", "both")
