@@ -349,3 +349,47 @@ def test_a_condition_that_cannot_be_computed_is_reported_with_its_line(tmp_path:
                                           "      - expect: {said: once more}\n")
     (case,) = run_test_file(tmp_path / "r.test.yaml").cases
     assert case.passed and case.notes and "r.yaml:19: speech condition:" in case.notes[0]
+
+
+HOURS = """\
+dialog:
+  name: h
+  initial: a
+  time_zone: America/New_York
+  states:
+    a:
+      on_enter: [{say: "It is ${now.weekday} ${now.time}."}]
+      transitions:
+        - event: speech
+          condition: 'within_hours(now, "mon-fri 09:00-17:30, sat 10:00-14:00")'
+          target: open
+        - event: speech
+          target: closed
+    open:
+      on_enter: [{hangup: open}]
+    closed:
+      on_enter: [{hangup: closed}]
+"""
+
+
+@pytest.mark.parametrize(("when", "said", "state"), [
+    ("2026-12-03T10:00:00-05:00", "It is thursday 10:00.", "open"),
+    ("2026-12-03T17:30:00-05:00", "It is thursday 17:30.", "closed"),     # the end is not inside
+    ("2026-12-05T13:59:00-05:00", "It is saturday 13:59.", "open"),
+    ("2026-12-06T11:00:00-05:00", "It is sunday 11:00.", "closed"),
+    ("2026-12-03T15:00:00+00:00", "It is thursday 10:00.", "open"),       # read in the dialog's zone
+])
+def test_now_and_opening_hours_in_the_dialogs_time_zone(when, said, state) -> None:
+    from datetime import datetime
+    dialog = load_dialog_text(HOURS, "h.yaml")
+    start = datetime.fromisoformat(when).timestamp()
+    session, actions = engine.start(dialog, "s1", CALL, start)
+    assert [a.data["text"] for a in actions if a.kind == "say"] == [said]
+    session, _ = engine.handle(dialog, session, ev.SpeechResult("hello"), start, seq=1)
+    assert session.state == state
+
+
+def test_bad_opening_hours_are_refused_at_load() -> None:
+    with pytest.raises(DialogLoadError) as info:
+        load_dialog_text(HOURS.replace("mon-fri 09:00-17:30", "weekdays 9-5"), "h.yaml")
+    assert "write them as 'mon-fri 09:00-17:30, sat 10:00-14:00'" in str(info.value.errors[0])

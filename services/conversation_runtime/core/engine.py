@@ -18,6 +18,7 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dialtone.common.limits import json_depth_ok
 from dialtone.conversation_runtime.core import events as ev
@@ -135,6 +136,7 @@ class _Run:
         self.actions: list[ev.Action] = []
         self.fired: list[m.Transition] = []
         self.errors: list[str] = []
+        self._now_view: tuple[float, dict[str, Any]] | None = None
         self.index = 0
 
     # -- timers ----------------------------------------------------------------------------
@@ -467,7 +469,17 @@ class _Run:
         self.arm_no_input(state)
 
     def activation(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return {**self.session.variables, "call": self.session.call, **fields}
+        return {**self.session.variables, "call": self.session.call, "now": self._clock(), **fields}
+
+    def _clock(self) -> dict[str, Any]:
+        """``now`` as conditions see it: the event's time in the dialog's time zone (deterministic: the
+        engine's ``now``, never the wall clock)."""
+        if self._now_view is None or self._now_view[0] != self.now:
+            local = datetime.fromtimestamp(self.now, UTC).astimezone(ZoneInfo(self.dialog.time_zone))
+            self._now_view = (self.now, {
+                "date": local.date().isoformat(), "time": local.strftime("%H:%M"), "hour": local.hour,
+                "minute": local.minute, "weekday": local.strftime("%A").lower(), "iso": local.isoformat()})
+        return self._now_view[1]
 
     def run_actions(self, actions: tuple[m.Action, ...], fields: dict[str, Any]) -> None:
         s = self.session

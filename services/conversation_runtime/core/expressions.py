@@ -135,8 +135,41 @@ def _split(text: Any, separator: Any) -> celtypes.ListType:
     return celtypes.ListType([celtypes.StringType(part) for part in str(text).split(str(separator))[:256]])
 
 
+_DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+_HOURS_RE = re.compile(r"^\s*([a-z]{3})(?:\s*-\s*([a-z]{3}))?\s+(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_hours(spec: str) -> list[tuple[set[str], int, int]]:
+    """"mon-fri 09:00-17:30, sat 10:00-14:00" -> [(days, start minute, end minute)]; ValueError when bad."""
+    out = []
+    for part in str(spec).lower().split(","):
+        match = _HOURS_RE.match(part)
+        short = [d[:3] for d in _DAYS]
+        if match is None or match[1] not in short or (match[2] and match[2] not in short):
+            raise ValueError(f"opening hours {part.strip()!r}: write them as 'mon-fri 09:00-17:30, sat 10:00-14:00'")
+        first = short.index(match[1])
+        last = short.index(match[2]) if match[2] else first
+        days = {_DAYS[(first + i) % 7] for i in range((last - first) % 7 + 1)}
+        start, end = int(match[3]) * 60 + int(match[4]), int(match[5]) * 60 + int(match[6])
+        if not (0 <= start < end <= 24 * 60):
+            raise ValueError(f"opening hours {part.strip()!r}: the start must be before the end, within a day")
+        out.append((days, start, end))
+    return out
+
+
+def _within_hours(now: Any, spec: Any) -> celtypes.BoolType:
+    """``within_hours(now, "mon-fri 09:00-17:30, sat 10:00-14:00")``: is ``now`` (the dialog's clock)
+    inside the opening hours?"""
+    try:
+        periods = parse_hours(str(spec))
+        weekday, minute = str(now["weekday"]), int(now["hour"]) * 60 + int(now["minute"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise celpy.CELEvalError(str(exc)) from exc
+    return celtypes.BoolType(any(weekday in days and start <= minute < end for days, start, end in periods))
+
+
 FUNCTIONS = {"only_digits": _only_digits, "lower": _lower, "upper": _upper, "trim": _trim, "replace": _replace,
-             "substring": _substring, "split": _split}
+             "substring": _substring, "split": _split, "within_hours": _within_hours}
 
 # What CEL itself provides (cel-python's standard set), for the load-time check of function names.
 _CEL_FUNCTIONS = {"size", "int", "uint", "double", "string", "bytes", "bool", "type", "has", "dyn", "timestamp",
@@ -536,6 +569,8 @@ def check_expression(source: str, types: Mapping[str, str]) -> list[str]:
     for node in tree.iter_subtrees_topdown():
         if node.data == "ident_arg" and node.children:
             name = str(node.children[0])
+            if name == "within_hours":
+                problems += _check_hours_literal(node)
             if name not in known_functions:
                 problems.append(f"unknown function '{name}()'{_suggest(name, known_functions)}; functions: "
                                 f"{', '.join(sorted(known_functions))}")
@@ -553,6 +588,16 @@ def check_expression(source: str, types: Mapping[str, str]) -> list[str]:
             if problem:
                 problems.append(problem)
     return problems
+
+
+def _check_hours_literal(node: lark.Tree) -> list[str]:
+    literals = [t for t in node.scan_values(lambda v: isinstance(v, lark.Token) and v.type == "STRING_LIT")]
+    for literal in literals:
+        try:
+            parse_hours(ast.literal_eval(str(literal)))
+        except (ValueError, SyntaxError) as exc:
+            return [f"within_hours: {exc}"]
+    return []
 
 
 def _suggest(name: str, known: set[str]) -> str:

@@ -227,7 +227,7 @@ class _Loader(ActionParsers, GraphChecks):
             loc = Loc({}, loc.line, loc.col, loc.key_line, loc.key_col)
         fields = self.mapping(loc, f"state '{name}'", _STATE_KEYS)
         settings = self.load_input(fields["input"], default_input) if "input" in fields else default_input
-        on_enter = self.load_actions(fields.get("on_enter"), set(self.variables) | {"call"}, "on_enter")
+        on_enter = self.load_actions(fields.get("on_enter"), set(self.variables) | m.ALWAYS_NAMES, "on_enter")
         transitions = self.load_transitions(fields.get("transitions"), name, "transitions")
         # a hangup anywhere ends the call (what follows it never runs: a warning); a transfer as the last action
         final = any(isinstance(a, m.Hangup) for a in on_enter) or (
@@ -278,7 +278,7 @@ class _Loader(ActionParsers, GraphChecks):
                 self.error(fields.get("constraints") or fields["type"], "bad_constraint", f"{entity}: {problem}")
         if slot is not None and entity is not None:
             self.variable_types[slot] = _SLOT_TYPES.get(entity, "dyn")
-        names = set(self.variables) | {"call"}
+        names = set(self.variables) | m.ALWAYS_NAMES
         with_value = names | ({slot} if slot else set())
         prompt = self.template(fields["prompt"], "collect prompt", names) if "prompt" in fields else None
         reprompts: list[Template] = []
@@ -341,7 +341,7 @@ class _Loader(ActionParsers, GraphChecks):
             self.error(fields["event"], "unknown_event",
                        f"unknown event {kind_of(event)}{did_you_mean(event, m.EVENTS)}; events: {', '.join(m.EVENTS)}")
             return None
-        names = set(self.variables) | {"call", *m.EVENT_FIELDS[event]}
+        names = set(self.variables) | m.ALWAYS_NAMES | set(m.EVENT_FIELDS[event])
         condition = self.expression(fields["condition"], "condition", names) if "condition" in fields else None
         target = None  # no target: run the actions and stay in the state (on_enter does not run again)
         if "target" in fields:

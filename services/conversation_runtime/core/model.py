@@ -36,9 +36,11 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
 EVENT_FIELD_TYPES: dict[str, str] = {
     "transcript": "string", "confidence": "double", "digit": "string", "digits": "string", "intent": "string",
     "value": "dyn", "count": "int", "result": "map", "playback": "map", "transfer": "map", "reason": "string",
-    "call": "map",
+    "call": "map", "now": "map",
 }
-RESERVED_NAMES = frozenset({"call", *[n for fields in EVENT_FIELDS.values() for n in fields]})
+# Names every condition and action can read besides variables and the event's fields.
+ALWAYS_NAMES = frozenset({"call", "now"})
+RESERVED_NAMES = frozenset({*ALWAYS_NAMES, *[n for fields in EVENT_FIELDS.values() for n in fields]})
 # A target that re-enters whichever state the call is in (a dialog handler's "ask again"): its
 # on_enter runs again. No state can have this name.
 CURRENT_STATE = "$current"
