@@ -42,6 +42,15 @@ class SipConfig:
     # SRTP with SDES keys (RFC 4568) on RTP calls: off, optional (when the peer offers it) or required
     # (a plain offer gets 488). Keys are only taken from INVITEs that came over TLS.
     srtp: Literal["off", "optional", "required"] = "off"
+    # Digest authentication of new calls (RFC 3261 §22; SHA-512-256, SHA-256 and MD5, RFC 8760),
+    # on when a credentials file (user:password lines) is given. Sources in auth_exempt_networks (a
+    # trunk known by its address) need none; the allow-list above applies to all. Replicas that share
+    # auth_nonce_secret_file accept each other's challenges.
+    auth_users_file: str = ""
+    auth_realm: str = "dialtone"
+    auth_exempt_networks: list[str] = dataclasses.field(default_factory=list)
+    auth_nonce_secret_file: str = ""
+    auth_algorithms: list[str] = dataclasses.field(default_factory=lambda: ["SHA-256", "MD5"])  # offered in order
     # Liveness: an OPTIONS to ourselves every interval; `self_check_misses` unanswered in a row (each
     # given `self_check_answer_s`) turn health NOT_SERVING and exit the process for a restart. 0 = off.
     self_check_interval_s: float = 1.5

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,6 +20,13 @@ from dialtone.media_gateway.calls import CallManager, MediaFactory
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.control_http import ControlHttpServer
 from dialtone.media_gateway.sip_bridge import SippyBridge
+from dialtone.media_gateway.sip_digest import (
+    ALGORITHMS,
+    CredentialsError,
+    DigestAuthenticator,
+    DigestPolicy,
+    load_users,
+)
 from dialtone.media_gateway.sip_guard import GuardConfig, SipGuard
 from dialtone.media_gateway.sip_liveness import SelfCheck, SelfProbe, dead_threads
 from dialtone.media_gateway.sip_stack import SipStack
@@ -73,6 +82,32 @@ class MediaGatewayControlServicer(pb_grpc.MediaGatewayControlServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
             raise AssertionError("unreachable") from None
         return pb.OriginateResponse(session_id=result.session_id, call_id=result.call_id)
+
+
+def _authenticator(config: MediaGatewayConfig) -> DigestAuthenticator | None:
+    """Digest authentication of new calls when sip.auth_users_file is set (a bad file stops the start)."""
+    sip = config.sip
+    if not sip.auth_users_file:
+        return None
+    try:
+        users = load_users(sip.auth_users_file)
+        secret = Path(sip.auth_nonce_secret_file).read_bytes().strip() if sip.auth_nonce_secret_file else b""
+        for network in sip.auth_exempt_networks:
+            ipaddress.ip_network(network, strict=False)
+        unknown = [name for name in sip.auth_algorithms if name not in ALGORITHMS]
+        if unknown or not sip.auth_algorithms:
+            raise ConfigError(f"sip.auth_algorithms: {unknown or 'empty'}; choose from {', '.join(ALGORITHMS)}")
+    except CredentialsError as exc:
+        raise ConfigError(f"sip.auth_users_file: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"sip.auth_nonce_secret_file: cannot read {sip.auth_nonce_secret_file}: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"sip.auth_exempt_networks: {exc}") from None
+    policy = DigestPolicy(sip.auth_realm, users, tuple(sip.auth_exempt_networks), tuple(sip.auth_algorithms),
+                          **({"nonce_secret": secret} if secret else {}))
+    log.info("SIP digest authentication on: realm %s, %d user(s), %d exempt network(s)", sip.auth_realm,
+             len(users), len(sip.auth_exempt_networks))
+    return DigestAuthenticator(policy)
 
 
 def _default_media_factory(config: MediaGatewayConfig) -> MediaFactory:
@@ -144,7 +179,8 @@ class MediaGatewayApp:
         self.calls.channels = ChannelPool(config.tls)   # the speech gateway over mutual TLS when configured
         guard = SipGuard(GuardConfig(
             max_datagram_bytes=config.sip.max_datagram_bytes, allowed_networks=tuple(config.sip.allowed_networks),
-            flood_rate_per_s=config.sip.flood_rate_per_s, flood_burst=config.sip.flood_burst))
+            flood_rate_per_s=config.sip.flood_rate_per_s, flood_burst=config.sip.flood_burst,
+            authenticator=_authenticator(config)))
         tls_files = TlsFiles(config.sip.tls_cert_file, config.sip.tls_key_file, config.sip.tls_ca_file)
         try:
             tls = ReloadingContext(tls_files, config.sip.tls_verify_client) if tls_files.enabled else None

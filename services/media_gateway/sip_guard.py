@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from dialtone.common.metrics import counter
+from dialtone.media_gateway.sip_digest import DigestAuthenticator
 from dialtone.media_gateway.sip_syntax import (
     RESPONSE_LINE,
     Message,
@@ -43,7 +44,8 @@ _NOT_OURS = frozenset({"REGISTER", "SUBSCRIBE", "PUBLISH", "MESSAGE"})   # we ar
 _SUPPORTED_EXTENSIONS = frozenset({"timer"})   # RFC 4028 session timers (calls.session_timer)
 _SCHEMES = ("sip", "sips", "tel")
 _SDP_ACCEPTS = ("application/sdp", "application/*", "*/*")
-_REASONS = {400: "Bad Request", 405: "Method Not Allowed", 406: "Not Acceptable", 415: "Unsupported Media Type",
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+            405: "Method Not Allowed", 406: "Not Acceptable", 415: "Unsupported Media Type",
             416: "Unsupported URI Scheme", 420: "Bad Extension", 501: "Not Implemented",
             505: "Version Not Supported"}
 
@@ -69,6 +71,8 @@ class GuardConfig:
     flood_rate_per_s: float = 2000.0     # sustained datagrams per second per source address
     flood_burst: int = 4000
     max_sources_tracked: int = 10_000
+    # digest authentication of new calls (sip_digest); None: the allow-list alone decides
+    authenticator: DigestAuthenticator | None = None
 
 
 class _Bucket:
@@ -155,7 +159,7 @@ class SipGuard:
                 return Verdict.DROP, None, "bad_response_target"   # a response is never answered
             return Verdict.PASS, canonical_response(data), ""
         try:
-            text = self._check_request(message)
+            text = self._check_request(message, source)
         except SipSyntaxError as exc:
             if exc.status is None:
                 return Verdict.DROP, None, "unanswerable"
@@ -167,7 +171,7 @@ class SipGuard:
         guarded.headers = tuple(message.headers)
         return Verdict.PASS, guarded, ""
 
-    def _check_request(self, message: Message) -> str:
+    def _check_request(self, message: Message, source: str) -> str:
         request = read_request(message)
         method = request.method
         if method in _NOT_OURS:
@@ -182,6 +186,12 @@ class SipGuard:
                            if tag.strip() and tag.strip().lower() not in _SUPPORTED_EXTENSIONS]
             if unsupported:
                 raise _Refuse(420, "extension not supported", [("Unsupported", ", ".join(unsupported))])
+        authenticator = self._config.authenticator
+        if authenticator is not None and method == "INVITE" and not _has_to_tag(message):
+            # a new call; an INVITE inside a call (To tag) belongs to a dialog already authenticated
+            verdict = authenticator.check(method, source, message.get("authorization"))
+            if not verdict.ok:
+                raise _Refuse(verdict.status, verdict.detail, list(verdict.headers))
         override = None
         if method == "INVITE":
             full_type = (message.get("content-type") or [""])[0]
@@ -208,6 +218,10 @@ class SipGuard:
         if response is None:
             return Verdict.DROP, None, "unanswerable"
         return Verdict.REPLY, response, str(status)
+
+
+def _has_to_tag(message: Message) -> bool:
+    return any(";tag=" in value.replace(" ", "").lower() for value in message.get("to"))
 
 
 def build_response(message: Message, status: int, detail: str,
