@@ -118,8 +118,9 @@ def to_message(session_id: str, action: ev.Action) -> pb.DialogAction | None:
         changed = pb.StateChanged(dialog=data["dialog"], state=data["state"])
         expect = data.get("expect")
         if expect:
-            changed.expect.CopyFrom(pb.Expectation(entity=expect["entity"],
-                                                   constraints_json=json.dumps(expect.get("constraints") or {})))
+            changed.expect.CopyFrom(pb.Expectation(
+                entity=expect.get("entity", ""), hints=expect.get("hints", ""),
+                constraints_json=json.dumps(expect.get("constraints") or {}) if expect.get("entity") else ""))
         out.state_changed.CopyFrom(changed)
     else:
         return None

@@ -43,7 +43,7 @@ from dialtone.speech_gateway.core.events import (
 from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSettings
 from dialtone.speech_gateway.core.segmenter import SegmenterSettings
 from dialtone.speech_gateway.core.turn import Completeness, EndOfTurn, Expectation, TurnCore, TurnSettings, judge
-from dialtone.speech_gateway.engines.base import AsrEngine, Recognition
+from dialtone.speech_gateway.engines.base import MAX_HINT_CHARS, AsrEngine, Recognition
 from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
 from dialtone.speech_gateway.engines.vad import HANGOVER_MS, build_vad
 from dialtone.speech_gateway.metrics import (
@@ -153,6 +153,7 @@ class CallSession:
             backchannel_words=frozenset(w.lower() for w in b.backchannel_words) or DEFAULT_BACKCHANNEL_WORDS,
             hold_on_speech=b.hold_on_speech))
         self._held: str | None = None   # prompt silenced at speech onset, verdict pending
+        self._hints = ""                 # the listening state's recognition hints (StateChanged.expect.hints)
         self._partials = PartialScheduler(PartialSettings(
             enabled=config.asr.partials, interval_ms=config.asr.partial_interval_ms,
             min_audio_ms=config.asr.partial_min_audio_ms))
@@ -436,11 +437,12 @@ class CallSession:
         not loop work)."""
         samples = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
         child = ASR_DECODE.labels(self._asr_name, kind)
+        hints = self._hints
 
         def job(engine: AsrEngine) -> T:
             started = time.perf_counter()
             try:
-                rec = engine.transcribe(samples)
+                rec = engine.transcribe(samples, hints)
             finally:
                 child.observe(time.perf_counter() - started)
             return then(rec)
@@ -531,6 +533,8 @@ class CallSession:
                 self._down(hangup=action.hangup)
         elif kind == "state_changed":
             self._notice("state", f"{action.state_changed.dialog}:{action.state_changed.state}")
+            # the state's words for the recognizer, from this state's next decode on
+            self._hints = action.state_changed.expect.hints[:MAX_HINT_CHARS] if self._config.asr.use_hints else ""
             try:
                 self._turn.expect(expectation_of(action.state_changed))
             except ValueError as exc:

@@ -144,13 +144,18 @@ def test_intents_from_the_state_and_the_dialog() -> None:
 def test_the_state_sends_what_it_expects() -> None:
     call = Call()
     changed = [a for a in call.actions if a.kind == "state_changed"]
-    assert changed[-1].data["expect"] == {"entity": "digits", "constraints": {"min_length": 4, "max_length": 4}}
+    expect = changed[-1].data["expect"]
+    assert (expect["entity"], expect["constraints"]) == ("digits", {"min_length": 4, "max_length": 4})
+    # the recognizer's hints: the intents the state listens for (its own, then the handlers')
+    assert expect["hints"] == "when are you open, talk to a person, agent, human."
     message = to_message("s1", changed[-1])
     assert message.state_changed.expect.entity == "digits"
     assert message.state_changed.expect.constraints_json == '{"min_length": 4, "max_length": 4}'
+    assert message.state_changed.expect.hints == expect["hints"]
     call.say("one two three four")
     changed = [a for a in call.actions if a.kind == "state_changed"]
     assert changed and changed[-1].data["expect"]["entity"] == "yes_no"  # the read-back takes yes or no
+    assert "yes" in changed[-1].data["expect"]["hints"]
 
 
 def test_a_collect_state_survives_a_store_round_trip() -> None:

@@ -270,3 +270,18 @@ def test_a_turn_longer_than_the_short_window_is_decoded_whole():
     short = normalize(asr.transcribe(pcm_to_float32(first)).text)
     # piper's voice varies run to run (its noise is random): "please" is sometimes heard as "place"
     assert "enter your password" in short and "tuesday" not in short
+
+
+def test_hints_reach_whispers_prompt_and_leave_digit_strings_as_they_are():
+    """A state's hints are Whisper's previous-text prompt (both decode windows); on human-read digit
+    strings they change nothing (bench.asr_hints: 20/20 with and without)."""
+    from tests.speech_gateway.corpus import as_float, digit_strings
+
+    asr = build_asr(AsrConfig())
+    hints = "talk to a pharmacist, pharmacist, agent, representative, human, person, operator, someone."
+    for digits, pcm in digit_strings(4, seed=11):
+        samples = as_float(pcm)
+        assert digit_string(asr.transcribe(samples).text) == digits
+        assert digit_string(asr.transcribe(samples, hints).text) == digits
+        long = np.concatenate([samples, np.zeros(16000 * 21, dtype=np.float32)])   # the 30 s window's path
+        assert digit_string(asr.transcribe(long, hints).text) == digits

@@ -25,7 +25,7 @@ from dialtone.conversation_runtime.core import events as ev
 from dialtone.conversation_runtime.core import model as m
 from dialtone.conversation_runtime.core.expressions import EvaluationError, Template
 from dialtone.conversation_runtime.core.session import OUTBOX_LIMIT, Session
-from dialtone.language import extract, to_json
+from dialtone.language import extract, hints_for, to_json
 
 MAX_TIMER_FIRINGS = 64  # per handle(); a bound, far above what any dialog needs
 STREAM_LOST = "stream_lost"
@@ -389,8 +389,8 @@ class _Run:
 
     def expect(self, state: m.State, entity: str, constraints: dict[str, Any]) -> None:
         """Tell the speech gateway what the caller is now expected to say (it ends the turn on it)."""
-        self.emit("state_changed", {"dialog": self.dialog.name, "state": state.name,
-                                    "expect": {"entity": entity, "constraints": constraints}})
+        self.emit("state_changed", {"dialog": self.dialog.name, "state": state.name, "expect": {
+            "entity": entity, "constraints": constraints, "hints": hints_for(entities=[entity]).prompt}})
 
     def reset_counters(self) -> None:
         self.session.no_input_count = 0
@@ -452,8 +452,13 @@ class _Run:
         s.collect_phase, s.collect_value, s.collect_misses = "", None, 0
         state = self.dialog.states[name]
         changed: dict[str, Any] = {"dialog": self.dialog.name, "state": name}
+        expect: dict[str, Any] = {}
         if state.collect is not None:
-            changed["expect"] = {"entity": state.collect.entity, "constraints": state.collect.constraints}
+            expect = {"entity": state.collect.entity, "constraints": state.collect.constraints}
+        if state.hints:
+            expect["hints"] = state.hints
+        if expect:
+            changed["expect"] = expect
         self.emit("state_changed", changed)
         self.run_actions(state.on_enter, {})
         if s.ended:

@@ -19,7 +19,7 @@ from dialtone.conversation_runtime.core.expressions import Template, type_of_val
 from dialtone.conversation_runtime.core.graph_checks import GraphChecks
 from dialtone.conversation_runtime.core.located import Loc, YamlSyntaxError, load_located
 from dialtone.conversation_runtime.core.reporter import NAME_RE, did_you_mean, kind_of
-from dialtone.language import ENTITY_TYPES, IntentMatcher, validate_constraints, validate_intents
+from dialtone.language import ENTITY_TYPES, IntentMatcher, hints_for, validate_constraints, validate_intents
 from dialtone.language.intents import as_intent
 from dialtone.language.registry import validate_time_zone
 
@@ -58,6 +58,19 @@ def load_dialog_text(text: str, file: str = "<dialog>") -> m.Dialog:
     if loader.errors or dialog is None:
         raise DialogLoadError(loader.errors)
     return dataclasses.replace(dialog, warnings=tuple(loader.warnings)) if loader.warnings else dialog
+
+
+def _hints(state: m.State, handlers: tuple[m.Transition, ...], intents: dict[str, object]) -> str:
+    """The recognizer's prompt for a listening state: its choice's options, the intents it listens for
+    (its own and the handlers'), its entity type's words. Empty for a state that listens for nothing."""
+    if state.final or not state.expects_input:
+        return ""
+    listened = [t.intent for t in (*state.transitions, *handlers) if t.intent and t.intent in intents]
+    collect = state.collect
+    options = collect.constraints.get("options", ()) if collect is not None and collect.entity == "choice" else ()
+    return hints_for(entities=[collect.entity] if collect is not None else [],
+                     intents={name: intents[name] for name in dict.fromkeys(listened)},
+                     options=options if isinstance(options, dict | list) else ()).prompt
 
 
 class _Loader(ActionParsers, GraphChecks):
@@ -116,6 +129,8 @@ class _Loader(ActionParsers, GraphChecks):
                            f"initial state '{initial}' does not exist; states: {', '.join(sorted(states))}")
         if name is None or initial is None or not states:
             return None
+        states = {name: dataclasses.replace(state, hints=_hints(state, handlers, intents))
+                  for name, state in states.items()}
         # Variables only ever set (not declared) start as null, so conditions can test them.
         variables = {**{v: None for v in sorted(self.variables)}, **variables}
         dialog = m.Dialog(name=name, initial=initial, variables=variables, states=states, handlers=handlers,

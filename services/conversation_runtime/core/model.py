@@ -170,6 +170,7 @@ class State:
     final: bool
     line: int = 0
     collect: Collect | None = None
+    hints: str = ""                   # what the caller is likely to say here, for the recognizer
 
     @property
     def expects_input(self) -> bool:

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from dialtone.speech_gateway.engines.base import ModelError, Recognition
+from dialtone.speech_gateway.engines.base import MAX_HINT_CHARS, ModelError, Recognition
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ def max_tokens_for(n_samples: int) -> int:
 SHORT_WINDOW_S = 20
 SHORT_MARGIN_S = 0.5
 _HOP = 160                      # feature frames per second: 16 kHz / 160
+MAX_PROMPT_TOKENS = 223          # Whisper's prompt takes at most half of its 448-token context, less one
 
 
 def select_device(device: str, compute_type: str, cuda_devices: int,
@@ -98,12 +99,13 @@ class FasterWhisperAsr:
         self._prompt: list[int] = []
         self._suppressed: list[int] | None = None
 
-    def transcribe(self, samples: np.ndarray) -> Recognition:
+    def transcribe(self, samples: np.ndarray, hints: str = "") -> Recognition:
+        hints = hints[:MAX_HINT_CHARS].strip()
         if self._short_window_s and len(samples) / 16000 <= self._short_window_s - SHORT_MARGIN_S:
-            return self._transcribe_short(samples)
-        return self._transcribe_full(samples)
+            return self._transcribe_short(samples, hints)
+        return self._transcribe_full(samples, hints)
 
-    def _transcribe_short(self, samples: np.ndarray) -> Recognition:
+    def _transcribe_short(self, samples: np.ndarray, hints: str = "") -> Recognition:
         import ctranslate2
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_suppressed_tokens
@@ -115,6 +117,9 @@ class FasterWhisperAsr:
             self._prompt = [*self._tokenizer.sot_sequence, self._tokenizer.no_timestamps]
             self._suppressed = get_suppressed_tokens(self._tokenizer, [-1])
         tokenizer, prompt = self._tokenizer, self._prompt
+        if hints:
+            # Whisper's previous-text slot, as faster-whisper's initial_prompt builds it
+            prompt = [tokenizer.sot_prev, *tokenizer.encode(" " + hints)[-(MAX_PROMPT_TOKENS):], *prompt]
         frames = self._short_window_s * 16000 // _HOP
         # pad the audio, not the features: Whisper's log-mel normalisation puts silence well below 0
         padded = np.pad(samples, (0, self._short_window_s * 16000 - len(samples)))
@@ -132,9 +137,9 @@ class FasterWhisperAsr:
             return Recognition("", 0.0, duration_ms)
         return Recognition(tokenizer.decode(tokens).strip(), min(1.0, math.exp(avg_logprob)), duration_ms)
 
-    def _transcribe_full(self, samples: np.ndarray) -> Recognition:
+    def _transcribe_full(self, samples: np.ndarray, hints: str = "") -> Recognition:
         segments, _info = self._model.transcribe(
-            samples, language=self._language, beam_size=1, best_of=1, temperature=0.0,
+            samples, language=self._language, beam_size=1, best_of=1, temperature=0.0, initial_prompt=hints or None,
             without_timestamps=True, condition_on_previous_text=False, vad_filter=False,
             max_new_tokens=max_tokens_for(len(samples)))
         texts, logprobs = [], []

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 from dialtone.speech_gateway.engines.asr_faster_whisper import max_tokens_for
-from dialtone.speech_gateway.engines.base import Recognition, require_file
+from dialtone.speech_gateway.engines.base import MAX_HINT_CHARS, Recognition, require_file
 
 _FULL_CTX = 1500  # 30 s of encoder frames (50 per second)
 
@@ -31,13 +31,18 @@ class WhisperCppAsr:
                             language=language, no_context=True, single_segment=False,
                             audio_ctx=self._audio_ctx)
         self._ctx_now = self._audio_ctx
+        self._hints_now = ""
 
-    def transcribe(self, samples: np.ndarray) -> Recognition:
+    def transcribe(self, samples: np.ndarray, hints: str = "") -> Recognition:
         audio_ms = len(samples) * 1000 // 16000
         # Audio longer than the reduced context would be truncated: use the full window.
         ctx = self._audio_ctx if self._audio_ctx and audio_ms < self._audio_ctx * 20 - 500 else 0
-        params = {"audio_ctx": ctx} if ctx != self._ctx_now else {}
+        params: dict[str, object] = {"audio_ctx": ctx} if ctx != self._ctx_now else {}
         self._ctx_now = ctx
+        hints = hints[:MAX_HINT_CHARS].strip()
+        if hints != self._hints_now:   # pywhispercpp keeps a parameter until it is set again
+            params["initial_prompt"] = hints
+            self._hints_now = hints
         segments = self._model.transcribe(np.ascontiguousarray(samples, dtype=np.float32),
                                           max_tokens=max_tokens_for(len(samples)), **params)
         text = " ".join(s.text.strip() for s in segments if s.text.strip())

@@ -27,8 +27,12 @@ class Recognition:
 class AsrEngine(Protocol):
     name: str
 
-    def transcribe(self, samples: np.ndarray) -> Recognition:
-        """Decode float32 16 kHz mono samples (one utterance)."""
+    def transcribe(self, samples: np.ndarray, hints: str = "") -> Recognition:
+        """Decode float32 16 kHz mono samples (one utterance); ``hints``: words the caller is likely to
+        say, given to the decoder as its prompt (Whisper's previous-text context)."""
+
+
+MAX_HINT_CHARS = 200   # Whisper gives its prompt at most half of its 448-token context; this is far less
 
 
 class TtsEngine(Protocol):
