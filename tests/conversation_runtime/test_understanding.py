@@ -193,3 +193,55 @@ def test_bad_understanding_is_refused_at_load_with_its_place(kind, text, line, c
     assert (matching[0].line, matching[0].col) == (line, col), str(matching[0])
     assert words in matching[0].message
     assert str(matching[0]).startswith(f"t.yaml:{line}:{col}: ")
+
+
+PIZZA = """\
+dialog:
+  name: pizza
+  initial: size
+  states:
+    size:
+      collect:
+        slot: size
+        type: choice
+        constraints: {options: [small, medium, large]}
+        prompt: "What size?"
+        also:
+          - {slot: topping, type: choice, constraints: {options: [pepperoni, mushroom, cheese]}}
+          - {slot: method, type: choice, constraints: {options: {pickup: [pick up, collect], delivery: [deliver]}}}
+      transitions: [{event: filled, target: topping}]
+    topping:
+      collect:
+        slot: topping
+        type: choice
+        constraints: {options: [pepperoni, mushroom, cheese]}
+        prompt: "Which topping?"
+        skip_if_filled: true
+      transitions: [{event: filled, target: method}]
+    method:
+      collect:
+        slot: method
+        type: choice
+        constraints: {options: {pickup: [pick up, collect], delivery: [deliver]}}
+        prompt: "Pickup or delivery?"
+        skip_if_filled: true
+      transitions: [{event: filled, target: done}]
+    done:
+      on_enter:
+        - say: "A ${size} ${topping} for ${method}."
+        - hangup: ordered
+"""
+
+
+def test_one_utterance_fills_several_slots_and_the_filled_ones_are_not_asked() -> None:
+    dialog = load_dialog_text(PIZZA, "pizza.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, actions = engine.handle(dialog, session, ev.SpeechResult("a large pepperoni for delivery"), 1.0, seq=1)
+    assert said(actions) == ["A large pepperoni for delivery."] and session.ended
+    session, _ = engine.start(dialog, "s2", CALL, 0.0)
+    session, actions = engine.handle(dialog, session, ev.SpeechResult("medium please"), 1.0, seq=1)
+    assert said(actions) == ["Which topping?"]              # only what was not said is asked
+    session, actions = engine.handle(dialog, session, ev.SpeechResult("mushroom and i'll pick it up"), 2.0, seq=2)
+    assert said(actions) == ["Pickup or delivery?"]          # no `also` there: method is asked
+    session, actions = engine.handle(dialog, session, ev.SpeechResult("pick up"), 3.0, seq=3)
+    assert said(actions) == ["A medium mushroom for pickup."]

@@ -28,6 +28,7 @@ from dialtone.conversation_runtime.core.session import OUTBOX_LIMIT, Session
 from dialtone.language import extract, hints_for, to_json
 
 MAX_TIMER_FIRINGS = 64  # per handle(); a bound, far above what any dialog needs
+MAX_SKIPS = 16          # collect states skipped (already filled) per handle()
 STREAM_LOST = "stream_lost"
 # A value `set` stores (every save writes the whole session): `set: {s: s + s}` on each key press
 # would otherwise double the session at every event.
@@ -136,6 +137,7 @@ class _Run:
         self.actions: list[ev.Action] = []
         self.fired: list[m.Transition] = []
         self.errors: list[str] = []
+        self.skips = 0
         self._now_view: tuple[float, dict[str, Any]] | None = None
         self.index = 0
 
@@ -336,6 +338,11 @@ class _Run:
             return False
         value = to_json(value)
         self.reset_counters()
+        for slot, entity, constraints in collect.also:   # what else the same answer says
+            extra = extract(entity, text, constraints=constraints, now=datetime.fromtimestamp(self.now, UTC),
+                            tz=self.dialog.time_zone) if text else None
+            if extra is not None:
+                s.variables[slot] = to_json(extra)
         if collect.validate is not None:
             try:
                 valid = collect.validate.test(self.activation({collect.slot: value}))
@@ -465,6 +472,11 @@ class _Run:
             return
         if state.collect is not None:
             s.collect_phase = "ask"
+            filled = s.variables.get(state.collect.slot)
+            if state.collect.skip_if_filled and filled is not None and self.skips < MAX_SKIPS:
+                self.skips += 1   # bounded: states that skip to each other would loop
+                self.fill(state, filled)
+                return
             self.say(state, state.collect.prompt, {})
         for level in self.dialog.candidates(state, "timeout"):
             if level and not (state.final and level[0].origin == "*"):

@@ -29,7 +29,7 @@ _STATE_KEYS = {"on_enter", "transitions", "input", "description", "collect"}
 _TRANSITION_KEYS = {"event", "condition", "target", "actions", "after", "count", "intent"}
 _INTENT_KEYS = {"examples", "keywords"}
 _COLLECT_KEYS = {"slot", "type", "constraints", "prompt", "reprompts", "validate", "invalid", "confirm",
-                 "max_attempts"}
+                 "max_attempts", "also", "skip_if_filled"}
 # Entity types whose answer a caller can key in: the keys are collected like digits (up to # or the
 # inter-digit pause) unless the state says otherwise; yes_no and choice take one key.
 _KEYED_ENTITIES = {"digits", "phone_number", "number"}
@@ -186,9 +186,13 @@ class _Loader(ActionParsers, GraphChecks):
                                 self.variables.add(key)
                     collect = loc.value.get("collect")
                     if collect is not None and isinstance(collect.value, dict) and "slot" in collect.value:
-                        slot = collect.value["slot"].value
-                        if isinstance(slot, str) and NAME_RE.match(slot) and slot not in m.RESERVED_NAMES:
-                            self.variables.add(slot)
+                        also = collect.value.get("also")
+                        extra = [i.value.get("slot") for i in also.value if isinstance(i.value, dict)] \
+                            if also is not None and isinstance(also.value, list) else []
+                        for slot_loc in [collect.value["slot"], *[e for e in extra if e is not None]]:
+                            slot = slot_loc.value
+                            if isinstance(slot, str) and NAME_RE.match(slot) and slot not in m.RESERVED_NAMES:
+                                self.variables.add(slot)
                     for value in loc.value.values():
                         walk(value)
                 elif isinstance(loc.value, list):
@@ -328,11 +332,44 @@ class _Loader(ActionParsers, GraphChecks):
                 attempts = value
             else:
                 self.error(fields["max_attempts"], "bad_value", "max_attempts must be a whole number from 1 to 10")
+        also = self.load_also(fields["also"]) if "also" in fields else ()
+        skip = False
+        if "skip_if_filled" in fields:
+            skip = fields["skip_if_filled"].value
+            if not isinstance(skip, bool):
+                self.error(fields["skip_if_filled"], "bad_value", "skip_if_filled must be true or false")
+                skip = False
         if slot is None or entity is None or prompt is None:
             return None
         return m.Collect(slot=slot, entity=entity, constraints=constraints, prompt=prompt, reprompts=tuple(reprompts),
                          validate=validate, invalid=invalid, confirm=confirm, max_attempts=attempts,
-                         line=loc.key_line or loc.line)
+                         line=loc.key_line or loc.line, also=also, skip_if_filled=skip)
+
+    def load_also(self, loc: Loc) -> tuple[tuple[str, str, dict[str, object]], ...]:
+        """``also: [{slot, type, constraints}]``: more slots one answer may fill."""
+        if not isinstance(loc.value, list):
+            self.error(loc, "wrong_type", f"collect also must be a list of {{slot, type}}, got {kind_of(loc.value)}")
+            return ()
+        out = []
+        for item in loc.value:
+            fields = self.mapping(item, "an 'also' slot", {"slot", "type", "constraints"}, ("slot", "type"))
+            slot = self.string(fields["slot"], "also slot") if "slot" in fields else None
+            entity = self.string(fields["type"], "also type") if "type" in fields else None
+            constraints = fields["constraints"].plain() if "constraints" in fields else {}
+            if entity is not None and entity not in ENTITY_TYPES:
+                self.error(fields["type"], "unknown_entity",
+                           f"unknown entity type '{entity}'{did_you_mean(entity, ENTITY_TYPES)}; types: "
+                           f"{', '.join(sorted(ENTITY_TYPES))}")
+                continue
+            if not isinstance(constraints, dict):
+                self.error(fields["constraints"], "wrong_type", "also constraints must be a mapping")
+                continue
+            for problem in validate_constraints(entity or "", constraints) if entity else ():
+                self.error(fields.get("constraints") or fields["type"], "bad_constraint", f"{entity}: {problem}")
+            if slot and entity and NAME_RE.match(slot) and slot not in m.RESERVED_NAMES:
+                self.variable_types[slot] = _SLOT_TYPES.get(entity, "dyn")
+                out.append((slot, entity, constraints))
+        return tuple(out)
 
     def load_transitions(self, loc: Loc | None, origin: str, what: str) -> tuple[m.Transition, ...]:
         if loc is None:

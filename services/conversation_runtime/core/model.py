@@ -91,6 +91,9 @@ class Collect:
     confirm: Confirmation | None = None
     max_attempts: int = 3
     line: int = 0
+    # other slots the same answer may fill ("a large pepperoni for delivery"): (slot, entity, constraints)
+    also: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+    skip_if_filled: bool = False      # entered with the slot already set (by an `also`): filled at once
 
 
 @dataclasses.dataclass(frozen=True)
