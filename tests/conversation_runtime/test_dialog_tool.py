@@ -46,11 +46,12 @@ def test_validate_prints_file_line_col_and_exits_1(tmp_path: Path) -> None:
     """validate: 0 for good files; 1 and `file:line:col: message` for every error of a bad one."""
     assert dialtone("validate", *map(str, DIALOGS)).returncode == 0
     bad = tmp_path / "bad.yaml"
-    bad.write_text(DIALOGS[2].read_text().replace("target: sales", "target: salez"))
+    bad.write_text(DIALOGS[2].read_text().replace("target: sales}", "target: salez}"))
     result = dialtone("validate", str(DIALOGS[0]), str(bad))
     assert result.returncode == 1
-    line = next(i for i, text in enumerate(bad.read_text().splitlines(), 1) if "salez" in text)
-    assert f"{bad}:{line}:19: target 'salez' does not exist" in result.stdout
+    line, text = next((i, text) for i, text in enumerate(bad.read_text().splitlines(), 1) if "salez" in text)
+    col = text.index("salez") + 1
+    assert f"{bad}:{line}:{col}: target 'salez' does not exist (did you mean 'sales'?)" in result.stdout
 
 
 def test_graph_mermaid_and_dot() -> None:
@@ -58,7 +59,7 @@ def test_graph_mermaid_and_dot() -> None:
     mermaid = dialtone("graph", str(DIALOGS[2]))
     assert mermaid.returncode == 0
     assert mermaid.stdout.startswith("stateDiagram-v2\n    [*] --> main_menu\n")
-    assert 'main_menu --> sales: dtmf [digit == "1"]' in mermaid.stdout
+    assert 'main_menu --> sales: filled [value == "sales"]' in mermaid.stdout
     dot = dialtone("graph", str(DIALOGS[2]), "--format", "dot")
     assert dot.stdout.startswith('digraph "dtmf_menu" {') and '"support_menu" -> "main_menu"' in dot.stdout
 
@@ -113,10 +114,9 @@ def test_test_runner_reports_uncovered_transitions(tmp_path: Path) -> None:
     one.write_text(f"dialog: {DIALOGS[2]}\ncases:\n  - steps: [{{dtmf: '1'}}]\n")
     partial = run_test_file(one)
     report = partial.coverage.report()
-    assert report[0] == "coverage dtmf_menu: states 2/6 (33%), transitions 1/11 (9%)"
+    assert report[0] == "coverage dtmf_menu: states 2/5 (40%), transitions 1/7 (14%)"
     assert "  state never entered: support_menu" in report
-    assert any(line.startswith("  transition never taken: main_menu --dtmf [digit == \"2\"]--> support_menu")
-               for line in report)
+    assert any(line.startswith("  transition never taken: main_menu --filled--> support_menu") for line in report)
 
 
 def test_test_file_with_a_bad_dialog_or_bad_backend_fails(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ CALL = ev.CallInfo(caller="sip:alice@127.0.0.1", callee="1000", headers=(("X-Tie
 
 
 def order_status():
-    return load_dialog(EXAMPLES / "order_status.yaml")
+    return load_dialog(Path(__file__).parent / "data" / "order_status_transitions.yaml")
 
 
 def replay(dialog, log):
