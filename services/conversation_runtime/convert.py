@@ -11,25 +11,27 @@ from __future__ import annotations
 import json
 import math
 
+from dialtone.common.call_limits import (
+    DTMF_KEYS,
+    MAX_CALL_ID,
+    MAX_DIALOG_NAME,
+    MAX_HEADER_CHARS,
+    MAX_HEADER_NAME,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    MAX_REASON,
+    MAX_URI,
+    MAX_UTTERANCE_ID,
+)
 from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.common.grpc_validation import require_max_length
 from dialtone.conversation_runtime.core import events as ev
 from dialtone.v1 import common_pb2
 from dialtone.v1 import conversation_runtime_pb2 as pb
 
-_DTMF_KEYS = frozenset("0123456789*#ABCD")
 _BARGE_IN = {"on": common_pb2.BARGE_IN_MODE_ON, "off": common_pb2.BARGE_IN_MODE_OFF,
              "dtmf_only": common_pb2.BARGE_IN_MODE_DTMF_ONLY, "after_words": common_pb2.BARGE_IN_MODE_AFTER_WORDS}
 MAX_TEXT = 4096              # a transcript
-MAX_DIALOG_NAME = 128
-MAX_URI = 1024               # caller, callee, a transfer's target
-MAX_CALL_ID = 256
-MAX_HEADERS = 128
-MAX_HEADER_NAME = 128
-MAX_HEADER_VALUE = 4096
-MAX_HEADER_CHARS = 64 * 1024  # all headers together: a SIP request is at most 64 kB
-MAX_UTTERANCE_ID = 256       # the runtime's own are idempotency keys (at most 157 characters)
-MAX_REASON = 256
 
 
 def call_info(message: pb.CallStarted) -> ev.CallInfo:
@@ -71,7 +73,7 @@ def to_event(message: pb.SpeechEvent) -> ev.Event | None:
         require_max_length(transcript.text, MAX_TEXT, f"SpeechEvent seq {message.seq}: transcript text")
         return ev.SpeechResult(transcript.text, transcript.confidence) if transcript.is_final else None
     if kind == "dtmf":
-        if message.dtmf.digit not in _DTMF_KEYS:
+        if message.dtmf.digit not in DTMF_KEYS:
             raise InvalidArgument(f"SpeechEvent seq {message.seq}: dtmf digit {quote_prefix(message.dtmf.digit, 8)} "
                                   "is not one of 0-9, *, #, A-D")
         return ev.DtmfPressed(message.dtmf.digit)

@@ -10,24 +10,24 @@ lookup), and error messages quote at most a short prefix of the value.
 from __future__ import annotations
 
 from dialtone.common.audio import FRAME_BYTES, SAMPLE_RATE
+from dialtone.common.call_limits import (
+    DTMF_KEYS,
+    MAX_CALL_ID,
+    MAX_DIALOG_NAME,
+    MAX_HEADER_CHARS,
+    MAX_HEADER_NAME,
+    MAX_HEADER_VALUE,
+    MAX_HEADERS,
+    MAX_REASON,
+    MAX_URI,
+    MAX_UTTERANCE_ID,
+)
 from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.common.grpc_validation import require_max_length, require_session_id
 from dialtone.v1 import common_pb2 as cpb
 from dialtone.v1 import speech_gateway_pb2 as pb
 
-DTMF_KEYS = frozenset("0123456789*#ABCD")
 PLAYBACK_RATES = (0, 8000, 16000, 22050, 24000, 32000, 44100, 48000)
-
-MAX_DIALOG_NAME = 128
-MAX_URI = 1024          # caller, callee, a transfer's target
-MAX_CALL_ID = 256
-MAX_HEADERS = 128
-MAX_HEADER_NAME = 128
-MAX_HEADER_VALUE = 4096
-# All headers together: a SIP request is at most 64 kB (one UDP datagram), headers included.
-MAX_HEADER_BYTES = 64 * 1024
-MAX_UTTERANCE_ID = 256  # the runtime's are idempotency keys (at most 157 characters)
-MAX_REASON = 256
 # A frame's call time: far beyond any call (a dialog session lasts ten minutes), and small enough
 # that every duration computed from it fits the uint32 milliseconds of the runtime's messages.
 MAX_CALL_TIME_MS = 24 * 3600 * 1000
@@ -60,8 +60,8 @@ def check_call_info(call: cpb.CallInfo) -> None:
         require_max_length(header.name, MAX_HEADER_NAME, "CallInfo.headers name")
         require_max_length(header.value, MAX_HEADER_VALUE, f"CallInfo.headers {quote_prefix(header.name)} value")
         total += len(header.name) + len(header.value)
-    if total > MAX_HEADER_BYTES:
-        raise InvalidArgument(f"CallInfo.headers: {total} characters in all; the limit is {MAX_HEADER_BYTES}")
+    if total > MAX_HEADER_CHARS:
+        raise InvalidArgument(f"CallInfo.headers: {total} characters in all; the limit is {MAX_HEADER_CHARS}")
 
 
 def check_audio(frame: pb.AudioFrame) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from dialtone.common.errors import InvalidArgument
 from dialtone.conversation_runtime import convert
 from dialtone.conversation_runtime.config import EXAMPLES_DIR, MAX_MESSAGE_BYTES
 from dialtone.v1 import common_pb2
@@ -333,13 +334,32 @@ async def test_costly_condition_gives_up_at_its_budget_and_the_call_goes_on(runt
 
 
 def test_runtime_accepts_what_the_speech_gateway_forwards() -> None:
-    """The runtime's field limits are the speech gateway's or wider: nothing the gateway forwards is
-    refused mid-call."""
+    """A CallInfo at every limit passes the speech gateway's edge check and the runtime's; one character
+    over any of them is refused by both (one table, dialtone.common.call_limits), so nothing the
+    gateway forwards is refused mid-call."""
+    from dialtone.common import call_limits as lim
     from dialtone.speech_gateway import validation as gw
+    from dialtone.v1 import speech_gateway_pb2 as spb
 
-    pairs = [(convert.MAX_DIALOG_NAME, gw.MAX_DIALOG_NAME), (convert.MAX_URI, gw.MAX_URI),
-             (convert.MAX_CALL_ID, gw.MAX_CALL_ID), (convert.MAX_HEADERS, gw.MAX_HEADERS),
-             (convert.MAX_HEADER_NAME, gw.MAX_HEADER_NAME), (convert.MAX_HEADER_VALUE, gw.MAX_HEADER_VALUE),
-             (convert.MAX_HEADER_CHARS, gw.MAX_HEADER_BYTES), (convert.MAX_UTTERANCE_ID, gw.MAX_UTTERANCE_ID),
-             (convert.MAX_REASON, gw.MAX_REASON)]
-    assert all(runtime_limit >= gateway_limit for runtime_limit, gateway_limit in pairs)
+    header_value = "v" * lim.MAX_HEADER_VALUE
+    fields = {"dialog": "d" * lim.MAX_DIALOG_NAME, "caller": "c" * lim.MAX_URI, "callee": "e" * lim.MAX_URI,
+              "call_id": "i" * lim.MAX_CALL_ID}
+    headers = [common_pb2.SipHeader(name=f"X-{i:03d}", value=header_value[: lim.MAX_HEADER_CHARS // 16 - 5])
+               for i in range(16)]
+
+    def both(info: common_pb2.CallInfo) -> list[bool]:
+        verdicts = []
+        for check in (lambda: gw.check_call_start(spb.MediaUplink(session_id="s1", seq=1, call_start=spb.CallStart(
+                call=info, sample_rate=16000))), lambda: convert.call_info(pb.CallStarted(call=info))):
+            try:
+                check()
+                verdicts.append(True)
+            except InvalidArgument:
+                verdicts.append(False)
+        return verdicts
+
+    assert both(common_pb2.CallInfo(headers=headers, **fields)) == [True, True]
+    for name in fields:
+        assert both(common_pb2.CallInfo(**{**fields, name: fields[name] + "x"})) == [False, False], name
+    too_many = [common_pb2.SipHeader(name=f"X-{i}", value="v") for i in range(lim.MAX_HEADERS + 1)]
+    assert both(common_pb2.CallInfo(headers=too_many)) == [False, False]
