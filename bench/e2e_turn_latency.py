@@ -681,10 +681,11 @@ def main() -> int:
                         help="runtime: the expectations the runtime sends (the bench dialog collects digits, at "
                              "least 4); digits: a proxy also stamps that expectation on every StateChanged")
     parser.add_argument("--json", default="", help="write the summary and every turn here")
-    parser.add_argument("--smoke", action="store_true", help="a few turns only (make test): the bench runs, no figures")
+    parser.add_argument("--smoke", action="store_true",
+                        help="three turns only (make test): the bench runs, no figures")
     args = parser.parse_args()
     if args.smoke:
-        args.turns, args.paused, args.repeat_every = 3, 2, 3
+        args.turns, args.paused, args.repeat_every = 2, 1, 2
     return asyncio.run(main_async(args))
 
 

@@ -120,7 +120,7 @@ def test_the_pharmacy_line_understands_a_position_a_double_a_yes_and_a_day(stack
     code, report, output = call(
         stack, "--say", "the second one", "--expect", "prescription",
         "--say", "four double five one two three nine", "--expect", "is that right",
-        "--say", "yeah that's right", "--expect", "what day",
+        "--say", "yeah that's right", "--expect", "pick it up",
         "--say", "next tuesday at three pm", "--wait", "bye",
         folder=tmp_path, name="pharmacy", timeout=90.0, dialog="pharmacy_refill")
     assert code == 0, output + stack.log()[-3000:]
