@@ -49,6 +49,8 @@ def _actions(state: m.State) -> list[str]:
         done.insert(0, "say" if says == 1 else f"say ×{says}")
     if state.collect is not None:
         done.append(f"collect {state.collect.slot} ({state.collect.entity})")
+    if state.run is not None:
+        done.append(f"run {state.run.flow}")
     return done
 
 
@@ -63,7 +65,12 @@ def _ends_here(state: m.State) -> bool:
 def _edges(dialog: m.Dialog) -> list[tuple[str, str, str]]:
     edges = []
     for state in dialog.states.values():
+        if state.run is not None:
+            edges.append((state.name, state.run.initial, f"run {state.run.flow}"))
         for transition in state.transitions:
+            if transition.returns is not None:
+                edges.append((state.name, state.caller, f"{_edge_label(transition)} return"))
+                continue
             target = state.name if transition.target in (None, m.CURRENT_STATE) else transition.target
             edges.append((state.name, target, _edge_label(transition)))
     for transition in dialog.handlers:
@@ -74,12 +81,16 @@ def _edges(dialog: m.Dialog) -> list[tuple[str, str, str]]:
     return edges
 
 
+def _mid(name: str) -> str:
+    return name.replace(".", "__")   # a flow's copy of a state is named caller.state; Mermaid ids take no dot
+
+
 def to_mermaid(dialog: m.Dialog) -> str:
-    lines = ["stateDiagram-v2", f"    [*] --> {dialog.initial}"]
+    lines = ["stateDiagram-v2", f"    [*] --> {_mid(dialog.initial)}"]
     for state in dialog.states.values():
         actions = _actions(state)
         if actions:
-            lines.append(f"    {state.name}: {state.name}<br/>{', '.join(actions).replace(':', '#colon;')}")
+            lines.append(f"    {_mid(state.name)}: {state.name}<br/>{', '.join(actions).replace(':', '#colon;')}")
     # a Mermaid id cannot hold a space: the handlers' node takes an id no state has, and a readable name
     node = "any_state"
     while node in dialog.states:
@@ -87,12 +98,12 @@ def to_mermaid(dialog: m.Dialog) -> str:
     if dialog.handlers:
         lines.append(f"    state \"any state (handlers)\" as {node}")
     for source, target, label in _edges(dialog):
-        source_id = source if source in dialog.states else node
-        target = target if target in dialog.states else node
+        source_id = _mid(source) if source in dialog.states else node
+        target = _mid(target) if target in dialog.states else node
         lines.append(f"    {source_id} --> {target}: {label.replace(':', '#colon;')}")
     for state in dialog.states.values():
         if _ends_here(state):
-            lines.append(f"    {state.name} --> [*]")
+            lines.append(f"    {_mid(state.name)} --> [*]")
     return "\n".join(lines) + "\n"
 
 

@@ -393,3 +393,78 @@ def test_bad_opening_hours_are_refused_at_load() -> None:
     with pytest.raises(DialogLoadError) as info:
         load_dialog_text(HOURS.replace("mon-fri 09:00-17:30", "weekdays 9-5"), "h.yaml")
     assert "write them as 'mon-fri 09:00-17:30, sat 10:00-14:00'" in str(info.value.errors[0])
+
+
+FLOWS = """\
+dialog:
+  name: f
+  initial: greet
+  variables: {dob_ok: null, zip_ok: null}
+  flows:
+    confirm:
+      params: [question]
+      initial: ask
+      states:
+        ask:
+          collect: {slot: answer, type: yes_no, prompt: "${question}", max_attempts: 2}
+          transitions:
+            - {event: filled, return: value}
+            - {event: failed, return: 'false'}
+  states:
+    greet:
+      on_enter: [{say: "Hello."}]
+      run: {flow: confirm, with: {question: '"Is this Alice?"'}, into: dob_ok}
+      transitions:
+        - {event: returned, condition: value, target: zip}
+        - {event: returned, target: bye}
+    zip:
+      run: {flow: confirm, with: {question: '"Do you live in " + call.callee + "?"'}, into: zip_ok}
+      transitions:
+        - {event: returned, target: bye}
+    bye:
+      on_enter: [{say: "Bye."}, {hangup: done}]
+"""
+
+
+def test_a_flow_runs_where_a_state_says_with_its_params_and_returns_a_value_each_time() -> None:
+    dialog = load_dialog_text(FLOWS, "f.yaml")
+    assert {"greet.ask", "zip.ask"} <= set(dialog.states)     # one copy per use
+    session, actions = engine.start(dialog, "s1", ev.CallInfo(callee="Springfield"), 0.0)
+    assert [a.data["text"] for a in actions if a.kind == "say"] == ["Hello.", "Is this Alice?"]
+    assert session.state == "greet.ask"
+    session, actions = engine.handle(dialog, session, ev.SpeechResult("yes it is"), 1.0, seq=1)
+    assert session.variables["dob_ok"] is True and session.state == "zip.ask"
+    assert [a.data["text"] for a in actions if a.kind == "say"] == ["Do you live in Springfield?"]
+    session, _ = engine.handle(dialog, session, ev.SpeechResult("hmm"), 2.0, seq=2)
+    session, actions = engine.handle(dialog, session, ev.SpeechResult("what"), 3.0, seq=3)   # failed: false
+    assert session.variables["zip_ok"] is False and session.ended
+    assert [a.data["text"] for a in actions if a.kind == "say"] == ["Bye."]
+
+
+@pytest.mark.parametrize(("change", "kind", "words"), [
+    (("run: {flow: confirm,", "run: {flow: confirn,"),
+     "unknown_flow", "unknown flow 'confirn' (did you mean 'confirm'?)"),
+    (("""with: {question: '"Is this Alice?"'}, """, ""), "missing_key", "needs with: question"),
+    (("            - {event: filled, return: value}\n            - {event: failed, return: 'false'}\n",
+      "            - {event: filled, target: ask}\n"), "missing_key", "flow 'confirm' never returns"),
+    (("        - {event: returned, target: bye}\n    bye:",
+      "        - {event: timeout, after: 5s, target: bye}\n    bye:"),
+     "missing_key", "has no 'returned' transition"),
+])
+def test_bad_flows_are_refused_at_load(change, kind, words) -> None:
+    with pytest.raises(DialogLoadError) as info:
+        load_dialog_text(FLOWS.replace(*change), "f.yaml")
+    assert any(e.kind == kind and words in e.message for e in info.value.errors), [str(e) for e in info.value.errors]
+
+
+def test_a_dialog_with_flows_is_drawn_and_tested(tmp_path: Path) -> None:
+    (tmp_path / "f.yaml").write_text(FLOWS)
+    (tmp_path / "f.test.yaml").write_text("dialog: f.yaml\ncases:\n  - steps:\n      - speech: 'yes'\n"
+                                          "      - speech: 'no'\n      - expect: {hangup: done, variables: "
+                                          "{dob_ok: true, zip_ok: false}}\n")
+    (case,) = run_test_file(tmp_path / "f.test.yaml").cases
+    assert case.passed, case.message
+    from dialtone.conversation_runtime.graph import to_dot, to_mermaid
+    dialog = load_dialog_text(FLOWS, "f.yaml")
+    assert '"greet" -> "greet.ask" [label="run confirm"]' in to_dot(dialog)
+    assert "greet__ask --> greet: filled return" in to_mermaid(dialog)

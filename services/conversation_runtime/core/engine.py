@@ -446,8 +446,32 @@ class _Run:
     def take(self, transition: m.Transition, fields: dict[str, Any]) -> None:
         self.fired.append(transition)
         self.run_actions(transition.actions, fields)
+        if transition.returns is not None and not self.session.ended:
+            self.return_from_flow(transition, fields)
+            return
         if transition.target is not None and not self.session.ended:
             self.enter(self.session.state if transition.target == m.CURRENT_STATE else transition.target)
+
+    def return_from_flow(self, transition: m.Transition, fields: dict[str, Any]) -> None:
+        """The flow ends: its value goes to the state that ran it, as that state's ``returned`` event
+        (the state is not entered again)."""
+        s = self.session
+        caller = self.dialog.states[s.state].caller
+        holds, error = True, ""
+        try:
+            value = transition.returns.evaluate(self.activation(fields))
+        except EvaluationError as exc:
+            value, holds, error = None, False, str(exc)
+        if not holds:
+            self.errors.append(f"{self.dialog.source}:{transition.line}: return: {error} (returned null)")
+        for timer in [t for t in s.timers if t.startswith("timeout:") or t in ("no_input", "inter_digit")]:
+            del s.timers[timer]
+        s.state, s.digit_buffer = caller, ""
+        s.collect_phase, s.collect_value, s.collect_misses = "", None, 0
+        run = self.dialog.states[caller].run
+        if run is not None and run.into and _storable(value):
+            s.variables[run.into] = value
+        self.run_event("returned", {"value": value})
 
     def enter(self, name: str) -> None:
         s = self.session
@@ -469,6 +493,16 @@ class _Run:
         self.emit("state_changed", changed)
         self.run_actions(state.on_enter, {})
         if s.ended:
+            return
+        if state.run is not None:
+            for variable, expression in state.run.params:
+                try:
+                    value = expression.evaluate(self.activation({}))
+                except EvaluationError as exc:
+                    self.errors.append(f"{self.dialog.source}:{state.line}: run {state.run.flow}: {variable}: {exc}")
+                    value = None
+                s.variables[variable] = value if _storable(value) else None
+            self.enter(state.run.initial)
             return
         if state.collect is not None:
             s.collect_phase = "ask"

@@ -33,6 +33,9 @@ class GraphChecks(Reporter):
             state = dialog.states.get(frontier.pop())
             if state is None:
                 continue
+            if state.run is not None and state.run.initial not in reachable:
+                reachable.add(state.run.initial)
+                frontier.append(state.run.initial)
             for transition in state.transitions:
                 if transition.target in dialog.states and transition.target not in reachable:
                     reachable.add(transition.target)

@@ -24,9 +24,11 @@ from dialtone.language.intents import as_intent
 from dialtone.language.registry import validate_time_zone
 
 _DIALOG_KEYS = {"name", "initial", "variables", "states", "handlers", "input", "max_duration", "dead_air",
-                "description", "intents", "time_zone"}
-_STATE_KEYS = {"on_enter", "transitions", "input", "description", "collect"}
-_TRANSITION_KEYS = {"event", "condition", "target", "actions", "after", "count", "intent"}
+                "description", "intents", "time_zone", "flows"}
+_STATE_KEYS = {"on_enter", "transitions", "input", "description", "collect", "run"}
+_TRANSITION_KEYS = {"event", "condition", "target", "actions", "after", "count", "intent", "return"}
+_FLOW_KEYS = {"params", "initial", "states", "description"}
+_RUN_KEYS = {"flow", "with", "into"}
 _INTENT_KEYS = {"examples", "keywords"}
 _COLLECT_KEYS = {"slot", "type", "constraints", "prompt", "reprompts", "validate", "invalid", "confirm",
                  "max_attempts", "also", "skip_if_filled"}
@@ -114,12 +116,15 @@ class _Loader(ActionParsers, GraphChecks):
 
         self.state = None
         handlers = self.load_transitions(body.get("handlers"), "*", "dialog handlers")
+        self.flows = self.load_flows(body["flows"]) if "flows" in body else {}
         states: dict[str, m.State] = {}
         for state_name, state_loc in state_locs.items():
             self.state = state_name
             if not NAME_RE.match(state_name):
                 self.error(state_loc, "bad_name", f"state name '{state_name}' must be letters, digits and _", True)
             states[state_name] = self.load_state(state_name, state_loc, default_input)
+            if states[state_name].run is not None:
+                states.update(self.expand_flow(state_name, states[state_name].run, default_input))
         self.state = None
         initial = None
         if "initial" in body:
@@ -200,6 +205,7 @@ class _Loader(ActionParsers, GraphChecks):
                         walk(value)
         walk(body.get("states"))
         walk(body.get("handlers"))
+        walk(body.get("flows"))
 
     def load_input(self, loc: Loc, base: m.InputSettings) -> m.InputSettings:
         fields = self.mapping(loc, "input", _INPUT_KEYS)
@@ -241,6 +247,77 @@ class _Loader(ActionParsers, GraphChecks):
             self.error(loc, "bad_value", "digits needs a max, a finish_key, or both")
         return m.DigitCollection(max_digits, finish_key, inter)
 
+    def load_flows(self, loc: Loc) -> dict[str, dict[str, Loc]]:
+        """``flows: {name: {params, initial, states}}``: reusable parts of a dialog, expanded where run."""
+        flows: dict[str, dict[str, Loc]] = {}
+        for name, flow_loc in self.mapping(loc, "flows", set(loc.value) if isinstance(loc.value, dict)
+                                           else set()).items():
+            if not NAME_RE.match(name):
+                self.error(flow_loc, "bad_name", f"flow name '{name}' must be letters, digits and _", True)
+                continue
+            fields = self.mapping(flow_loc, f"flow '{name}'", _FLOW_KEYS, ("initial", "states"))
+            if "initial" not in fields or "states" not in fields or not isinstance(fields["states"].value, dict):
+                continue
+            params = fields["params"].plain() if "params" in fields else []
+            if not isinstance(params, list) or not all(isinstance(p, str) and NAME_RE.match(p) for p in params):
+                self.error(fields["params"], "bad_value", f"flow '{name}': params must be a list of variable names")
+                continue
+            for param in params:
+                self.variables.add(param)
+            initial = fields["initial"].value
+            if initial not in fields["states"].value:
+                self.error(fields["initial"], "unknown_initial",
+                           f"flow '{name}': initial state '{initial}' does not exist; states: "
+                           f"{', '.join(sorted(fields['states'].value))}")
+                continue
+            flows[name] = fields
+        return flows
+
+    def expand_flow(self, caller: str, run: m.RunFlow, default_input: m.InputSettings) -> dict[str, m.State]:
+        """This use's copy of the flow's states, named ``caller.state``; targets stay inside the copy."""
+        flow = self.flows.get(run.flow)
+        if flow is None:
+            return {}
+        copies: dict[str, m.State] = {}
+        saved = self.state, self.flow_prefix
+        self.flow_prefix = f"{caller}."
+        try:
+            for name, loc in flow["states"].value.items():
+                self.state = f"{caller}.{name}"
+                copies[self.state] = dataclasses.replace(self.load_state(self.state, loc, default_input), caller=caller)
+        finally:
+            self.state, self.flow_prefix = saved
+        if not any(t.returns is not None for state in copies.values() for t in state.transitions):
+            self.error(flow["states"], "missing_key",
+                       f"flow '{run.flow}' never returns: give one of its transitions 'return: <value>'")
+        return copies
+
+    def load_run(self, loc: Loc, state: str) -> m.RunFlow | None:
+        fields = self.mapping(loc, "run", _RUN_KEYS, ("flow",))
+        name = self.string(fields["flow"], "run flow") if "flow" in fields else None
+        if name is None:
+            return None
+        flow = self.flows.get(name)
+        if flow is None:
+            self.error(fields["flow"], "unknown_flow", f"unknown flow '{name}'{did_you_mean(name, self.flows)}; "
+                       f"flows: {', '.join(sorted(self.flows)) or 'none declared (add flows: to the dialog)'}")
+            return None
+        declared = flow["params"].plain() if "params" in flow else []
+        given: dict[str, Loc] = self.mapping(fields["with"], "run with", set(declared)) if "with" in fields else {}
+        missing = [p for p in declared if p not in given]
+        if missing:
+            self.error(loc, "missing_key", f"run of flow '{name}' needs with: {', '.join(missing)}")
+        names = set(self.variables) | m.ALWAYS_NAMES
+        params = tuple((param, expr) for param, value in given.items()
+                       if (expr := self.expression(value, f"run with {param}", names)) is not None)
+        into = None
+        if "into" in fields:
+            into = self.string(fields["into"], "run into")
+            if into is not None and (not NAME_RE.match(into) or into in m.RESERVED_NAMES):
+                self.error(fields["into"], "bad_name", f"into '{into}' must be a variable name")
+                into = None
+        return m.RunFlow(name, f"{state}.{flow['initial'].value}", params, into)
+
     def load_state(self, name: str, loc: Loc, default_input: m.InputSettings) -> m.State:
         if loc.value is None:
             loc = Loc({}, loc.line, loc.col, loc.key_line, loc.key_col)
@@ -252,6 +329,17 @@ class _Loader(ActionParsers, GraphChecks):
         final = any(isinstance(a, m.Hangup) for a in on_enter) or (
             bool(on_enter) and isinstance(on_enter[-1], m.Transfer))
         collect = self.load_collect(fields["collect"]) if "collect" in fields else None
+        run = None
+        if "run" in fields:
+            if self.flow_prefix:
+                self.error(fields["run"], "bad_value", "a flow cannot run another flow", True)
+            elif collect is not None:
+                self.error(fields["run"], "bad_value", f"state '{name}' cannot both collect and run a flow", True)
+            else:
+                run = self.load_run(fields["run"], name)
+            if run is not None and not any(t.event == "returned" for t in transitions):
+                self.error(fields["run"], "missing_key", f"state '{name}' runs flow '{run.flow}' but has no "
+                           "'returned' transition: say where the call goes when the flow returns", True)
         if collect is not None:
             if not any(t.event == "filled" for t in transitions):
                 self.error(fields["collect"], "missing_key",
@@ -270,7 +358,7 @@ class _Loader(ActionParsers, GraphChecks):
                     self.error((transition.line, 1), "misplaced_key",
                                f"a '{transition.event}' transition belongs to a state with 'collect'")
         return m.State(name=name, on_enter=on_enter, transitions=transitions, input=settings, final=final,
-                       line=loc.key_line or loc.line, collect=collect)
+                       line=loc.key_line or loc.line, collect=collect, run=run)
 
     def load_collect(self, loc: Loc) -> m.Collect | None:
         fields = self.mapping(loc, "collect", _COLLECT_KEYS, ("slot", "type", "prompt"))
@@ -398,6 +486,16 @@ class _Loader(ActionParsers, GraphChecks):
         target = None  # no target: run the actions and stay in the state (on_enter does not run again)
         if "target" in fields:
             target = self.string(fields["target"], "target")
+            if target and self.flow_prefix and target != m.CURRENT_STATE:
+                target = self.flow_prefix + target   # a flow's targets are its own states
+        returns = None
+        if "return" in fields:
+            if not self.flow_prefix:
+                self.error(fields["return"], "misplaced_key", "'return' belongs to a flow's transitions", True)
+            elif "target" in fields:
+                self.error(fields["return"], "bad_value", "a transition either returns or has a target", True)
+            else:
+                returns = self.expression(fields["return"], "return", names)
         after = None
         if event == "timeout":
             if "after" in fields:
@@ -434,6 +532,6 @@ class _Loader(ActionParsers, GraphChecks):
             self.error(fields["actions"], "bad_value",
                        "after the caller hung up only 'call' and 'set' actions can run")
         return m.Transition(event=event, target=target, condition=condition, actions=actions, after=after,
-                            count=count, intent=intent, line=loc.line, origin=origin)
+                            count=count, intent=intent, returns=returns, line=loc.line, origin=origin)
 
     # -- actions (dispatched by type through a registry) ------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 
 from dialtone.conversation_runtime.core.expressions import Expression, Template
 
-EVENTS = ("speech", "dtmf", "digits", "intent", "filled", "failed", "timeout", "no_input", "no_match",
+EVENTS = ("speech", "dtmf", "digits", "intent", "filled", "failed", "returned", "timeout", "no_input", "no_match",
           "backend.result", "playback.finished", "transfer.result", "hangup", "max_duration", "dead_air")
 
 # Names each event puts in front of conditions and actions, besides variables and ``call``.
@@ -22,6 +22,7 @@ EVENT_FIELDS: dict[str, tuple[str, ...]] = {
     "intent": ("intent", "confidence", "transcript"),
     "filled": ("value",),
     "failed": ("count",),
+    "returned": ("value",),
     "backend.result": ("result",),
     "playback.finished": ("playback",),
     "transfer.result": ("transfer",),
@@ -97,6 +98,17 @@ class Collect:
 
 
 @dataclasses.dataclass(frozen=True)
+class RunFlow:
+    """A state that runs a flow: its parameters set, the flow's copy of states entered (named
+    ``state.flow_state``); the flow's ``return`` comes back here as the ``returned`` event."""
+
+    flow: str
+    initial: str                                      # the first state of this use's copy
+    params: tuple[tuple[str, Expression], ...] = ()   # variable <- expression, evaluated on entry
+    into: str | None = None                           # the variable that receives the returned value
+
+
+@dataclasses.dataclass(frozen=True)
 class Say:
     text: Template
     voice: str = ""
@@ -146,6 +158,7 @@ class Transition:
     after: float | None = None        # timeout: seconds after entering the state
     count: int | None = None          # no_input / no_match: the Nth occurrence (None = any)
     intent: str | None = None         # intent transitions: the intent it takes
+    returns: Expression | None = None  # in a flow: end the flow with this value (back to the state that ran it)
     line: int = 0
     origin: str = ""                  # the state it belongs to, or "*" for dialog-wide handlers
 
@@ -174,11 +187,14 @@ class State:
     line: int = 0
     collect: Collect | None = None
     hints: str = ""                   # what the caller is likely to say here, for the recognizer
+    run: RunFlow | None = None
+    caller: str = ""                  # a flow's state: the state that ran the flow (its return goes there)
 
     @property
     def expects_input(self) -> bool:
         """The state waits for the caller: only such states arm no_input and count no_match."""
-        return not self.final and (self.collect is not None or any(t.event in INPUT_EVENTS for t in self.transitions))
+        return not self.final and (self.collect is not None or any(
+            t.event in INPUT_EVENTS for t in self.transitions))
 
     @property
     def intents(self) -> tuple[str, ...]:

@@ -33,6 +33,8 @@ class Reporter:
         self.variables: set[str] = set()
         self.intents: dict[str, object] = {}
         self.variable_types: dict[str, str] = {}   # declared variables and slots: their CEL types
+        self.flows: dict[str, dict[str, Loc]] = {}
+        self.flow_prefix = ""                        # while a flow's states are expanded: "caller."
 
     def error(self, loc: Loc | tuple[int, int], kind: str, message: str, at_key: bool = False) -> None:
         if isinstance(loc, Loc):
