@@ -468,3 +468,16 @@ def test_a_dialog_with_flows_is_drawn_and_tested(tmp_path: Path) -> None:
     dialog = load_dialog_text(FLOWS, "f.yaml")
     assert '"greet" -> "greet.ask" [label="run confirm"]' in to_dot(dialog)
     assert "greet__ask --> greet: filled return" in to_mermaid(dialog)
+
+
+@pytest.mark.parametrize(("condition", "words"), [
+    ('confirm_fails + "1" > 2', "'+' does not join them"),
+    ("size(confirm_fails) > 0", "size() counts the characters of a string"),
+    ('confirm_fails.startsWith("1")', "'.startsWith()' works on strings; 'confirm_fails' is a whole number"),
+    ("digits * 2 > 1", "'*' needs numbers"),
+])
+def test_arithmetic_size_and_string_methods_on_the_wrong_type_are_refused(condition, words) -> None:
+    with pytest.raises(DialogLoadError) as info:
+        load_dialog_text(CEL_BASE.replace("size(digits) == 7", condition), "c.yaml")
+    assert any(e.kind == "type_mismatch" and words in e.message for e in info.value.errors), \
+        [str(e) for e in info.value.errors]

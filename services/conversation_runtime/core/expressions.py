@@ -533,6 +533,10 @@ def compile_template(source: str) -> Template:
 _LITERAL_TYPES = {"INT_LIT": "int", "UINT_LIT": "int", "FLOAT_LIT": "double", "STRING_LIT": "string",
                   "MLSTRING_LIT": "string", "BYTES_LIT": "bytes", "BOOL_LIT": "bool", "NULL_LIT": "null"}
 _NUMBERS = {"int", "double"}
+_ARITHMETIC = {"addition_add": "+", "addition_sub": "-", "multiplication_mul": "*", "multiplication_div": "/",
+               "multiplication_mod": "%"}
+_STRING_METHODS = {"contains", "startsWith", "endsWith", "matches", "lower", "upper", "trim", "replace", "substring",
+                   "split"}
 _COMPARISONS = {"relation_eq": "==", "relation_ne": "!=", "relation_lt": "<", "relation_le": "<=",
                 "relation_gt": ">", "relation_ge": ">="}
 
@@ -571,14 +575,32 @@ def check_expression(source: str, types: Mapping[str, str]) -> list[str]:
             name = str(node.children[0])
             if name == "within_hours":
                 problems += _check_hours_literal(node)
+            if name == "size" and len(node.children) > 1:
+                argument = _operand(node.children[1], types)
+                if argument is not None and argument[1] in ("int", "double", "bool", "null"):
+                    problems.append(f"size() counts the characters of a string or the items of a list or map; "
+                                    f"{argument[0]} is {_KIND_WORDS[argument[1]]}")
             if name not in known_functions:
                 problems.append(f"unknown function '{name}()'{_suggest(name, known_functions)}; functions: "
                                 f"{', '.join(sorted(known_functions))}")
         elif node.data == "member_dot_arg" and len(node.children) >= 2:
             name = str(node.children[1])
+            target = _operand(node.children[0], types)
+            if name in _STRING_METHODS and target is not None and target[1] not in ("string", "bytes"):
+                hint = f": convert with string({target[0].strip(chr(39))})" if target[1] in _NUMBERS else ""
+                problems.append(f"'.{name}()' works on strings; {target[0]} is "
+                                f"{_KIND_WORDS.get(target[1], target[1])}{hint}")
             if name not in known_methods:
                 problems.append(f"unknown method '.{name}()'{_suggest(name, known_methods)}; methods: "
                                 f"{', '.join(sorted(known_methods))}")
+        elif node.data in ("addition", "multiplication") and len(node.children) == 2 \
+                and isinstance(node.children[0], lark.Tree) and node.children[0].data in _ARITHMETIC:
+            operator = _ARITHMETIC[node.children[0].data]
+            left = _operand(node.children[0].children[0] if node.children[0].children else None, types)
+            right = _operand(node.children[1], types)
+            problem = _arithmetic_mismatch(left, right, operator)
+            if problem:
+                problems.append(problem)
         elif node.data == "relation" and len(node.children) == 2 and isinstance(node.children[0], lark.Tree) \
                 and node.children[0].data in _COMPARISONS:
             operator = _COMPARISONS[node.children[0].data]
@@ -625,6 +647,20 @@ def _operand(node: Any, types: Mapping[str, str]) -> tuple[str, str] | None:
 
 _KIND_WORDS = {"string": "a string", "int": "a whole number", "double": "a number", "bool": "true or false",
                "list": "a list", "map": "a map", "bytes": "bytes", "null": "null"}
+
+
+def _arithmetic_mismatch(left: tuple[str, str] | None, right: tuple[str, str] | None, operator: str) -> str | None:
+    if left is None or right is None:
+        return None
+    (left_text, left_kind), (right_text, right_kind) = left, right
+    kinds = {left_kind, right_kind}
+    if kinds <= _NUMBERS or (operator == "+" and len(kinds) == 1 and kinds <= {"string", "list", "bytes"}):
+        return None
+    if operator == "+" and "string" in kinds and kinds & _NUMBERS:
+        return (f"{left_text} is {_KIND_WORDS[left_kind]} and {right_text} is {_KIND_WORDS[right_kind]}: "
+                "'+' does not join them; convert one with string(...) or int(...)")
+    return (f"'{operator}' needs numbers (or, for '+', two strings or two lists): {left_text} is "
+            f"{_KIND_WORDS.get(left_kind, left_kind)} and {right_text} is {_KIND_WORDS.get(right_kind, right_kind)}")
 
 
 def _mismatch(left: tuple[str, str] | None, right: tuple[str, str] | None, operator: str) -> str | None:
