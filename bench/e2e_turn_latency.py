@@ -97,12 +97,13 @@ dialog:
         - {event: filled, target: lookup}
         - {event: failed, target: ready}
     lookup:
-      on_enter: [{say: "One moment while I look up order ${order_id}."}]
+      # the reply is the slot's prompt: one reply per turn (a second prompt after it would start while
+      # the caller, who answers the first, is already talking)
       collect:
         slot: order_id
         type: digits
         constraints: {min_length: 4}
-        prompt: "Next one?"
+        prompt: "One moment while I look up order ${order_id}."
         reprompts: ["Sorry, I did not get that. Say your order number."]
         max_attempts: 10
       transitions: *next
