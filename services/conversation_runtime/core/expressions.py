@@ -541,21 +541,13 @@ _COMPARISONS = {"relation_eq": "==", "relation_ne": "!=", "relation_lt": "<", "r
                 "relation_gt": ">", "relation_ge": ">="}
 
 
+_VALUE_TYPES = ((bool, "bool"), (int, "int"), (float, "double"), (str, "string"), (list, "list"), (dict, "map"))
+
+
 def type_of_value(value: Any) -> str:
-    """A variable's CEL type from its starting value; "dyn" when it says nothing (null)."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "map"
-    return "dyn"
+    """A variable's CEL type from its starting value; "dyn" when it says nothing (null). bool before
+    int: True is an int to Python."""
+    return next((name for kind, name in _VALUE_TYPES if isinstance(value, kind)), "dyn")
 
 
 def check_expression(source: str, types: Mapping[str, str]) -> list[str]:
@@ -593,20 +585,11 @@ def check_expression(source: str, types: Mapping[str, str]) -> list[str]:
             if name not in known_methods:
                 problems.append(f"unknown method '.{name}()'{_suggest(name, known_methods)}; methods: "
                                 f"{', '.join(sorted(known_methods))}")
-        elif node.data in ("addition", "multiplication") and len(node.children) == 2 \
-                and isinstance(node.children[0], lark.Tree) and node.children[0].data in _ARITHMETIC:
-            operator = _ARITHMETIC[node.children[0].data]
+        elif node.data in ("addition", "multiplication", "relation") and len(node.children) == 2 \
+                and isinstance(node.children[0], lark.Tree) and node.children[0].data in _BINARY:
+            operator, judge_pair = _BINARY[node.children[0].data]
             left = _operand(node.children[0].children[0] if node.children[0].children else None, types)
-            right = _operand(node.children[1], types)
-            problem = _arithmetic_mismatch(left, right, operator)
-            if problem:
-                problems.append(problem)
-        elif node.data == "relation" and len(node.children) == 2 and isinstance(node.children[0], lark.Tree) \
-                and node.children[0].data in _COMPARISONS:
-            operator = _COMPARISONS[node.children[0].data]
-            left = _operand(node.children[0].children[0] if node.children[0].children else None, types)
-            right = _operand(node.children[1], types)
-            problem = _mismatch(left, right, operator)
+            problem = judge_pair(left, _operand(node.children[1], types), operator)
             if problem:
                 problems.append(problem)
     return problems
@@ -676,3 +659,8 @@ def _mismatch(left: tuple[str, str] | None, right: tuple[str, str] | None, opera
         hint = f": compare with {right_text.strip(chr(34))} (a number, without quotes)"
     return (f"{left_text} is {_KIND_WORDS.get(left_kind, left_kind)} and {right_text} is "
             f"{_KIND_WORDS.get(right_kind, right_kind)}, so '{operator}' between them is never true{hint}")
+
+
+# The binary operators the load-time check reads: the tree node of each, its sign, and its judge.
+_BINARY = {**{node: (sign, _arithmetic_mismatch) for node, sign in _ARITHMETIC.items()},
+           **{node: (sign, _mismatch) for node, sign in _COMPARISONS.items()}}
