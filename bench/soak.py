@@ -236,8 +236,11 @@ def check_backend(stats: dict[str, Any], records: list[dict[str, Any]]) -> dict[
 
 
 def check_sessions(sessions: list[Session], still_open: list[Session], waited_s: float, connected: int,
-                   t0_unix: float) -> dict[str, Any]:
-    return {"ok": not still_open, "sessions": len(sessions), "calls_answered": connected,
+                   greeted: int, t0_unix: float) -> dict[str, Any]:
+    """``greeted``: calls that heard a prompt, so reached the runtime. A call answered while the speech
+    gateway or the runtime was down never does (it ends by rtp_timeout) and has no session to count."""
+    return {"ok": not still_open and len(sessions) >= greeted, "sessions": len(sessions),
+            "calls_answered": connected, "calls_greeted": greeted,
             "open": len(still_open), "waited_s": waited_s,
             "open_sessions": [{"session_id": s.session_id, "dialog": s.dialog, "state": s.state,
                                "started_s": round(s.started_at - t0_unix, 1), "timers": sorted(s.timers)}
@@ -402,7 +405,8 @@ async def soak(args: argparse.Namespace, folder: Path) -> int:
     checks = {
         "calls_ended_with_reason": check_calls(records, windows),
         "backend_once_per_key": check_backend(stats, records),
-        "no_open_sessions": check_sessions(sessions, still_open, waited, summary["calls"]["connected"], t0),
+        "no_open_sessions": check_sessions(sessions, still_open, waited, summary["calls"]["connected"],
+                                           sum(1 for r in records if r.get("prompts_heard")), t0),
         "flat_after_warmup": check_flat(summary["samples"]["services"], t0, warmup, args.min_window_s),
     }
     markers = [(e["at_s"], f"kill {e['target']}") for e in events]

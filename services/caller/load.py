@@ -264,6 +264,8 @@ class LoadRun:
             record["answered_s"] = round(answered, 3)
             record["turns"] = [[round(answered + entry["at"], 3), entry["data"]["turn_ms"]]
                                for entry in report["timeline"] if entry["kind"] == "latency"]
+        # a prompt can only come from the dialog: a call that heard one had its session in the runtime
+        record["prompts_heard"] = len(report["heard"])
         if report["refer_to"]:
             record["refer_to"] = report["refer_to"]
         if self._transcribe:

@@ -36,7 +36,8 @@ def test_one_minute_soak_with_every_service_killed_once_passes_its_checks(tmp_pa
     assert backend["requests"] >= 1 and backend["repeated_keys_count"] == 0, backend
     assert backend["repeated_order_lookups"] == {}, backend
     sessions = checks["no_open_sessions"]
-    assert sessions["sessions"] >= calls["calls"] - calls["ended_by"].get("not_answered", 0), sessions
+    # every call that heard the dialog had a session; one answered while a service was down may not
+    assert sessions["calls_greeted"] >= 1 and sessions["sessions"] >= sessions["calls_greeted"], sessions
     assert sessions["open"] == 0, sessions
     assert set(checks["flat_after_warmup"]["services"]) == set(SERVICES)
     assert report["ok"] and proc.returncode == 0, output
