@@ -24,11 +24,12 @@ from aiortp.packet import RtpPacket
 from dialtone.common.ids import new_session_id
 from dialtone.media_gateway import sdp
 from dialtone.media_gateway.calls import parse_sip_uri
+from dialtone.media_gateway.config import SipConfig
 from dialtone.media_gateway.media.ports import PortAllocator
 from dialtone.media_gateway.media.session import MediaSession
 from dialtone.media_gateway.media_types import DtmfDigit, NegotiatedMedia, PlaybackReport
 from dialtone.media_gateway.sip_bridge import SippyBridge
-from dialtone.media_gateway.sip_guard import GuardConfig, SipGuard
+from dialtone.media_gateway.sip_guard import SipGuard
 from dialtone.media_gateway.sip_stack import InboundOffer, SipLeg, SipStack
 from sippy.CCEvents import CCEventDisconnect
 
@@ -105,7 +106,7 @@ class Phone:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         # The caller dials out; the guard still bounds what may arrive on its socket.
-        guard = SipGuard(GuardConfig(allowed_networks=("0.0.0.0/0", "::/0")))
+        guard = SipGuard(SipConfig(allowed_networks=["0.0.0.0/0", "::/0"]))
         self._stack = SipStack(SippyBridge(loop), guard, self.host, free_sip_port(self.host), self)
         await self._stack.start()
 

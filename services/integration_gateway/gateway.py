@@ -23,12 +23,13 @@ from typing import Any
 
 import httpx
 import tenacity
+from dialtone.common import token_bucket
 from dialtone.common.errors import quote_prefix
 from dialtone.common.logging import session_context
 from dialtone.integration_gateway import telemetry
 from dialtone.integration_gateway.backend_http import BackendClient, HttpReply
 from dialtone.integration_gateway.config import BackendServiceConfig, IntegrationGatewayConfig, RateLimitConfig
-from dialtone.integration_gateway.core import breaker, idempotency, token_bucket
+from dialtone.integration_gateway.core import breaker, idempotency
 from dialtone.integration_gateway.core.retry import AttemptKind, RetryPolicy, is_retryable, next_delay
 from dialtone.integration_gateway.errors import GatewayError, InvalidRequest, UnknownService
 from dialtone.integration_gateway.redaction import redact_json_text
@@ -107,7 +108,7 @@ class _RetryRun:
             return False
         reply: HttpReply = state.outcome.result()
         delay = next_delay(self.policy, reply.outcome, self.attempts, self.clock(), self.deadline, time.time(),
-                           self.rng())
+                           self.rng)
         self.delay = delay or 0.0
         return delay is not None
 

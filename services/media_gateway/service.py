@@ -27,7 +27,7 @@ from dialtone.media_gateway.sip_digest import (
     DigestPolicy,
     load_users,
 )
-from dialtone.media_gateway.sip_guard import GuardConfig, SipGuard
+from dialtone.media_gateway.sip_guard import SipGuard
 from dialtone.media_gateway.sip_liveness import SelfCheck, SelfProbe, dead_threads
 from dialtone.media_gateway.sip_stack import SipStack
 from dialtone.media_gateway.sip_tcp import TcpLimits
@@ -177,10 +177,7 @@ class MediaGatewayApp:
         factory = self._media_factory or _default_media_factory(config)
         self.calls = CallManager(config, factory)
         self.calls.channels = ChannelPool(config.tls)   # the speech gateway over mutual TLS when configured
-        guard = SipGuard(GuardConfig(
-            max_datagram_bytes=config.sip.max_datagram_bytes, allowed_networks=tuple(config.sip.allowed_networks),
-            flood_rate_per_s=config.sip.flood_rate_per_s, flood_burst=config.sip.flood_burst,
-            authenticator=_authenticator(config)))
+        guard = SipGuard(config.sip, _authenticator(config))
         tls_files = TlsFiles(config.sip.tls_cert_file, config.sip.tls_key_file, config.sip.tls_ca_file)
         try:
             tls = ReloadingContext(tls_files, config.sip.tls_verify_client) if tls_files.enabled else None

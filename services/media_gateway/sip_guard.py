@@ -11,7 +11,6 @@ stateless response formed from the request's own headers (400 with the reason, 5
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import ipaddress
 import re
@@ -19,7 +18,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
+from dialtone.common import token_bucket
 from dialtone.common.metrics import counter
+from dialtone.media_gateway.config import SipConfig
 from dialtone.media_gateway.sip_digest import DigestAuthenticator
 from dialtone.media_gateway.sip_syntax import (
     RESPONSE_LINE,
@@ -64,25 +65,6 @@ class GuardedMessage(str):
     headers: tuple[tuple[str, str], ...] = ()
 
 
-@dataclasses.dataclass(frozen=True)
-class GuardConfig:
-    max_datagram_bytes: int = 60_000
-    allowed_networks: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
-    flood_rate_per_s: float = 2000.0     # sustained datagrams per second per source address
-    flood_burst: int = 4000
-    max_sources_tracked: int = 10_000
-    # digest authentication of new calls (sip_digest); None: the allow-list alone decides
-    authenticator: DigestAuthenticator | None = None
-
-
-class _Bucket:
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self, tokens: float, stamp: float) -> None:
-        self.tokens = tokens
-        self.stamp = stamp
-
-
 class _Refuse(Exception):
     def __init__(self, status: int, detail: str, extra: list[tuple[str, str]] | None = None) -> None:
         super().__init__(detail)
@@ -91,13 +73,21 @@ class _Refuse(Exception):
 
 
 class SipGuard:
-    """Stateful only in the flood buckets; called from the one receive thread."""
+    """Stateful only in the flood buckets; called from the one receive thread. ``config`` gives the ACL,
+    the datagram size limit and the flood rate; ``authenticator`` (sip_digest) checks new calls, None:
+    the allow-list alone decides. The least recently seen sources beyond ``max_sources_tracked`` lose
+    their buckets (a spoofed-source flood must not grow the table without bound)."""
 
-    def __init__(self, config: GuardConfig, clock: Callable[[], float] = time.monotonic) -> None:
-        self._config = config
+    def __init__(self, config: SipConfig, authenticator: DigestAuthenticator | None = None,
+                 clock: Callable[[], float] = time.monotonic, max_sources_tracked: int = 10_000) -> None:
+        self._max_datagram_bytes = config.max_datagram_bytes
+        self._flood_rate_per_s = config.flood_rate_per_s
+        self._flood_burst = config.flood_burst
+        self._authenticator = authenticator
         self._clock = clock
+        self._max_sources_tracked = max_sources_tracked
         self._networks = [ipaddress.ip_network(net, strict=False) for net in config.allowed_networks]
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._buckets: OrderedDict[str, dict[str, float]] = OrderedDict()
         self._trusted: set[tuple[str, int]] = set()
 
     def allowed(self, source: str) -> bool:
@@ -108,21 +98,12 @@ class SipGuard:
         return any(address in net for net in self._networks)
 
     def _within_rate(self, source: str, now: float) -> bool:
-        bucket = self._buckets.get(source)
-        if bucket is None:
-            bucket = _Bucket(float(self._config.flood_burst), now)
-            self._buckets[source] = bucket
-            if len(self._buckets) > self._config.max_sources_tracked:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(source)
-            bucket.tokens = min(float(self._config.flood_burst),
-                                bucket.tokens + (now - bucket.stamp) * self._config.flood_rate_per_s)
-            bucket.stamp = now
-        if bucket.tokens < 1.0:
-            return False
-        bucket.tokens -= 1.0
-        return True
+        state, decision = token_bucket.take(self._buckets.get(source), now, self._flood_rate_per_s, self._flood_burst)
+        self._buckets[source] = state
+        self._buckets.move_to_end(source)
+        if len(self._buckets) > self._max_sources_tracked:
+            self._buckets.popitem(last=False)
+        return decision.allowed
 
     def trust(self, source: str, port: int) -> None:
         """Exempt one exact source address and port (the gateway's own liveness probe) from the ACL
@@ -142,7 +123,7 @@ class SipGuard:
                 return Verdict.DROP, None, "acl"
             if not self._within_rate(source, self._clock()):
                 return Verdict.DROP, None, "flood"
-        if len(data) > self._config.max_datagram_bytes:
+        if len(data) > self._max_datagram_bytes:
             return Verdict.DROP, None, "oversized"
         if len(data) < 16 or not data.strip():
             return Verdict.DROP, None, "keepalive"
@@ -186,7 +167,7 @@ class SipGuard:
                            if tag.strip() and tag.strip().lower() not in _SUPPORTED_EXTENSIONS]
             if unsupported:
                 raise _Refuse(420, "extension not supported", [("Unsupported", ", ".join(unsupported))])
-        authenticator = self._config.authenticator
+        authenticator = self._authenticator
         if authenticator is not None and method == "INVITE" and not _has_to_tag(message):
             # a new call; an INVITE inside a call (To tag) belongs to a dialog already authenticated
             verdict = authenticator.check(method, source, message.get("authorization"))

@@ -20,6 +20,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 
 import grpc
+from dialtone.common.backoff import backoff_delay
 from dialtone.common.grpc_channel import ChannelPool
 from dialtone.common.grpc_validation import is_refusal
 from dialtone.common.metrics import counter
@@ -37,7 +38,8 @@ STREAM_RECONNECTS = counter("media_speech_stream_reconnects_total", "speech stre
 UPLINK_DROPPED = counter("media_speech_uplink_dropped_total", "uplink audio frames dropped: speech side too slow")
 
 MAX_QUEUED = 500            # 10 s of audio
-RECONNECT_DELAYS = (0.05, 0.2, 0.5, 1.0, 2.0)
+RECONNECT_INITIAL_S = 0.05  # the first retry comes quickly: it usually goes to another replica
+RECONNECT_MAX_S = 2.0
 CONNECT_TIMEOUT_S = 2.0
 _CLOSE = object()
 
@@ -114,7 +116,7 @@ class SpeechLink:
             yield item
 
     async def _run(self) -> None:
-        attempt = 0
+        failures = 0   # in a row, since the last stream that brought a message
         while True:
             address = self._addresses[self.connects % len(self._addresses)]
             self.connects += 1
@@ -125,9 +127,8 @@ class SpeechLink:
                 if self._closing:
                     return
                 log.warning("speech gateway %s unreachable; trying again", address)
-                delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
-                attempt += 1
-                await asyncio.sleep(delay)
+                failures += 1
+                await asyncio.sleep(backoff_delay(failures, RECONNECT_INITIAL_S, RECONNECT_MAX_S))
                 continue
             # resume=true only once the speech side has seen this call's CallStart on an earlier stream.
             resume = self.ever_connected
@@ -138,7 +139,7 @@ class SpeechLink:
                 stream = spb_grpc.SpeechGatewayStub(channel).StreamCall(self._uplink(resume))
                 self.connected.set()
                 async for down in stream:
-                    attempt = 0
+                    failures = 0
                     try:
                         self._on_downlink(down)
                     except Exception:  # noqa: BLE001 - one bad message must not end the stream
@@ -159,6 +160,5 @@ class SpeechLink:
                     return
                 log.warning("speech stream to %s broke (%s); reconnecting", address, exc.code().name)
             self.connected.clear()
-            delay = RECONNECT_DELAYS[min(attempt, len(RECONNECT_DELAYS) - 1)]
-            attempt += 1
-            await asyncio.sleep(delay)
+            failures += 1
+            await asyncio.sleep(backoff_delay(failures, RECONNECT_INITIAL_S, RECONNECT_MAX_S))

@@ -29,7 +29,7 @@ import numpy as np
 from dialtone.common.audio import FRAME_MS, SAMPLE_RATE, rms_dbfs
 from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.speech_gateway.config import SpeechGatewayConfig, VadConfig
-from dialtone.speech_gateway.core.barge_in import DEFAULT_BACKCHANNEL_WORDS, BargeIn, BargeInSettings
+from dialtone.speech_gateway.core.barge_in import BargeIn
 from dialtone.speech_gateway.core.events import (
     Backchannel,
     BargeInPolicy,
@@ -40,7 +40,7 @@ from dialtone.speech_gateway.core.events import (
     SpeechResumed,
     SpeechStarted,
 )
-from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSettings
+from dialtone.speech_gateway.core.partials import PartialScheduler
 from dialtone.speech_gateway.core.segmenter import SegmenterSettings
 from dialtone.speech_gateway.core.turn import Completeness, EndOfTurn, Expectation, TurnCore, TurnSettings, judge
 from dialtone.speech_gateway.engines.base import MAX_HINT_CHARS, AsrEngine, Recognition
@@ -147,16 +147,10 @@ class CallSession:
         vad = config.vad
         self._vad = build_vad(vad.engine, vad.aggressiveness, vad.silero_threshold)
         self._turn = TurnCore(turn_settings(vad))
-        b = config.barge_in
-        self._barge = BargeIn(BargeInSettings(
-            enabled=b.enabled, backchannel_max_ms=b.backchannel_max_ms, backchannel_max_words=b.backchannel_max_words,
-            backchannel_words=frozenset(w.lower() for w in b.backchannel_words) or DEFAULT_BACKCHANNEL_WORDS,
-            hold_on_speech=b.hold_on_speech))
+        self._barge = BargeIn(config.barge_in.settings())
         self._held: str | None = None   # prompt silenced at speech onset, verdict pending
         self._hints = ""                 # the listening state's recognition hints (StateChanged.expect.hints)
-        self._partials = PartialScheduler(PartialSettings(
-            enabled=config.asr.partials, interval_ms=config.asr.partial_interval_ms,
-            min_audio_ms=config.asr.partial_min_audio_ms))
+        self._partials = PartialScheduler(config.asr.partial_settings())
         self._preroll: collections.deque[tuple[int, bytes]] = collections.deque(
             maxlen=max(1, vad.start_window_ms // FRAME_MS))
         self._utt: _Utterance | None = None

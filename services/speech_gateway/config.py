@@ -9,6 +9,8 @@ import dataclasses
 from typing import Literal
 
 from dialtone.common.config import GrpcServerConfig, MetricsConfig, ServiceConfig
+from dialtone.speech_gateway.core.barge_in import DEFAULT_BACKCHANNEL_WORDS, BargeInSettings
+from dialtone.speech_gateway.core.partials import PartialSettings
 
 
 @dataclasses.dataclass
@@ -46,6 +48,10 @@ class AsrConfig:
     # decode partial transcripts all the time (live panels, CallNotice "transcript.partial"); off, they are
     # decoded only while speech over an after_words prompt is judged on them. The dialog acts on finals.
     partials: bool = False
+
+    def partial_settings(self) -> PartialSettings:
+        return PartialSettings(enabled=self.partials, interval_ms=self.partial_interval_ms,
+                               min_audio_ms=self.partial_min_audio_ms)
 
 
 @dataclasses.dataclass
@@ -100,6 +106,13 @@ class BargeInConfig:
     backchannel_words: list[str] = dataclasses.field(default_factory=list)  # empty = built-in list
     # silence an `on` prompt the moment speech starts over it; resume it if that was a backchannel
     hold_on_speech: bool = True
+
+    def settings(self) -> BargeInSettings:
+        return BargeInSettings(
+            enabled=self.enabled, backchannel_max_ms=self.backchannel_max_ms,
+            backchannel_max_words=self.backchannel_max_words,
+            backchannel_words=frozenset(w.lower() for w in self.backchannel_words) or DEFAULT_BACKCHANNEL_WORDS,
+            hold_on_speech=self.hold_on_speech)
 
 
 @dataclasses.dataclass

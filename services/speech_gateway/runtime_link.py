@@ -28,6 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import grpc
+from dialtone.common.backoff import backoff_delay
 from dialtone.common.errors import quote_prefix
 from dialtone.common.grpc_validation import is_refusal
 from dialtone.speech_gateway.metrics import RUNTIME_RECONNECTS, RUNTIME_REFUSALS
@@ -44,6 +45,8 @@ REPLAYED_EVENTS = 32
 # After an ambiguous end: how long a resumed stream waits for the runtime to refuse it before the
 # replayed events follow the Resume.
 SETTLE_S = 0.5
+RECONNECT_INITIAL_S = 0.1
+RECONNECT_MAX_S = 2.0
 # The status grpc.aio gives a call whose write failed in the core (the stream had already ended).
 _LOST_STATUS = (grpc.StatusCode.INTERNAL, "Internal error from Core")
 
@@ -62,7 +65,7 @@ class RuntimeRefused(Exception):
 
 class RuntimeLink:
     def __init__(self, channel: grpc.aio.Channel, session_id: str, started: rpb.CallStarted | None,
-                 on_action: ActionHandler, *, reconnect_s: float = 10.0) -> None:
+                 on_action: ActionHandler, *, reconnect_s: float) -> None:
         self._stub = rpb_grpc.ConversationRuntimeStub(channel)
         self.session_id = session_id
         self._started = started  # None: the call is a resume of one already under way
@@ -93,7 +96,7 @@ class RuntimeLink:
         """Until the call's stream ends normally; raises RuntimeUnavailable if it cannot reconnect,
         RuntimeRefused (at once) if the runtime refused the stream."""
         loop = asyncio.get_running_loop()
-        backoff = 0.1
+        failures = 0   # breaks in a row that waited before resuming
         broken_since: float | None = None
         while True:
             call = self._stub.Converse()
@@ -112,7 +115,7 @@ class RuntimeLink:
                 why = f"{code.name} {quote_prefix(details, 200)}"
                 lost = (code, details) == _LOST_STATUS
                 if self._answered:
-                    broken_since, backoff = None, 0.1  # this stream worked: a new break, a new window
+                    broken_since, failures = None, 0  # this stream worked: a new break, a new window
                 if is_refusal(code) or (lost and self._status_lost):
                     RUNTIME_REFUSALS.labels(code.name).inc()
                     log.warning("runtime refused the call's stream (%s); ending the call", why)
@@ -126,8 +129,8 @@ class RuntimeLink:
                 call.cancel()
                 self._status_lost = lost
                 if not lost:
-                    await asyncio.sleep(backoff)
-                    backoff = min(2.0, backoff * 2)
+                    failures += 1
+                    await asyncio.sleep(backoff_delay(failures, RECONNECT_INITIAL_S, RECONNECT_MAX_S))
                 continue
             if finished:
                 return

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 import pytest
-from dialtone.integration_gateway.core import token_bucket
+from dialtone.common import token_bucket
 from dialtone.integration_gateway.store_redis import RedisStore
 from dialtone.v1 import integration_gateway_pb2 as pb
 from dialtone.v1 import integration_gateway_pb2_grpc as pb_grpc

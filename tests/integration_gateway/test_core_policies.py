@@ -1,40 +1,11 @@
-"""Token bucket, circuit breaker and idempotency record cores, stepped with `now` from 0.0."""
+"""Circuit breaker and idempotency record cores, stepped with `now` from 0.0."""
 
 from __future__ import annotations
 
 import pytest
-from dialtone.integration_gateway.core import breaker, idempotency, token_bucket
+from dialtone.integration_gateway.core import breaker, idempotency
 from dialtone.integration_gateway.core.breaker import BreakerPolicy, BreakerState
 from dialtone.integration_gateway.core.idempotency import ClaimAction
-
-
-class TestTokenBucket:
-    def test_burst_then_refusal_then_refill(self) -> None:
-        """A bucket of 3 at 2/s lets 3 through at once, refuses the 4th, and has one again after 0.5 s."""
-        state = None
-        for _ in range(3):
-            state, decision = token_bucket.take(state, 0.0, 2.0, 3)
-            assert decision.allowed
-        state, decision = token_bucket.take(state, 0.0, 2.0, 3)
-        assert not decision.allowed and decision.wait_s == pytest.approx(0.5)
-        state, decision = token_bucket.take(state, 0.5, 2.0, 3)
-        assert decision.allowed
-
-    def test_refill_is_capped_at_capacity(self) -> None:
-        """A long idle period fills the bucket only to its capacity."""
-        state, _ = token_bucket.take(None, 0.0, 1.0, 2)
-        allowed = 0
-        for _ in range(5):
-            state, decision = token_bucket.take(state, 1000.0, 1.0, 2)
-            allowed += decision.allowed
-        assert allowed == 2
-
-    def test_clock_stepping_back_does_not_refill(self) -> None:
-        """A replica whose clock is behind neither adds nor removes tokens."""
-        state, _ = token_bucket.take(None, 10.0, 1.0, 1)
-        state, decision = token_bucket.take(state, 9.0, 1.0, 1)
-        assert not decision.allowed
-
 
 POLICY = BreakerPolicy(failure_threshold=3, reset_timeout_s=10.0, trial_lease_s=5.0)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from dialtone.common.config import ConfigError
+from dialtone.media_gateway.config import SipConfig
 from dialtone.media_gateway.sip_digest import (
     ALGORITHMS,
     CredentialsError,
@@ -17,7 +18,7 @@ from dialtone.media_gateway.sip_digest import (
     parse_digest,
     response,
 )
-from dialtone.media_gateway.sip_guard import GuardConfig, SipGuard, Verdict
+from dialtone.media_gateway.sip_guard import SipGuard, Verdict
 
 from tests.media_gateway.media_spy import MediaSpy
 from tests.media_gateway.support import gateway_config, run_sipp, start_gateway, start_speech, wait_until
@@ -95,7 +96,7 @@ INVITE = ("INVITE sip:bot@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;b
 
 def test_the_guard_challenges_new_calls_only() -> None:
     auth = DigestAuthenticator(DigestPolicy("pbx.test", {"alice": "s3cret"}))
-    guard = SipGuard(GuardConfig(authenticator=auth))
+    guard = SipGuard(SipConfig(), auth)
     verdict, reply = guard.inspect(INVITE.format(to_tag="", extra="").encode(), "127.0.0.1")
     assert verdict is Verdict.REPLY and reply.startswith(b"SIP/2.0 401 Unauthorized")
     assert reply.count(b"WWW-Authenticate: Digest realm=\"pbx.test\"") == 2   # SHA-256, then MD5

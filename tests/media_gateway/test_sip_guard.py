@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from dialtone.media_gateway.call_rules import SessionIntervalTooSmall, parse_dtmf_info, parse_sip_uri, session_timer
-from dialtone.media_gateway.sip_guard import GuardConfig, GuardedMessage, SipGuard, Verdict
+from dialtone.media_gateway.config import SipConfig
+from dialtone.media_gateway.sip_guard import GuardedMessage, SipGuard, Verdict
 from dialtone.media_gateway.sip_syntax import SipSyntaxError, canonical_request, read_request, split_message
 
 from tests.media_gateway.torture import address_variants, torture_message
@@ -23,7 +24,7 @@ class Clock:
 
 def test_acl_drops_sources_outside_allowed_networks() -> None:
     """Only sources inside the configured CIDRs pass; garbage addresses are refused too."""
-    guard = SipGuard(GuardConfig(allowed_networks=("10.0.0.0/8", "2001:db8::/32")))
+    guard = SipGuard(SipConfig(allowed_networks=["10.0.0.0/8", "2001:db8::/32"]))
     assert guard.inspect(OPTIONS, "10.1.2.3")[0] is Verdict.PASS
     assert guard.inspect(OPTIONS, "2001:db8::5")[0] is Verdict.PASS
     assert guard.inspect(OPTIONS, "127.0.0.1") == (Verdict.DROP, None)
@@ -33,7 +34,7 @@ def test_acl_drops_sources_outside_allowed_networks() -> None:
 def test_flood_bucket_bounds_each_source() -> None:
     """A source gets its burst, then one datagram per 1/rate seconds; other sources are unaffected."""
     clock = Clock()
-    guard = SipGuard(GuardConfig(flood_rate_per_s=2.0, flood_burst=3), clock=clock)
+    guard = SipGuard(SipConfig(flood_rate_per_s=2.0, flood_burst=3), clock=clock)
     verdicts = [guard.inspect(OPTIONS, "127.0.0.1")[0] for _ in range(5)]
     assert verdicts == [Verdict.PASS] * 3 + [Verdict.DROP] * 2
     assert guard.inspect(OPTIONS, "127.0.0.2")[0] is Verdict.PASS
@@ -44,7 +45,7 @@ def test_flood_bucket_bounds_each_source() -> None:
 
 def test_flood_table_is_bounded() -> None:
     """Spoofed sources cannot grow the bucket table beyond its limit."""
-    guard = SipGuard(GuardConfig(allowed_networks=("10.0.0.0/8",), max_sources_tracked=100))
+    guard = SipGuard(SipConfig(allowed_networks=["10.0.0.0/8"]), max_sources_tracked=100)
     for i in range(1000):
         guard.inspect(OPTIONS, f"10.0.{i // 256}.{i % 256}")
     assert len(guard._buckets) == 100
@@ -53,7 +54,7 @@ def test_flood_table_is_bounded() -> None:
 def test_folded_torture_invite_is_rewritten_plainly() -> None:
     """wsinv's folded, oddly spaced headers become one canonical line each; the raw bytes ride along."""
     raw = torture_message("wsinv")
-    verdict, text = SipGuard(GuardConfig()).inspect(raw, "127.0.0.1")
+    verdict, text = SipGuard(SipConfig()).inspect(raw, "127.0.0.1")
     assert verdict is Verdict.PASS and isinstance(text, GuardedMessage)
     assert text.raw == raw
     lines = text.split("\r\n\r\n", 1)[0].split("\r\n")
@@ -74,7 +75,7 @@ def test_folded_torture_invite_is_rewritten_plainly() -> None:
 ])
 def test_guard_answers_carry_the_right_headers(name: str, status: int, header: bytes) -> None:
     """Stateless answers copy the request's Via/From/To/Call-ID/CSeq and add what the status needs."""
-    verdict, response = SipGuard(GuardConfig()).inspect(torture_message(name), "127.0.0.1")
+    verdict, response = SipGuard(SipConfig()).inspect(torture_message(name), "127.0.0.1")
     assert verdict is Verdict.REPLY and isinstance(response, bytes)
     assert response.startswith(f"SIP/2.0 {status} ".encode())
     assert header in response
@@ -165,7 +166,7 @@ def test_tcp_framing_cuts_messages_by_content_length() -> None:
 def test_unusable_hosts_and_ports_are_answered_400(name: str, data: bytes) -> None:
     """Every header the stack may send to is checked: a bad host or port gets 400 (to the datagram's
     source), never a pass to sippy, whose sender thread died on sendto() to port 70000."""
-    verdict, payload = SipGuard(GuardConfig()).inspect(data, "127.0.0.1")
+    verdict, payload = SipGuard(SipConfig()).inspect(data, "127.0.0.1")
     assert verdict is Verdict.REPLY, f"{name}: {verdict}"
     assert isinstance(payload, bytes) and payload.startswith(b"SIP/2.0 400 "), payload[:120]
 
@@ -176,7 +177,7 @@ def test_unusable_hosts_and_ports_are_answered_400(name: str, data: bytes) -> No
 def test_usable_addresses_pass(value: str) -> None:
     """Hostnames, IPv4, IPv6 references (RFC 4475 §3.1.1.x) and ports up to 65535 still pass."""
     data = OPTIONS.replace(b"<sip:bot@c>", f"<{value}>".encode())
-    assert SipGuard(GuardConfig()).inspect(data, "127.0.0.1")[0] is Verdict.PASS
+    assert SipGuard(SipConfig()).inspect(data, "127.0.0.1")[0] is Verdict.PASS
 
 
 def test_response_naming_an_unusable_contact_is_dropped() -> None:
@@ -184,7 +185,7 @@ def test_response_naming_an_unusable_contact_is_dropped() -> None:
     response = (b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-1\r\nFrom: <sip:a@b>;tag=1\r\n"
                 b"To: <sip:c@d>;tag=2\r\nCall-ID: r1\r\nCSeq: 1 INVITE\r\nContact: <sip:c@127.0.0.1:%s>\r\n"
                 b"Content-Length: 0\r\n\r\n")
-    guard = SipGuard(GuardConfig())
+    guard = SipGuard(SipConfig())
     assert guard.inspect(response % b"70000", "127.0.0.1") == (Verdict.DROP, None)
     assert guard.inspect(response % b"5080", "127.0.0.1")[0] is Verdict.PASS
 
@@ -192,7 +193,7 @@ def test_response_naming_an_unusable_contact_is_dropped() -> None:
 def test_trusted_probe_source_skips_acl_and_flood_only() -> None:
     """The gateway's own liveness probe (one exact address and port) passes an ACL that excludes it,
     and is never flood-limited; the same address from another port is still refused."""
-    guard = SipGuard(GuardConfig(allowed_networks=("10.0.0.0/8",), flood_burst=1, flood_rate_per_s=0.001))
+    guard = SipGuard(SipConfig(allowed_networks=["10.0.0.0/8"], flood_burst=1, flood_rate_per_s=0.001))
     guard.trust("127.0.0.1", 40000)
     assert [guard.inspect(OPTIONS, "127.0.0.1", 40000)[0] for _ in range(3)] == [Verdict.PASS] * 3
     assert guard.inspect(OPTIONS, "127.0.0.1", 40001)[0] is Verdict.DROP

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dialtone.speech_gateway.core.barge_in import BargeIn, BargeInSettings, words_of
+from dialtone.speech_gateway.config import BargeInConfig
+from dialtone.speech_gateway.core.barge_in import BargeIn, words_of
 from dialtone.speech_gateway.core.events import Backchannel, BargeInMode, BargeInPolicy, Interrupt
 
-SETTINGS = BargeInSettings(backchannel_max_ms=600, backchannel_max_words=2)
+SETTINGS = BargeInConfig(backchannel_max_ms=600, backchannel_max_words=2).settings()
 ON = BargeInPolicy(BargeInMode.ON)
 
 
@@ -44,7 +45,7 @@ def test_short_real_word_interrupts_after_its_transcript():
 
 
 def test_zero_threshold_interrupts_at_speech_start():
-    b = BargeIn(BargeInSettings(backchannel_max_ms=0))
+    b = BargeIn(BargeInConfig(backchannel_max_ms=0).settings())
     b.prompt_started("u1", ON)
     assert b.speech_started() == Interrupt("u1", "speech")
 
@@ -83,7 +84,7 @@ def test_prompt_ending_during_judgement_releases_the_speech():
 
 
 def test_disabled_globally_never_interrupts():
-    b = BargeIn(BargeInSettings(enabled=False))
+    b = BargeIn(BargeInConfig(enabled=False).settings())
     b.prompt_started("u1", ON)
     assert b.speech_started() == Backchannel("u1", "policy_off")
     assert b.dtmf() is None
@@ -108,7 +109,7 @@ def test_only_on_prompts_are_held_and_the_setting_turns_it_off():
         b = arbiter(policy)
         b.speech_started()
         assert b.prompt_to_hold() is None, policy
-    b = BargeIn(BargeInSettings(hold_on_speech=False))
+    b = BargeIn(BargeInConfig(hold_on_speech=False).settings())
     b.prompt_started("u1", ON)
     b.speech_started()
     assert b.judging and b.prompt_to_hold() is None

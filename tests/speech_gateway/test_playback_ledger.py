@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from dialtone.speech_gateway.core.partials import PartialScheduler, PartialSettings
+from dialtone.speech_gateway.config import AsrConfig
+from dialtone.speech_gateway.core.partials import PartialScheduler
 from dialtone.speech_gateway.core.playback import PlaybackLedger
 
 
@@ -41,13 +42,14 @@ def test_capacity_must_be_positive():
 
 
 def test_partials_are_off_unless_enabled_or_needed():
-    sched = PartialScheduler(PartialSettings(interval_ms=500, min_audio_ms=400))
+    sched = PartialScheduler(AsrConfig(partial_interval_ms=500, partial_min_audio_ms=400).partial_settings())
     assert not sched.due(0, 1000, False)
     assert sched.due(0, 1000, False, needed=True)     # an after_words prompt is being judged
 
 
 def test_partials_are_rate_bounded_and_skip_while_a_decode_runs():
-    sched = PartialScheduler(PartialSettings(enabled=True, interval_ms=500, min_audio_ms=400))
+    always = AsrConfig(partials=True, partial_interval_ms=500, partial_min_audio_ms=400)
+    sched = PartialScheduler(always.partial_settings())
     assert not sched.due(0, 300, False)
     assert sched.due(0, 400, False)
     assert not sched.due(0, 800, False)

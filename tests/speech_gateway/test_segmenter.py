@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from dialtone.speech_gateway.core.events import SilenceBegan, SpeechEnded, SpeechResumed, SpeechStarted
 from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings, looks_complete
 
 SETTINGS = SegmenterSettings(frame_ms=20, start_window_ms=100, start_ratio=0.6, stop_ms=200,
-                             speculative_ms=80, max_utterance_ms=2000)
+                             speculative_ms=80, max_utterance_ms=2000, early_stop_ms=0)
 
 
 def run(pattern: str, seg: Segmenter | None = None, t0: int = 0) -> list[tuple[int, object]]:
@@ -62,8 +64,7 @@ def test_flush_closes_an_open_utterance():
     assert seg.flush(120) == []
 
 
-EARLY = SegmenterSettings(frame_ms=20, start_window_ms=100, start_ratio=0.6, stop_ms=200,
-                          speculative_ms=80, max_utterance_ms=2000, early_stop_ms=120)
+EARLY = dataclasses.replace(SETTINGS, early_stop_ms=120)
 
 
 def test_a_finished_sentence_ends_the_turn_at_early_stop_ms():
@@ -106,21 +107,20 @@ def test_which_transcripts_read_as_finished(text, complete):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"early_stop_ms": 100}, "early_stop_ms must be 0 (off) or at least speculative_ms"),
+    ({"early_stop_ms": 60}, "early_stop_ms must be 0 (off) or at least speculative_ms"),
     ({"frame_ms": 0}, "frame_ms must be positive"),
     ({"start_ratio": 0.0}, "start_ratio must be in (0, 1]"),
     ({"speculative_ms": 900, "stop_ms": 600}, "speculative_ms must be positive and not above stop_ms"),
 ])
 def test_bad_settings_are_refused_with_a_reason(kwargs, message):
     with pytest.raises(ValueError) as err:
-        SegmenterSettings(**kwargs)
+        dataclasses.replace(SETTINGS, **kwargs)
     assert str(err.value) == message
 
 
 def test_early_stop_above_stop_ms_changes_nothing():
     """A stop_ms lowered below the early stop ends turns at stop_ms, marked or not."""
-    seg = Segmenter(SegmenterSettings(frame_ms=20, start_window_ms=100, start_ratio=0.6, stop_ms=200,
-                                      speculative_ms=80, max_utterance_ms=2000, early_stop_ms=300))
+    seg = Segmenter(dataclasses.replace(SETTINGS, early_stop_ms=300))
     run("1" * 10 + "0" * 5, seg)
     assert seg.mark_complete() == []
     assert [ev for _, ev in run("00000", seg, t0=300)] == [SpeechEnded(0, 200)]

@@ -3,6 +3,8 @@ expectation, on synthetic timelines in milliseconds (no sockets, no models)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from dialtone.speech_gateway.core.events import SilenceBegan, SpeechEnded, SpeechResumed, SpeechStarted
 from dialtone.speech_gateway.core.segmenter import SegmenterSettings
@@ -16,8 +18,8 @@ DIGITS4 = Expectation("digits", {"min_length": 4})
 # (complete), 600 ms (other) or 1200 ms (incomplete) of silence after the speech.
 SETTINGS = TurnSettings(
     SegmenterSettings(frame_ms=20, start_window_ms=100, start_ratio=0.6, stop_ms=500, speculative_ms=60,
-                      max_utterance_ms=15000),
-    EndOfTurn(complete_ms=200, other_ms=600, incomplete_ms=1200), hangover_ms=100)
+                      max_utterance_ms=15000, early_stop_ms=0),
+    EndOfTurn(complete_ms=200, other_ms=600, incomplete_ms=1200), hangover_ms=100, early_end=True, quiet_ms=0)
 
 
 # a frame per character: the VAD's decision and the frame's level (dBFS)
@@ -116,7 +118,7 @@ def test_the_states_tuning_overrides_the_defaults_and_bad_tuning_is_refused():
 
 
 def test_early_end_off_treats_complete_as_other():
-    core = TurnCore(TurnSettings(SETTINGS.segmenter, SETTINGS.end_of_turn, hangover_ms=100, early_end=False))
+    core = TurnCore(dataclasses.replace(SETTINGS, early_end=False))
     events = play(core, [("frames", SPEECH + "0" * 10), ("verdict", C), ("frames", "0" * 40)])
     assert ends(events)[0] == (1480, SpeechEnded(0, 1000))
 
@@ -161,7 +163,7 @@ def test_an_expectation_from_its_contract_fields():
     assert parsed.holds("order 1234") and not parsed.holds("order 12")
 
 
-QUIET = TurnSettings(SETTINGS.segmenter, SETTINGS.end_of_turn, hangover_ms=100, quiet_ms=40)
+QUIET = dataclasses.replace(SETTINGS, quiet_ms=40)
 
 
 def test_a_quiet_stretch_begins_the_pause_before_the_vad_reports_it():

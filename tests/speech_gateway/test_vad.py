@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from dialtone.common.audio import split_frames
 from dialtone.speech_gateway.audio_io import read_wav, telephone_path
+from dialtone.speech_gateway.call import segmenter_settings
+from dialtone.speech_gateway.config import VadConfig
 from dialtone.speech_gateway.core.events import SpeechEnded, SpeechStarted
 from dialtone.speech_gateway.core.segmenter import Segmenter
 from dialtone.speech_gateway.engines.base import ModelError
@@ -18,7 +20,7 @@ def test_one_utterance_is_found_between_silences(engine):
     pcm, rate = read_wav(SOUNDS / "agent-pass.wav")  # ~3.3 s: "Please enter your password ..."
     speech = telephone_path(pcm, rate)
     audio = bytes(16000 * 2) + speech + bytes(16000 * 2)  # 1 s of silence either side
-    vad, seg = build_vad(engine), Segmenter()
+    vad, seg = build_vad(engine), Segmenter(segmenter_settings(VadConfig(engine=engine)))
     events = []
     for i, frame in enumerate(split_frames(audio)):
         events += seg.feed(vad.is_speech(frame), i * 20)

@@ -12,6 +12,12 @@ from __future__ import annotations
 import dataclasses
 import email.utils
 import enum
+from collections.abc import Callable
+
+from dialtone.common.backoff import backoff_delay
+
+# half of each backoff is drawn at random ("equal jitter"): retries of calls that failed together spread out
+_JITTER = 0.5
 
 
 class AttemptKind(enum.Enum):
@@ -64,18 +70,13 @@ def parse_retry_after(value: str | None, now_epoch: float) -> float | None:
     return max(0.0, when.timestamp() - now_epoch)
 
 
-def backoff(policy: RetryPolicy, attempt: int, jitter: float) -> float:
-    """Exponential backoff with "equal jitter": half fixed, half random (jitter in [0, 1])."""
-    base = min(policy.backoff_max_s, policy.backoff_initial_s * (2 ** max(0, attempt - 1)))
-    return base / 2 + base / 2 * min(1.0, max(0.0, jitter))
-
-
 def next_delay(policy: RetryPolicy, outcome: AttemptOutcome, attempt: int, now: float, deadline: float,
-               now_epoch: float, jitter: float) -> float | None:
-    """Seconds to wait before attempt ``attempt + 1``, or None to stop after ``attempt`` attempts."""
+               now_epoch: float, rng: Callable[[], float]) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1``, or None to stop after ``attempt`` attempts.
+    ``rng`` draws the backoff's jitter, in [0, 1]."""
     if outcome.ok or not is_retryable(outcome) or attempt >= policy.max_attempts:
         return None
-    delay = backoff(policy, attempt, jitter)
+    delay = backoff_delay(attempt, policy.backoff_initial_s, policy.backoff_max_s, _JITTER, rng)
     retry_after = parse_retry_after(outcome.retry_after, now_epoch)
     if retry_after is not None:
         if retry_after > policy.max_retry_after_s:

@@ -41,11 +41,13 @@ def words_of(text: str) -> list[str]:
 
 @dataclasses.dataclass(frozen=True)
 class BargeInSettings:
-    enabled: bool = True
-    backchannel_max_ms: int = 700
-    backchannel_max_words: int = 2
-    backchannel_words: frozenset[str] = DEFAULT_BACKCHANNEL_WORDS
-    hold_on_speech: bool = True
+    """No defaults: the service's are in its config (``BargeInConfig.settings()`` builds these)."""
+
+    enabled: bool
+    backchannel_max_ms: int
+    backchannel_max_words: int
+    backchannel_words: frozenset[str]   # lower case
+    hold_on_speech: bool
 
     def is_backchannel(self, text: str) -> bool:
         words = words_of(text)
@@ -56,8 +58,8 @@ class BargeInSettings:
 class BargeIn:
     """One per call. Tracks the prompt now playing and judges speech over it."""
 
-    def __init__(self, settings: BargeInSettings | None = None) -> None:
-        self.settings = settings or BargeInSettings()
+    def __init__(self, settings: BargeInSettings) -> None:
+        self.settings = settings
         self._playing: tuple[str, BargeInPolicy] | None = None
         self._judging = False  # speech over the current prompt, verdict not given yet
 

@@ -15,14 +15,16 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class PartialSettings:
-    enabled: bool = False
-    interval_ms: int = 1000
-    min_audio_ms: int = 800
+    """No defaults: the service's are in its config (``AsrConfig.partial_settings()`` builds these)."""
+
+    enabled: bool
+    interval_ms: int
+    min_audio_ms: int
 
 
 class PartialScheduler:
-    def __init__(self, settings: PartialSettings | None = None) -> None:
-        self.settings = settings or PartialSettings()
+    def __init__(self, settings: PartialSettings) -> None:
+        self.settings = settings
         self._last_ms: int | None = None
 
     def reset(self) -> None:

@@ -32,13 +32,16 @@ from dialtone.speech_gateway.core.events import (
 
 @dataclasses.dataclass(frozen=True)
 class SegmenterSettings:
-    frame_ms: int = 20
-    start_window_ms: int = 200
-    start_ratio: float = 0.6
-    stop_ms: int = 600
-    speculative_ms: int = 240
-    max_utterance_ms: int = 15000
-    early_stop_ms: int = 0
+    """The timings as the segmenter counts them (from the VAD's report of silence). No defaults: the
+    service's are in its config (``VadConfig``), turned into these by ``call.segmenter_settings``."""
+
+    frame_ms: int
+    start_window_ms: int
+    start_ratio: float
+    stop_ms: int
+    speculative_ms: int
+    max_utterance_ms: int
+    early_stop_ms: int
 
     def __post_init__(self) -> None:
         if self.frame_ms <= 0:
@@ -69,8 +72,8 @@ def looks_complete(text: str) -> bool:
 class Segmenter:
     """One per call. ``feed(is_speech, now_ms)`` once per frame; ``now_ms`` is the frame's start."""
 
-    def __init__(self, settings: SegmenterSettings | None = None) -> None:
-        self.settings = settings or SegmenterSettings()
+    def __init__(self, settings: SegmenterSettings) -> None:
+        self.settings = settings
         s = self.settings
         self._window: collections.deque[tuple[int, bool]] = collections.deque(
             maxlen=max(1, s.start_window_ms // s.frame_ms))

@@ -71,11 +71,12 @@ MAX_CONSTRAINTS_CHARS = 4096
 
 @dataclasses.dataclass(frozen=True)
 class EndOfTurn:
-    """Silence after the caller's speech (ms) that ends the turn, by the pause's verdict."""
+    """Silence after the caller's speech (ms) that ends the turn, by the pause's verdict. The service's
+    defaults are its config's (``VadConfig``: early_stop_ms, stop_ms, incomplete_stop_ms)."""
 
-    complete_ms: int = 200
-    other_ms: int = 600
-    incomplete_ms: int = 1200
+    complete_ms: int
+    other_ms: int
+    incomplete_ms: int
 
     def __post_init__(self) -> None:
         if min(self.complete_ms, self.other_ms, self.incomplete_ms) < 0:
@@ -154,14 +155,17 @@ def judge(text: str, expectation: Expectation | None) -> Completeness:
 
 @dataclasses.dataclass(frozen=True)
 class TurnSettings:
+    """Built from the service's config by ``call.turn_settings``; what the config does not set has its
+    default here."""
+
     segmenter: SegmenterSettings
-    end_of_turn: EndOfTurn = EndOfTurn()
-    hangover_ms: int = 0          # how late the VAD reports silence; taken off every end-of-turn silence
-    early_end: bool = True        # a complete verdict may end the turn before other_ms
+    end_of_turn: EndOfTurn
+    hangover_ms: int              # how late the VAD reports silence; taken off every end-of-turn silence
+    early_end: bool               # a complete verdict may end the turn before other_ms
     # A pause begins (and its speculative decode starts) after quiet_ms of frames quieter than the
     # utterance's loudest by quiet_below_peak_db and below quiet_max_dbfs, when that comes before the VAD's
     # report (~110 ms late for webrtcvad); 0 = off. Noise above those levels leaves it to the VAD.
-    quiet_ms: int = 0
+    quiet_ms: int
     quiet_below_peak_db: float = 30.0
     quiet_max_dbfs: float = -45.0
 

@@ -1,12 +1,14 @@
-"""A token bucket as a pure function over its stored state ``{"tokens", "at"}``.
+"""A token bucket as a pure function over its state ``{"tokens", "at"}``.
 
-The same function runs on every replica; the store applies it atomically (in
-process, or in a Redis transaction), so replicas share one bucket.
+Pure so that it serves both a bucket held in memory (the SIP guard's, one per source address) and
+one held in a shared store, where the store applies it atomically (in process, or in a Redis
+transaction) and the same function on every replica keeps one bucket between them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,11 +18,14 @@ class BucketDecision:
 
 
 def capacity(rate_per_s: float, burst: int) -> float:
+    """How many tokens the bucket holds: ``burst``, or one second's worth (at least one) when that is 0."""
     return float(burst) if burst > 0 else max(1.0, rate_per_s)
 
 
-def take(state: dict | None, now: float, rate_per_s: float, burst: int) -> tuple[dict, BucketDecision]:
-    """Take one token at ``now``; returns the new state and whether it was there."""
+def take(state: Mapping[str, float] | None, now: float, rate_per_s: float,
+         burst: int) -> tuple[dict[str, float], BucketDecision]:
+    """Take one token at ``now`` (a new bucket, ``state`` None, starts full); returns the new state and
+    whether the token was there."""
     size = capacity(rate_per_s, burst)
     if state is None:
         tokens, at = size, now
