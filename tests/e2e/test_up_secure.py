@@ -5,7 +5,8 @@ Checked on the running processes: each service answers health over mTLS with the
 (from .dialtone/cli.yaml) and refuses a plaintext client; the media gateway presents its certificate
 on the SIP TLS port; the CLI reaches the control API and a backend with that file. A WebRTC call to
 order_status (an aiortc peer, silent, keying the order number) crosses media -> speech -> runtime ->
-integration gateway -> example backend: the greeting comes back and the backend is asked.
+integration gateway -> example backend: the greeting comes back and the backend is asked. The same call
+from baresip over SIP TLS with SRTP required: heard, understood, and no plain RTP on the wire.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dialtone.media_gateway.webrtc.ice import use_host_addresses
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.e2e.support import Stack
+from tests.media_gateway.baresip import Baresip, RtpCapture, plain_g711_silence
 
 SERVICES = {"media-gateway": 1, "speech-gateway": 2, "conversation-runtime": 3, "integration-gateway": 4}
 
@@ -129,3 +131,37 @@ async def _keyed_order_status_call(stack: Stack) -> None:
         finally:
             await client.post("/api/hangup", json={"session_id": answer["session_id"]})
             await pc.close()
+
+
+def test_baresip_over_tls_with_srtp_is_heard_and_understood(secure: Stack, tmp_path) -> None:
+    """baresip (SIP over TLS to SIP port + 1, SRTP mandatory, trusting the stack's development CA) calls
+    order_status: it hears the greeting, its keyed order number is looked up at the example backend, and
+    tcpdump on the RTP ports sees no packet of plain G.711 silence (every packet is SRTP)."""
+    asyncio.run(_baresip_secure_call(secure, tmp_path))
+
+
+async def _baresip_secure_call(stack: Stack, folder) -> None:  # noqa: ANN001 - a pytest tmp_path
+    ca = stack.folder / ".dialtone" / "tls" / "ca.crt"
+    phone = Baresip(folder, "<sip:tester@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU;mediaenc=srtp-mand",
+                    extra_config=f"sip_cafile {ca}\n", modules=("srtp.so",))
+    with RtpCapture(folder / "srtp.pcap", 20000, 30000) as capture:
+        await phone.start()
+        try:
+            await phone.command("dial", f"sip:order_status@127.0.0.1:{stack.sip_port + 1};transport=tls")
+            deadline = time.monotonic() + 30
+            while phone.heard_so_far_dbfs() < -30.0:
+                assert time.monotonic() < deadline, "no greeting heard over SRTP: " + stack.log()[-2000:]
+                await asyncio.sleep(0.2)
+            for digit in "13579#":
+                await phone.command("sndcode", digit)
+                await asyncio.sleep(0.3)
+            deadline = time.monotonic() + 30
+            while "orders.get_status GET /orders/13579 -> 200" not in stack.log():   # only this call asks for it
+                assert time.monotonic() < deadline, stack.log()[-3000:]
+                await asyncio.sleep(0.2)
+            await phone.command("hangup")
+        finally:
+            await phone.stop()
+    payloads = capture.payloads()
+    assert len(payloads) > 100, "no RTP captured"
+    assert plain_g711_silence(payloads) == 0, "plain G.711 on the wire of an SRTP call"
