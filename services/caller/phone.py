@@ -27,7 +27,7 @@ from dialtone.media_gateway.calls import parse_sip_uri
 from dialtone.media_gateway.config import SipConfig
 from dialtone.media_gateway.media.ports import PortAllocator
 from dialtone.media_gateway.media.session import MediaSession
-from dialtone.media_gateway.media_types import DtmfDigit, NegotiatedMedia, PlaybackReport
+from dialtone.media_gateway.media_types import CallEndReason, DtmfDigit, NegotiatedMedia, PlaybackReport
 from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_guard import SipGuard
 from dialtone.media_gateway.sip_stack import InboundOffer, SipLeg, SipStack
@@ -279,7 +279,11 @@ class PhoneCall:
     def on_ended(self, leg: SipLeg, reason: str) -> None:
         if not self._answered.done():
             self._answered.set_exception(CallFailed(f"call ended before it was answered ({reason})"))
-        self._end("transferred" if self._refer_to else "bot_hangup" if reason == "remote_hangup" else reason)
+        if self._refer_to:
+            reason = "transferred"
+        elif reason == CallEndReason.REMOTE_HANGUP:
+            reason = "bot_hangup"
+        self._end(reason)
 
     def on_reoffer(self, leg: SipLeg, body: str | None) -> None:
         try:

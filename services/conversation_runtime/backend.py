@@ -17,20 +17,24 @@ import grpc
 from dialtone.common.config import TlsConfig
 from dialtone.common.grpc_channel import ChannelPool
 from dialtone.conversation_runtime.core.events import BackendResult
+from dialtone.integration_gateway.errors import ErrorKind
 from dialtone.v1 import integration_gateway_pb2 as ig
 from dialtone.v1 import integration_gateway_pb2_grpc as ig_grpc
 
 log = logging.getLogger(__name__)
 
 _ERROR_KINDS = {
-    ig.ERROR_KIND_TIMEOUT: "timeout",
-    ig.ERROR_KIND_CONNECT_ERROR: "connect_error",
-    ig.ERROR_KIND_HTTP_ERROR: "http_error",
-    ig.ERROR_KIND_BREAKER_OPEN: "breaker_open",
-    ig.ERROR_KIND_RATE_LIMITED: "rate_limited",
-    ig.ERROR_KIND_INVALID_REQUEST: "invalid_request",
-    ig.ERROR_KIND_UNKNOWN_SERVICE: "unknown_service",
+    ig.ERROR_KIND_TIMEOUT: ErrorKind.TIMEOUT,
+    ig.ERROR_KIND_CONNECT_ERROR: ErrorKind.CONNECT_ERROR,
+    ig.ERROR_KIND_HTTP_ERROR: ErrorKind.HTTP_ERROR,
+    ig.ERROR_KIND_BREAKER_OPEN: ErrorKind.BREAKER_OPEN,
+    ig.ERROR_KIND_RATE_LIMITED: ErrorKind.RATE_LIMITED,
+    ig.ERROR_KIND_INVALID_REQUEST: ErrorKind.INVALID_REQUEST,
+    ig.ERROR_KIND_UNKNOWN_SERVICE: ErrorKind.UNKNOWN_SERVICE,
 }
+# the gateway not answering in time, or refusing the request itself; any other failure: not reached
+_RPC_ERROR_KINDS = {grpc.StatusCode.DEADLINE_EXCEEDED: ErrorKind.TIMEOUT,
+                    grpc.StatusCode.INVALID_ARGUMENT: ErrorKind.INVALID_REQUEST}
 _RETRY_CONFIG = json.dumps({"methodConfig": [{
     "name": [{"service": "dialtone.v1.IntegrationGateway"}],
     "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s", "backoffMultiplier": 2,
@@ -61,13 +65,12 @@ class BackendClient:
         try:
             reply = await self._current_stub().Invoke(request, timeout=deadline)
         except grpc.aio.AioRpcError as exc:
-            kind = "timeout" if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED else (
-                "invalid_request" if exc.code() == grpc.StatusCode.INVALID_ARGUMENT else "connect_error")
+            kind = _RPC_ERROR_KINDS.get(exc.code(), ErrorKind.CONNECT_ERROR)
             log.warning("integration gateway call %s.%s failed: %s %s", call["service"], call["method"],
                         exc.code().name, exc.details())
             return BackendResult(key, False, 0, None, kind, f"integration gateway: {exc.code().name}")
         return BackendResult(key, reply.ok, reply.http_status, _body(reply.body_json),
-                             "" if reply.ok else _ERROR_KINDS.get(reply.error_kind, "http_error"),
+                             "" if reply.ok else _ERROR_KINDS.get(reply.error_kind, ErrorKind.HTTP_ERROR),
                              reply.error_message)
 
     async def close(self) -> None:

@@ -24,9 +24,9 @@ from dialtone.conversation_runtime.core.errors import DialogError, DialogLoadErr
 from dialtone.conversation_runtime.core.loader import load_dialog
 from dialtone.conversation_runtime.core.located import Loc, YamlSyntaxError, load_located
 from dialtone.conversation_runtime.core.session import Session
+from dialtone.integration_gateway.errors import ErrorKind
 
-ERROR_KINDS = ("timeout", "connect_error", "http_error", "breaker_open", "rate_limited", "invalid_request",
-               "unknown_service")
+ERROR_KINDS = tuple(ErrorKind)
 ANSWER_FIELDS = ("status", "body", "ok", "error", "message", "after")
 STEPS = ("speech", "dtmf", "silence", "wait", "played", "interrupt", "hangup", "backend", "transfer_failed", "expect")
 MAX_STEPS_PER_SILENCE = 1000
@@ -188,7 +188,7 @@ class _CaseRun:
                                     str(spec.get("message", error)))
         status = int(spec.get("status", 200))
         ok = bool(spec.get("ok", 200 <= status < 300))
-        return ev.BackendResult(action.key, ok, status, spec.get("body"), "" if ok else "http_error",
+        return ev.BackendResult(action.key, ok, status, spec.get("body"), "" if ok else ErrorKind.HTTP_ERROR,
                                 "" if ok else f"HTTP {status}")
 
     def send(self, event: ev.Event) -> None:

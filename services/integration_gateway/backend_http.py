@@ -149,9 +149,7 @@ class BackendClient:
                 try:
                     token = await self.oauth2.token(self._client, timeout)
                 except TokenError as exc:
-                    kind = {"timeout": AttemptKind.TIMEOUT, "connect_error": AttemptKind.CONNECT_ERROR}.get(
-                        exc.kind, AttemptKind.RESPONSE)
-                    return HttpReply(AttemptOutcome(kind, exc.status), error=f"oauth2: {exc}")
+                    return HttpReply(AttemptOutcome(exc.kind, exc.status), error=f"oauth2: {exc}")
                 except AddressRefused as exc:
                     return HttpReply(AttemptOutcome(AttemptKind.REQUEST_ERROR), error=f"oauth2 token_url: {exc}")
                 request.headers["Authorization"] = "Bearer " + token

@@ -13,20 +13,34 @@ here: the adapter turns them into attempt outcomes and the gateway into results.
 
 from __future__ import annotations
 
+import enum
+
 from dialtone.common.errors import DialtoneError
 
 
+class ErrorKind(enum.StrEnum):
+    """Why an action failed: ActionResult.error_kind (service.py maps each to the wire's enum)."""
+
+    TIMEOUT = "timeout"
+    CONNECT_ERROR = "connect_error"
+    HTTP_ERROR = "http_error"
+    BREAKER_OPEN = "breaker_open"
+    RATE_LIMITED = "rate_limited"
+    INVALID_REQUEST = "invalid_request"
+    UNKNOWN_SERVICE = "unknown_service"
+
+
 class GatewayError(DialtoneError):
-    error_kind = "invalid_request"
+    error_kind = ErrorKind.INVALID_REQUEST
 
 
 class UnknownService(GatewayError):
-    error_kind = "unknown_service"
+    error_kind = ErrorKind.UNKNOWN_SERVICE
 
 
 class InvalidRequest(GatewayError):
-    error_kind = "invalid_request"
+    error_kind = ErrorKind.INVALID_REQUEST
 
 
 class StoreUnavailable(GatewayError):
-    error_kind = "connect_error"
+    error_kind = ErrorKind.CONNECT_ERROR

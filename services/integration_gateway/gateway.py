@@ -31,7 +31,7 @@ from dialtone.integration_gateway.backend_http import BackendClient, HttpReply
 from dialtone.integration_gateway.config import BackendServiceConfig, IntegrationGatewayConfig, RateLimitConfig
 from dialtone.integration_gateway.core import breaker, idempotency
 from dialtone.integration_gateway.core.retry import AttemptKind, RetryPolicy, is_retryable, next_delay
-from dialtone.integration_gateway.errors import GatewayError, InvalidRequest, UnknownService
+from dialtone.integration_gateway.errors import ErrorKind, GatewayError, InvalidRequest, UnknownService
 from dialtone.integration_gateway.redaction import redact_json_text
 from dialtone.integration_gateway.requests import HttpRequestSpec, build_request
 from dialtone.integration_gateway.store import DELETE, StateStore
@@ -59,7 +59,7 @@ class ActionOutcome:
     http_status: int = 0
     body_json: str = ""
     attempts: int = 0
-    error_kind: str = ""  # "" when ok; else timeout, connect_error, http_error, breaker_open, ...
+    error_kind: str = ""  # "" when ok; else an ErrorKind (a plain string when replayed from the store)
     error_message: str = ""
     replayed: bool = False
     latency_ms: int = 0
@@ -75,7 +75,7 @@ class ActionOutcome:
                    error_message=data["error_message"], replayed=True)
 
 
-def _failure(call: ActionCall, kind: str, message: str, attempts: int = 0, status: int = 0) -> ActionOutcome:
+def _failure(call: ActionCall, kind: ErrorKind, message: str, attempts: int = 0, status: int = 0) -> ActionOutcome:
     return ActionOutcome(ok=False, key=call.key, error_kind=kind, error_message=message, attempts=attempts,
                          http_status=status)
 
@@ -183,12 +183,12 @@ class IntegrationGateway:
             if decision.action is idempotency.ClaimAction.REPLAY:
                 return ActionOutcome.from_record(call.key, decision.result or {})
             if decision.action is idempotency.ClaimAction.CONFLICT:
-                return _failure(call, "invalid_request", "this idempotency key was already used for a different "
-                                "service, method or payload")
+                return _failure(call, ErrorKind.INVALID_REQUEST, "this idempotency key was already used for a "
+                                "different service, method or payload")
             if decision.action is idempotency.ClaimAction.CALL:
                 break
             if self._clock() + WAIT_POLL_S >= deadline:
-                return _failure(call, "timeout", "a request with this idempotency key is still in progress")
+                return _failure(call, ErrorKind.TIMEOUT, "a request with this idempotency key is still in progress")
             await asyncio.sleep(WAIT_POLL_S)
 
         definitive = False
@@ -214,7 +214,7 @@ class IntegrationGateway:
             refused = await self._rate_limited(key, limit)
             if refused is not None:
                 telemetry.RATE_LIMITED.labels(call.service).inc()
-                return _failure(call, "rate_limited", f"rate limit of {limit.rate_per_s:g}/s reached; "
+                return _failure(call, ErrorKind.RATE_LIMITED, f"rate limit of {limit.rate_per_s:g}/s reached; "
                                 f"a token is free in {refused:.3f} s"), False
 
         policy = breaker.BreakerPolicy(service.breaker.failure_threshold, service.breaker.reset_timeout_s,
@@ -224,20 +224,20 @@ class IntegrationGateway:
                                                BREAKER_TTL_S)
         telemetry.BREAKER_STATE.labels(call.service).set(telemetry.BREAKER_GAUGE_VALUE[admission.state.value])
         if not admission.allowed:
-            return _failure(call, "breaker_open", f"circuit breaker of {call.service!r} is open; next trial in "
+            return _failure(call, ErrorKind.BREAKER_OPEN, f"circuit breaker of {call.service!r} is open; next trial in "
                             f"{admission.retry_in_s:.1f} s"), False
 
         reply, attempts = await self._call_with_retries(call, service, request, deadline)
         if reply.outcome.kind is AttemptKind.REQUEST_ERROR:
             # Says nothing about the backend: not recorded (a half-open trial lapses after its lease).
-            return _failure(call, "invalid_request", reply.error, attempts), False
+            return _failure(call, ErrorKind.INVALID_REQUEST, reply.error, attempts), False
         healthy = reply.outcome.kind is AttemptKind.RESPONSE and reply.outcome.status < 500
         if reply.outcome.kind is AttemptKind.TIMEOUT and call.timeout_ms and \
                 call.timeout_ms / 1000 < service.timeouts.read_s:
             # The caller's own deadline was shorter than the time this backend is given to answer: its
             # lapse says nothing about the backend, so one impatient client cannot open the breaker
             # for every call. Not recorded (a half-open trial lapses after its lease).
-            return _failure(call, "timeout", reply.error, attempts), False
+            return _failure(call, ErrorKind.TIMEOUT, reply.error, attempts), False
         after = await self._store.transact(breaker_key, lambda d: _recorded(d, self._wall(), healthy, policy),
                                            BREAKER_TTL_S)
         telemetry.BREAKER_STATE.labels(call.service).set(telemetry.BREAKER_GAUGE_VALUE[after])
@@ -248,11 +248,11 @@ class IntegrationGateway:
             return ActionOutcome(ok=True, key=call.key, http_status=outcome.status, body_json=_body_json(reply.body),
                                  attempts=attempts), True
         if outcome.kind is AttemptKind.TIMEOUT:
-            return _failure(call, "timeout", reply.error, attempts), False
+            return _failure(call, ErrorKind.TIMEOUT, reply.error, attempts), False
         if outcome.kind is AttemptKind.CONNECT_ERROR:
-            return _failure(call, "connect_error", reply.error, attempts), False
+            return _failure(call, ErrorKind.CONNECT_ERROR, reply.error, attempts), False
         failed = dataclasses.replace(
-            _failure(call, "http_error", reply.error or f"backend answered HTTP {outcome.status}", attempts,
+            _failure(call, ErrorKind.HTTP_ERROR, reply.error or f"backend answered HTTP {outcome.status}", attempts,
                      outcome.status), body_json=_body_json(reply.body))
         return failed, not is_retryable(outcome)
 
@@ -293,7 +293,7 @@ class IntegrationGateway:
         fields = list(self._config.redact_fields)
         if known:
             fields += self._services[call.service].redact_fields
-        level = logging.INFO if outcome.ok or outcome.error_kind in ("http_error", "invalid_request") \
+        level = logging.INFO if outcome.ok or outcome.error_kind in (ErrorKind.HTTP_ERROR, ErrorKind.INVALID_REQUEST) \
             else logging.WARNING
         log.log(level, "backend %s.%s %s %s -> %s in %d ms, %d attempt(s)%s",
                 call.service[:64], call.method[:64], spec.verb if spec else "-",

@@ -12,14 +12,16 @@ from collections.abc import Callable
 import httpx
 from dialtone.common.limits import header_value_ok
 from dialtone.integration_gateway.config import OAuth2Auth
+from dialtone.integration_gateway.core.retry import AttemptKind
 
 log = logging.getLogger(__name__)
 
 
 class TokenError(Exception):
-    """The token endpoint could not be reached or refused us; ``kind`` is the error kind to report."""
+    """The token endpoint could not be reached or refused us; ``kind`` is the attempt's outcome to report
+    (RESPONSE: it answered, but not with a token)."""
 
-    def __init__(self, message: str, kind: str, status: int = 0) -> None:
+    def __init__(self, message: str, kind: AttemptKind, status: int = 0) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
@@ -73,11 +75,11 @@ class OAuth2Tokens:
         try:
             reply = await client.post(self._config.token_url, data=form, auth=auth, timeout=timeout)
         except httpx.TimeoutException as exc:
-            raise TokenError(f"token endpoint timed out: {exc!r}", "timeout") from exc
+            raise TokenError(f"token endpoint timed out: {exc!r}", AttemptKind.TIMEOUT) from exc
         except (httpx.TransportError, OSError) as exc:  # OSError: TLS failures httpcore leaves unmapped
-            raise TokenError(f"token endpoint unreachable: {exc!r}", "connect_error") from exc
+            raise TokenError(f"token endpoint unreachable: {exc!r}", AttemptKind.CONNECT_ERROR) from exc
         if reply.status_code != 200:
-            raise TokenError(f"token endpoint answered {reply.status_code}", "http_error", reply.status_code)
+            raise TokenError(f"token endpoint answered {reply.status_code}", AttemptKind.RESPONSE, reply.status_code)
         try:
             data = reply.json()
             value = str(data["access_token"])
@@ -85,7 +87,7 @@ class OAuth2Tokens:
             if not (value.isascii() and header_value_ok(value)):  # it goes into the Authorization header
                 raise ValueError("access_token cannot be a header value")
         except (ValueError, KeyError, TypeError) as exc:
-            raise TokenError("token endpoint answered without a usable access_token", "http_error",
+            raise TokenError("token endpoint answered without a usable access_token", AttemptKind.RESPONSE,
                              reply.status_code) from exc
         self.fetches += 1
         log.info("oauth2 token fetched for %s (expires in %.0f s)", self._service, expires_in,

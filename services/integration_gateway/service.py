@@ -12,7 +12,7 @@ from dialtone.common.grpc_validation import refuse, require_max_length, require_
 from dialtone.common.ids import MAX_IDEMPOTENCY_KEY_LENGTH, MAX_SESSION_ID_LENGTH, parse_idempotency_key
 from dialtone.common.limits import JsonTooDeep, loads_json
 from dialtone.integration_gateway.config import IntegrationGatewayConfig, load_services
-from dialtone.integration_gateway.errors import StoreUnavailable
+from dialtone.integration_gateway.errors import ErrorKind, StoreUnavailable
 from dialtone.integration_gateway.gateway import ActionCall, ActionOutcome, IntegrationGateway
 from dialtone.integration_gateway.store import MemoryStore, StateStore
 from dialtone.v1 import integration_gateway_pb2 as pb
@@ -22,13 +22,13 @@ log = logging.getLogger(__name__)
 
 _ERROR_KINDS = {
     "": pb.ERROR_KIND_UNSPECIFIED,
-    "timeout": pb.ERROR_KIND_TIMEOUT,
-    "connect_error": pb.ERROR_KIND_CONNECT_ERROR,
-    "http_error": pb.ERROR_KIND_HTTP_ERROR,
-    "breaker_open": pb.ERROR_KIND_BREAKER_OPEN,
-    "rate_limited": pb.ERROR_KIND_RATE_LIMITED,
-    "invalid_request": pb.ERROR_KIND_INVALID_REQUEST,
-    "unknown_service": pb.ERROR_KIND_UNKNOWN_SERVICE,
+    ErrorKind.TIMEOUT: pb.ERROR_KIND_TIMEOUT,
+    ErrorKind.CONNECT_ERROR: pb.ERROR_KIND_CONNECT_ERROR,
+    ErrorKind.HTTP_ERROR: pb.ERROR_KIND_HTTP_ERROR,
+    ErrorKind.BREAKER_OPEN: pb.ERROR_KIND_BREAKER_OPEN,
+    ErrorKind.RATE_LIMITED: pb.ERROR_KIND_RATE_LIMITED,
+    ErrorKind.INVALID_REQUEST: pb.ERROR_KIND_INVALID_REQUEST,
+    ErrorKind.UNKNOWN_SERVICE: pb.ERROR_KIND_UNKNOWN_SERVICE,
 }
 
 

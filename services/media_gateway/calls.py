@@ -38,6 +38,7 @@ from dialtone.media_gateway.call_rules import (
 )
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.media_types import (
+    CallEndReason,
     CallState,
     Direction,
     DtmfDigit,
@@ -147,7 +148,7 @@ class CallBase(abc.ABC):
         """The transport's."""
 
     @abc.abstractmethod
-    def hangup(self, reason: str = "dialog_hangup") -> None:
+    def hangup(self, reason: str = CallEndReason.DIALOG_HANGUP) -> None:
         """The transport's."""
 
     def _on_notice(self, notice: common_pb2.CallNotice) -> None:
@@ -158,7 +159,7 @@ class CallBase(abc.ABC):
     def _on_speech_refused(self, code: str) -> None:
         """The speech gateway refused this call's stream: nobody will listen, so the call ends."""
         if not self.ended.is_set():
-            self.hangup("speech_refused")
+            self.hangup(CallEndReason.SPEECH_REFUSED)
 
     def now_ms(self) -> int:
         return int((time.monotonic() - self.started_monotonic) * 1000)
@@ -221,7 +222,7 @@ class CallBase(abc.ABC):
             target = down.transfer.target_uri
             self._when_played(lambda: self.transfer(target))
         elif kind == "hangup":
-            reason = down.hangup.reason or "dialog_hangup"
+            reason = down.hangup.reason or CallEndReason.DIALOG_HANGUP
             self._when_played(lambda: self._dialog_hangup(reason))
 
     def _dialog_hangup(self, reason: str) -> None:
@@ -327,7 +328,7 @@ class Call(CallBase):
             if not self.ended.is_set():
                 log.warning("call %s: no speech gateway reachable within %.0f s; hanging up", self.leg.call_id,
                             timeout)
-                self.hangup("speech_unavailable")
+                self.hangup(CallEndReason.SPEECH_UNAVAILABLE)
 
     # --- inbound setup -----------------------------------------------------------------------
     def _negotiate(self, parsed: sdp.SessionDescription) -> NegotiatedMedia:
@@ -429,7 +430,7 @@ class Call(CallBase):
         CALL_SETUPS.labels("outbound" if self.direction == common_pb2.DIRECTION_OUTBOUND else "inbound",
                             str(status)).inc()
         self.leg.reject(status, reason, headers)
-        self._finish("rejected")
+        self._finish(CallEndReason.REJECTED)
 
     # --- outbound setup ----------------------------------------------------------------------
     async def setup_outbound(self, host: str, port: int, user: str, caller_id: str,
@@ -453,7 +454,7 @@ class Call(CallBase):
                                                         srtp_key=self._offered_srtp_key)
                 except sdp.SdpError as exc:
                     log.warning("outbound call %s: unusable SDP answer (%s); hanging up", leg.call_id, exc)
-                    self.hangup("bad_answer")
+                    self.hangup(CallEndReason.BAD_ANSWER)
                     return
                 if self.direction == common_pb2.DIRECTION_OUTBOUND:
                     CALL_SETUPS.labels("outbound", "200").inc()
@@ -465,7 +466,7 @@ class Call(CallBase):
                 except (ValueError, RuntimeError) as exc:
                     log.error("call %s: media cannot run %s (%s); hanging up", leg.call_id, self.negotiated.codec,
                               exc)
-                    self.hangup("media_error")
+                    self.hangup(CallEndReason.MEDIA_ERROR)
 
     def on_failed(self, leg: SipLeg, status: int, reason: str) -> None:
         if self.direction == common_pb2.DIRECTION_OUTBOUND and self.state is CallState.RINGING:
@@ -473,9 +474,9 @@ class Call(CallBase):
         self._finish(f"failed_{status}")
 
     def on_ended(self, leg: SipLeg, reason: str) -> None:
-        if reason == "cancelled":
+        if reason == CallEndReason.CANCELLED:
             CALL_SETUPS.labels("inbound", "487").inc()
-        self._finish("caller_hangup" if reason == "remote_hangup" else reason)
+        self._finish(CallEndReason.CALLER_HANGUP if reason == CallEndReason.REMOTE_HANGUP else reason)
 
     def on_reoffer(self, leg: SipLeg, body: str | None) -> None:
         with session_context(self.session_id):
@@ -516,7 +517,7 @@ class Call(CallBase):
             self.link.send(transfer_result=common_pb2.TransferResult(target_uri=target, sip_status=status, ok=ok,
                                                                      reason=reason))
         if ok:
-            self.hangup("transfer")
+            self.hangup(CallEndReason.TRANSFER)
 
     # --- verbs -------------------------------------------------------------------------------
     def transfer(self, target_uri: str) -> None:
@@ -533,7 +534,7 @@ class Call(CallBase):
                                                self.on_transfer_outcome, self.leg, 408, "no NOTIFY in time")
         self.leg.refer(target_uri)
 
-    def hangup(self, reason: str = "dialog_hangup") -> None:
+    def hangup(self, reason: str = CallEndReason.DIALOG_HANGUP) -> None:
         if self.ended.is_set():
             return
         self.state = CallState.ENDING
@@ -608,7 +609,7 @@ class CallRegistry:
     def count(self, kind: type[CallBase]) -> int:
         return sum(1 for call in self.calls.values() if isinstance(call, kind))
 
-    def hangup(self, session_id: str, reason: str = "operator_hangup") -> bool:
+    def hangup(self, session_id: str, reason: str = CallEndReason.OPERATOR_HANGUP) -> bool:
         call = self.calls.get(session_id)
         if call is None or call.ended.is_set():
             return False

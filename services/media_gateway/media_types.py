@@ -72,6 +72,31 @@ class CallState(enum.StrEnum):
     ENDING = "ending"       # hung up, releasing media and the speech stream
 
 
+class CallEndReason(enum.StrEnum):
+    """Why a call ended, as CallEnd.reason tells the speech side (and the runtime, the dialog's events and
+    the call records). A dialog's Hangup may carry a reason of its own, so ``end_reason`` is any string;
+    these are the gateway's."""
+
+    CALLER_HANGUP = "caller_hangup"
+    DIALOG_HANGUP = "dialog_hangup"         # a Hangup from the dialog that gave no reason
+    OPERATOR_HANGUP = "operator_hangup"     # the control API or the softphone's DELETE
+    SHUTDOWN = "shutdown"
+    TRANSFER = "transfer"                   # the far end accepted the REFER
+    REJECTED = "rejected"                   # we refused the INVITE
+    SPEECH_UNAVAILABLE = "speech_unavailable"   # no speech gateway reachable in time
+    SPEECH_REFUSED = "speech_refused"       # the speech gateway refused the call's stream
+    BAD_ANSWER = "bad_answer"               # an outbound call answered with SDP we cannot use
+    MEDIA_ERROR = "media_error"             # RTP media could not start
+    MEDIA_FAILED = "media_failed"           # WebRTC: ICE/DTLS failed
+    CONNECT_TIMEOUT = "connect_timeout"     # WebRTC: ICE/DTLS did not connect in time
+    # how a SIP leg ends (sip_leg): CANCEL before the answer, no answer to ours, a BYE from the far
+    # end (remote_hangup: each side names it, the gateway caller_hangup), sippy's timeout
+    CANCELLED = "cancelled"
+    NO_ANSWER = "no_answer"
+    REMOTE_HANGUP = "remote_hangup"
+    TIMEOUT = "timeout"
+
+
 class DtmfMode(enum.Enum):
     RFC4733 = "rfc4733"
     SIP_INFO = "sip_info"

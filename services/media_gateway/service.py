@@ -19,6 +19,7 @@ from dialtone.media_gateway.call_rules import parse_sip_uri
 from dialtone.media_gateway.calls import CallManager, MediaFactory
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.control_http import ControlHttpServer
+from dialtone.media_gateway.media_types import CallEndReason
 from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_digest import (
     ALGORITHMS,
@@ -253,7 +254,7 @@ class MediaGatewayApp:
     async def close(self) -> None:
         if self.calls is not None:
             for call in list(self.calls.calls.values()):
-                call.hangup("shutdown")
+                call.hangup(CallEndReason.SHUTDOWN)
             try:
                 await asyncio.wait_for(self.calls.wait_idle(), 3.0)
             except TimeoutError:

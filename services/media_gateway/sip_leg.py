@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dialtone.media_gateway.media_types import CallEndReason
 from sippy.CCEvents import (
     CCEventConnect,
     CCEventDisconnect,
@@ -139,15 +140,15 @@ class SipLeg:
             bridge.to_asyncio(self._deliver, "on_failed", int(data[0]), str(data[1]))
         elif isinstance(event, CCEventDisconnect):
             if not self._connected:
-                reason = "cancelled" if self.inbound else "no_answer"
+                reason = CallEndReason.CANCELLED if self.inbound else CallEndReason.NO_ANSWER
             else:
-                reason = "remote_hangup"
+                reason = CallEndReason.REMOTE_HANGUP
             if self._end_once():
                 bridge.to_asyncio(self._deliver, "on_ended", reason)
 
     def _dead(self, ua: Any, *args: Any) -> None:
         if self._end_once():
-            self.stack.bridge.to_asyncio(self._deliver, "on_ended", "timeout")
+            self.stack.bridge.to_asyncio(self._deliver, "on_ended", CallEndReason.TIMEOUT)
 
     def _end_once(self) -> bool:
         if self._ended:

@@ -50,7 +50,7 @@ class BackendResult:
     ok: bool
     status: int = 0
     body: Any = None
-    error_kind: str = ""           # timeout, connect_error, http_error, breaker_open, rate_limited, ...
+    error_kind: str = ""           # an integration_gateway.errors.ErrorKind; "" when ok
     error_message: str = ""
 
 

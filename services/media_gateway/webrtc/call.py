@@ -20,7 +20,7 @@ from typing import Protocol
 from dialtone.common.logging import session_context
 from dialtone.common.metrics import counter, gauge
 from dialtone.media_gateway.calls import CallBase, Link
-from dialtone.media_gateway.media_types import CallState, DtmfDigit, PlaybackReport
+from dialtone.media_gateway.media_types import CallEndReason, CallState, DtmfDigit, PlaybackReport
 from dialtone.media_gateway.webrtc.config import IceServerConfig
 from dialtone.media_gateway.webrtc.leg import WebRtcLeg
 from dialtone.media_gateway.webrtc.live import LiveChannel
@@ -31,8 +31,10 @@ log = logging.getLogger(__name__)
 
 ACTIVE_WEBRTC_CALLS = gauge("webrtc_active_calls", "browser calls in progress")
 WEBRTC_CALL_ENDS = counter("webrtc_call_ends_total", "browser calls ended, by reason", ["reason"])
-_END_REASONS = frozenset({"caller_hangup", "dialog_hangup", "media_failed", "connect_timeout", "speech_unavailable",
-                          "shutdown", "operator_hangup"})
+# a dialog may hang up with any reason: the metric counts the others as "other"
+_END_REASONS = frozenset({
+    CallEndReason.CALLER_HANGUP, CallEndReason.DIALOG_HANGUP, CallEndReason.MEDIA_FAILED, CallEndReason.CONNECT_TIMEOUT,
+    CallEndReason.SPEECH_UNAVAILABLE, CallEndReason.SHUTDOWN, CallEndReason.OPERATOR_HANGUP})
 
 
 class LinkFactory(Protocol):
@@ -102,7 +104,7 @@ class WebRtcCall(CallBase):
             log.info("webrtc call started (dialog %r)", self.dialog)
             return answer
 
-    def hangup(self, reason: str = "caller_hangup") -> None:
+    def hangup(self, reason: str = CallEndReason.CALLER_HANGUP) -> None:
         """End the call soon (from the page's Hang up, the dialog, or the operator)."""
         if self._watcher is not None and not self._finishing:
             self.end_reason = self.end_reason or reason
@@ -113,17 +115,18 @@ class WebRtcCall(CallBase):
 
     async def _watch(self) -> None:
         """Own the call's lifetime: until the leg ends, connect times out, or hangup() cancels us."""
-        reason = "caller_hangup"
+        reason: str = CallEndReason.CALLER_HANGUP
         try:
             try:
                 await asyncio.wait_for(self._wait_connected(), self._connect_timeout_s)
             except TimeoutError:
-                reason = "connect_timeout"
+                reason = CallEndReason.CONNECT_TIMEOUT
             else:
                 await self.leg.wait_ended()
-                reason = "caller_hangup" if self.leg.connection_state == "closed" else "media_failed"
+                closed = self.leg.connection_state == "closed"
+                reason = CallEndReason.CALLER_HANGUP if closed else CallEndReason.MEDIA_FAILED
         except asyncio.CancelledError:
-            reason = self.end_reason or "caller_hangup"
+            reason = self.end_reason or CallEndReason.CALLER_HANGUP
             await self._finish(reason)
             raise
         await self._finish(reason)
@@ -159,7 +162,7 @@ class WebRtcCall(CallBase):
             if self._on_ended is not None:
                 self._on_ended(self)
 
-    async def close(self, reason: str = "shutdown") -> None:
+    async def close(self, reason: str = CallEndReason.SHUTDOWN) -> None:
         """Hang up and wait until everything is released (bounded)."""
         self.hangup(reason)
         if self._watcher is not None:
@@ -203,7 +206,7 @@ class WebRtcCall(CallBase):
 
     def _dialog_hangup(self, reason: str) -> None:
         self._publish("hangup", reason=reason)
-        self.hangup("dialog_hangup")
+        self.hangup(CallEndReason.DIALOG_HANGUP)
 
     def transfer(self, target_uri: str) -> None:
         """A browser cannot be handed to another number: the dialog hears a failed transfer and goes on."""

@@ -27,6 +27,7 @@ from typing import Any
 from aiohttp import web
 from dialtone.common.ids import new_session_id, valid_session_id
 from dialtone.media_gateway.calls import CallRegistry
+from dialtone.media_gateway.media_types import CallEndReason
 from dialtone.media_gateway.webrtc.call import LinkFactory, WebRtcCall
 from dialtone.media_gateway.webrtc.config import WebRtcConfig
 from dialtone.media_gateway.webrtc.core.access import check_access_config, key_allows
@@ -93,7 +94,7 @@ class WebRtcServer:
 
     async def close(self) -> None:
         """Hang up every browser call, then stop serving."""
-        await asyncio.gather(*(call.close("shutdown") for call in list(self.calls.values())))
+        await asyncio.gather(*(call.close(CallEndReason.SHUTDOWN) for call in list(self.calls.values())))
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -103,7 +104,7 @@ class WebRtcServer:
         """Return once no call is in progress (used while draining)."""
         await self.registry.wait_idle()
 
-    def hangup(self, session_id: str, reason: str = "operator_hangup") -> bool:
+    def hangup(self, session_id: str, reason: str = CallEndReason.OPERATOR_HANGUP) -> bool:
         """A browser call only: the page's key must not reach SIP calls."""
         call = self.registry.calls.get(session_id)
         if not isinstance(call, WebRtcCall):
@@ -177,7 +178,7 @@ class WebRtcServer:
     async def _hangup(self, request: web.Request) -> web.StreamResponse:
         body = await _json_body(request)
         session_id = _session_id(body.get("session_id"))
-        return web.json_response({"found": self.hangup(session_id, "caller_hangup")})
+        return web.json_response({"found": self.hangup(session_id, CallEndReason.CALLER_HANGUP)})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         session_id = _session_id(request.query.get("session_id"))
