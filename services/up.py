@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 from dialtone.common.auth import is_loopback_host
+from dialtone.common.backoff import backoff_delay
 from dialtone.common.config import ConfigError, TlsConfig, load_config
 from dialtone.common.logging import setup_logging
 from dialtone.common.server import wait_serving
@@ -44,7 +45,8 @@ EXAMPLE_DIALOGS = ("order_status", "appointment_booking", "dtmf_menu", "pharmacy
 EXAMPLE_BACKEND = "example-backend"
 EXAMPLE_BACKEND_OFFSET = 80        # its HTTP port is BASE+80
 EXAMPLE_BACKEND_URL_ENV = "DIALTONE_EXAMPLE_BACKEND_URL"   # base_url_env of the packaged services file
-RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
+RESTART_INITIAL_S = 0.5
+RESTART_MAX_S = 10.0
 SOFTPHONE_OFFSET = 88              # the browser softphone's HTTP port is BASE+88
 STATE_DIR = ".dialtone"            # local state of `dialtone up` (the runtime's SQLite store), git-ignored
 RUNTIME_STORE_ENV = "DIALTONE_CONVERSATION_RUNTIME__STORE__PATH"
@@ -352,7 +354,7 @@ async def _restart_dead(children: list[Child], stop: asyncio.Event) -> None:
         for child in children:
             code = child.poll()
             if code is not None:
-                delay = RESTART_BACKOFF_S[min(child.restarts, len(RESTART_BACKOFF_S) - 1)]
+                delay = backoff_delay(child.restarts + 1, RESTART_INITIAL_S, RESTART_MAX_S)
                 log.error("%s exited with code %s; restarting in %.1f s", child.service, code, delay)
                 child.restarts += 1
                 child.process = None
