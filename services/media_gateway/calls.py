@@ -277,6 +277,7 @@ class Call(CallBase):
         self._transfer_timer: asyncio.TimerHandle | None = None
         self._secure_signalling = False     # the INVITE came over TLS: SDES keys may be taken
         self._offered_srtp_key: bytes | None = None   # the key in an offer of ours awaiting its answer
+        self._media_running = False
         self._task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
         leg.listener = self
@@ -381,6 +382,12 @@ class Call(CallBase):
                     await asyncio.wait_for(self.ended.wait(), ring_s)
             if self.ended.is_set():
                 return
+            # RFC 3264 §6: an answerer must take media as soon as its answer is sent. A caller may talk
+            # or key a digit the moment our 200 arrives, and its ACK reaches us through the SIP thread
+            # after those first packets: starting on the ACK lost them.
+            if not self._run_media():
+                self._fail_setup(488, "Not Acceptable Here", f"media cannot run {negotiated.codec}")
+                return
             if timer is None:
                 self.leg.answer(answer)
             else:
@@ -460,13 +467,21 @@ class Call(CallBase):
                     CALL_SETUPS.labels("outbound", "200").inc()
                     self._start_link()
             self.state = CallState.ACTIVE
-            if self.media is not None and self.negotiated is not None:
-                try:
-                    self.media.start(self.negotiated)
-                except (ValueError, RuntimeError) as exc:
-                    log.error("call %s: media cannot run %s (%s); hanging up", leg.call_id, self.negotiated.codec,
-                              exc)
-                    self.hangup(CallEndReason.MEDIA_ERROR)
+            if not self._run_media():
+                self.hangup(CallEndReason.MEDIA_ERROR)
+
+    def _run_media(self) -> bool:
+        """Start the RTP session on the negotiated stream once (nothing to do before both exist);
+        False when it cannot run."""
+        if self._media_running or self.media is None or self.negotiated is None:
+            return True
+        try:
+            self.media.start(self.negotiated)
+        except (ValueError, RuntimeError) as exc:
+            log.error("call %s: media cannot run %s (%s)", self.leg.call_id, self.negotiated.codec, exc)
+            return False
+        self._media_running = True
+        return True
 
     def on_failed(self, leg: SipLeg, status: int, reason: str) -> None:
         if self.direction == common_pb2.DIRECTION_OUTBOUND and self.state is CallState.RINGING:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import struct
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ from tests.media_gateway.support import (
     start_speech,
     wait_until,
 )
+from tests.media_gateway.torture import open_collector
 
 
 class Harness:
@@ -298,3 +303,41 @@ async def test_call_without_a_reachable_speech_gateway_is_hung_up(tmp_path: Path
         await wait_until(lambda: not app.calls.calls, 5, "call removed")  # type: ignore[union-attr]
     finally:
         await app.close()
+
+
+async def test_media_sent_between_our_200_and_the_ack_is_not_lost(harness: Harness) -> None:
+    """RFC 3264 §6: the answerer takes media once its answer is sent. A caller keys a digit the moment the
+    200 arrives and its ACK follows later: the digit reaches the speech side (it was dropped when media
+    started on the ACK)."""
+    collector, port = await open_collector()
+    assert collector.transport is not None
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind(("127.0.0.1", 0))
+    try:
+        rtp_port = rtp.getsockname()[1]
+        call_id = f"early-{os.urandom(6).hex()}"
+        body = (f"v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+                f"m=audio {rtp_port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n")
+        headers = (f"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-{call_id}\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\n"
+                   f"To: <sip:bot@127.0.0.1>{{to_tag}}\r\nCall-ID: {call_id}\r\nCSeq: 1 {{method}}\r\n"
+                   f"Contact: <sip:a@127.0.0.1:{port}>\r\nMax-Forwards: 70\r\n")
+        invite = ("INVITE sip:bot@127.0.0.1 SIP/2.0\r\n" + headers.format(to_tag="", method="INVITE")
+                  + f"Content-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n{body}")
+        collector.transport.sendto(invite.encode(), ("127.0.0.1", harness.app.sip_port))
+        await wait_until(lambda: 200 in collector.status_codes(), 10, "200 OK")
+        ok = next(m for m in collector.received if m.startswith(b"SIP/2.0 200")).decode()
+        gateway_rtp = int(ok.split("m=audio ", 1)[1].split(" ", 1)[0])
+        to_tag = ok.split("\r\nTo:", 1)[1].split("\r\n", 1)[0].split(";tag=", 1)[1]
+        for i, end in enumerate([False, False, True, True, True]):    # key 5, 160 ms, its three end packets
+            event = struct.pack("!BBH", 5, (0x80 if end else 0) | 10, 1280 if end else 160 * (i + 1))
+            rtp.sendto(struct.pack("!BBHII", 0x80, 101, i + 1, 8000, 0x1234) + event, ("127.0.0.1", gateway_rtp))
+        await asyncio.sleep(0.3)        # the ACK comes well after the digit
+        ack = ("ACK sip:bot@127.0.0.1 SIP/2.0\r\n" + headers.format(to_tag=f";tag={to_tag}", method="ACK")
+               .replace(f"branch=z9hG4bK-{call_id}", f"branch=z9hG4bK-ack-{call_id}") + "Content-Length: 0\r\n\r\n")
+        collector.transport.sendto(ack.encode(), ("127.0.0.1", harness.app.sip_port))
+        stream = harness.only_stream()
+        await wait_until(lambda: bool(stream.of("dtmf")), 5, "the digit keyed before the ACK")
+        assert [(d.digit, d.source) for d in stream.of("dtmf")] == [("5", common_pb2.DTMF_SOURCE_RFC4733)]
+    finally:
+        rtp.close()
+        collector.transport.close()
