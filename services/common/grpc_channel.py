@@ -5,7 +5,8 @@ here, so plaintext or mTLS is one setting.
 Calls are balanced per call, not per connection: every channel runs gRPC's ``round_robin`` policy,
 so each new stream goes to the next ready backend of its target. A target is ``host:port``, a
 ``dns:///name:port`` (a Kubernetes headless Service: one address per pod, re-resolved when a
-server's ``max_connection_age`` closes a connection, so a pod the HPA adds gets calls), or several
+server's ``max_connection_age`` closes a connection, so a pod the HPA adds gets calls within about
+``max_connection_age`` plus ``DNS_RERESOLVE_MS``), or several
 IP ``host:port`` joined by commas, which ``balanced_target`` makes one ``ipv4:``/``ipv6:`` target.
 kube-proxy balances TCP connections only, and one long-lived channel is one connection: without
 this, replicas an HPA added would receive nothing from clients already connected.
@@ -34,6 +35,9 @@ STAMP_CHECK_S = 1.0
 
 
 ROUND_ROBIN = ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]}))
+# A server's GOAWAY (max_connection_age) makes the channel re-resolve its dns:/// name, but gRPC spaces
+# resolutions 30 s apart by default: a pod the HPA just added would wait that long again for calls.
+DNS_RERESOLVE_MS = 5_000
 
 
 def balanced_target(addresses: str) -> str:
@@ -62,6 +66,8 @@ def _with_balancing(options: Options) -> list[tuple[str, Any]]:
     given = list(options)
     if not any(name == "grpc.service_config" or name == "grpc.lb_policy_name" for name, _ in given):
         given.append(ROUND_ROBIN)
+    if not any(name == "grpc.dns_min_time_between_resolutions_ms" for name, _ in given):
+        given.append(("grpc.dns_min_time_between_resolutions_ms", DNS_RERESOLVE_MS))
     return given
 
 

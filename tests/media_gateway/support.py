@@ -85,13 +85,14 @@ class RecordingSpeech(spb_grpc.SpeechGatewayServicer):
         return out
 
 
-async def start_speech() -> tuple[grpc.aio.Server, RecordingSpeech, str]:
-    server = grpc.aio.server()
+async def start_speech(host: str = "127.0.0.1", port: int = 0,
+                       options: list[tuple[str, Any]] | None = None) -> tuple[grpc.aio.Server, RecordingSpeech, str]:
+    server = grpc.aio.server(options=options)
     speech = RecordingSpeech()
     spb_grpc.add_SpeechGatewayServicer_to_server(speech, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    return server, speech, f"127.0.0.1:{port}"
+    return server, speech, f"{host}:{bound}"
 
 
 def gateway_config(speech_address: str, **sip: Any) -> MediaGatewayConfig:

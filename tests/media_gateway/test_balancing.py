@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
+from typing import Any
 
+import dns.message
+import dns.rdatatype
+import dns.rrset
 import pytest
 from dialtone.common.grpc_channel import balanced_target
 
@@ -35,3 +40,60 @@ def test_balanced_targets() -> None:
     assert balanced_target("dns:///speech-headless:7002") == "dns:///speech-headless:7002"
     with pytest.raises(ValueError, match="dns:///"):
         balanced_target("speech-a:7002,speech-b:7002")
+
+
+class ReplicaDns(asyncio.DatagramProtocol):
+    """A DNS server on loopback answering A queries with ``addresses`` (what a headless Service's name
+    resolves to: one address per ready pod), so a test can add a replica the way an HPA does."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        question = query.question[0]
+        if question.rdtype == dns.rdatatype.A:
+            response.answer.append(dns.rrset.from_text_list(question.name, 1, "IN", "A", list(self.addresses)))
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)
+
+
+async def test_a_replica_added_later_starts_taking_calls(tmp_path: Path) -> None:
+    """speech_gateway_address is one dns:// name (a headless Service) resolving to two replicas; a third
+    is added to the name while calls go on. The replicas age their connections out (GOAWAY after
+    max_connection_age), the gateway's channel re-resolves, and the third takes its share of new calls."""
+    loop = asyncio.get_running_loop()
+    resolver = ReplicaDns(["127.0.0.1", "127.0.0.2"])
+    transport, _ = await loop.create_datagram_endpoint(lambda: resolver, local_addr=("127.0.0.1", 0))
+    ageing = [("grpc.max_connection_age_ms", 2000), ("grpc.max_connection_age_grace_ms", 86_400_000)]
+    replicas = [await start_speech("127.0.0.1", 0, ageing)]
+    port = int(replicas[0][2].rsplit(":", 1)[1])
+    replicas += [await start_speech(host, port, ageing) for host in ("127.0.0.2", "127.0.0.3")]
+    name = f"dns://127.0.0.1:{transport.get_extra_info('sockname')[1]}/speech.dialtone.test:{port}"
+    app = await start_gateway(gateway_config(name))
+    third = replicas[2][1]
+    try:
+        result = await run_sipp("short_call", app.sip_port, tmp_path, calls=6)
+        assert result.returncode == 0, result.errors + result.stdout
+        assert len(third.streams) == 0 and sum(len(r[1].streams) for r in replicas) == 6
+        resolver.addresses.append("127.0.0.3")
+        added = loop.time()
+        for _ in range(30):         # batches of calls, bounded: a minute at most
+            result = await run_sipp("short_call", app.sip_port, tmp_path, calls=6)
+            assert result.returncode == 0, result.errors + result.stdout
+            if len(third.streams) >= 3:
+                break
+            await asyncio.sleep(1.0)
+        taken_after_s = loop.time() - added
+        print(f"the added replica took {len(third.streams)} calls within {taken_after_s:.1f} s")
+        assert len(third.streams) >= 3 and taken_after_s < 60, (len(third.streams), taken_after_s)
+    finally:
+        await app.close()
+        for server, _, _ in replicas:
+            await server.stop(0)
+        transport.close()
