@@ -362,25 +362,12 @@ class Call(CallBase):
                 self._fail_setup(422, "Session Interval Too Small", str(exc),
                                  [("Min-SE", str(self.manager.config.sip.min_session_expires_s))])
                 return
-            try:
-                self.media = await self._open_media()
-            except Exception as exc:  # noqa: BLE001 - no media, no call: tell the caller why
-                log.exception("could not open media for call %s", self.leg.call_id)
-                self._fail_setup(503, "Service Unavailable", f"media: {exc}")
-                return
-            if self.ended.is_set():
-                await self._cleanup()
+            if not await self._open_media_or_refuse():
                 return
             self._remote_offer = parsed
             self.negotiated = negotiated
             answer = self._answer_sdp(parsed, negotiated)
-            self._start_link()
-            self.leg.ring()
-            ring_s = self.manager.config.sip.ring_ms / 1000
-            if ring_s > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.ended.wait(), ring_s)
-            if self.ended.is_set():
+            if not await self._ring():
                 return
             # RFC 3264 §6: an answerer must take media as soon as its answer is sent. A caller may talk
             # or key a digit the moment our 200 arrives, and its ACK reaches us through the SIP thread
@@ -406,30 +393,40 @@ class Call(CallBase):
                 self._fail_setup(488, "Not Acceptable Here", "SRTP is required and SDES keys only travel over TLS")
                 return
             self._offered_srtp_key = os.urandom(sdp.SRTP_KEY_BYTES)
-        try:
-            self.media = await self._open_media()
-        except Exception as exc:  # noqa: BLE001 - no media, no call: tell the caller why
-            log.exception("could not open media for call %s", self.leg.call_id)
-            self._fail_setup(503, "Service Unavailable", f"media: {exc}")
-            return
-        if self.ended.is_set():
-            await self._cleanup()
+        if not await self._open_media_or_refuse():
             return
         self._sdp_version += 1
         our_offer = sdp.build_offer(self.manager.codecs, local_host=self._local_host(),
                                     local_port=self.media.local_port, session_id=self._sdp_session,
                                     version=self._sdp_version, srtp_key=self._offered_srtp_key)
+        if not await self._ring():
+            return
+        self.leg.answer(our_offer)
+        CALL_SETUPS.labels("inbound", "200").inc()
+        SETUP_SECONDS.observe(time.monotonic() - received)
+
+    async def _open_media_or_refuse(self) -> bool:
+        """The call's RTP session; False when there is none (503 sent) or the caller already left."""
+        try:
+            self.media = await self._open_media()
+        except Exception as exc:  # noqa: BLE001 - no media, no call: tell the caller why
+            log.exception("could not open media for call %s", self.leg.call_id)
+            self._fail_setup(503, "Service Unavailable", f"media: {exc}")
+            return False
+        if self.ended.is_set():
+            await self._cleanup()
+            return False
+        return True
+
+    async def _ring(self) -> bool:
+        """Open the speech stream, send 180 and wait ``sip.ring_ms``; False when the caller hung up meanwhile."""
         self._start_link()
         self.leg.ring()
         ring_s = self.manager.config.sip.ring_ms / 1000
         if ring_s > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.ended.wait(), ring_s)
-        if self.ended.is_set():
-            return
-        self.leg.answer(our_offer)
-        CALL_SETUPS.labels("inbound", "200").inc()
-        SETUP_SECONDS.observe(time.monotonic() - received)
+        return not self.ended.is_set()
 
     def _fail_setup(self, status: int, reason: str, detail: str,
                     headers: list[tuple[str, str]] | None = None) -> None:
