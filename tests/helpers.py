@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -10,7 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
+import dns.message
+import dns.rdatatype
+import dns.rrset
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -116,3 +121,24 @@ class ServiceProcess:
             self.proc.kill()
             self.proc.wait()
             return -9
+
+
+class ReplicaDns(asyncio.DatagramProtocol):
+    """A DNS server on loopback answering A queries with ``addresses`` (what a headless Service's name
+    resolves to: one address per ready pod), so a test can add a replica the way an HPA does."""
+
+    def __init__(self, addresses: list[str]) -> None:
+        self.addresses = addresses
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        query = dns.message.from_wire(data)
+        response = dns.message.make_response(query)
+        question = query.question[0]
+        if question.rdtype == dns.rdatatype.A:
+            response.answer.append(dns.rrset.from_text_list(question.name, 1, "IN", "A", list(self.addresses)))
+        assert self.transport is not None
+        self.transport.sendto(response.to_wire(), addr)

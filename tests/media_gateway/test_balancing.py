@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
 
-import dns.message
-import dns.rdatatype
-import dns.rrset
 import pytest
 from dialtone.common.grpc_channel import balanced_target
 
+from tests.helpers import ReplicaDns
 from tests.media_gateway.support import gateway_config, run_sipp, start_gateway, start_speech
 
 
@@ -40,27 +37,6 @@ def test_balanced_targets() -> None:
     assert balanced_target("dns:///speech-headless:7002") == "dns:///speech-headless:7002"
     with pytest.raises(ValueError, match="dns:///"):
         balanced_target("speech-a:7002,speech-b:7002")
-
-
-class ReplicaDns(asyncio.DatagramProtocol):
-    """A DNS server on loopback answering A queries with ``addresses`` (what a headless Service's name
-    resolves to: one address per ready pod), so a test can add a replica the way an HPA does."""
-
-    def __init__(self, addresses: list[str]) -> None:
-        self.addresses = addresses
-        self.transport: Any = None
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        query = dns.message.from_wire(data)
-        response = dns.message.make_response(query)
-        question = query.question[0]
-        if question.rdtype == dns.rdatatype.A:
-            response.answer.append(dns.rrset.from_text_list(question.name, 1, "IN", "A", list(self.addresses)))
-        assert self.transport is not None
-        self.transport.sendto(response.to_wire(), addr)
 
 
 async def test_a_replica_added_later_starts_taking_calls(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 import grpc
 from dialtone.common.audio import FRAME_BYTES, split_frames
@@ -49,13 +50,14 @@ class StandInRuntime(rpb_grpc.ConversationRuntimeServicer):
                 self.ended.set()
 
 
-async def start_runtime(script: Script) -> tuple[grpc.aio.Server, StandInRuntime, str]:
-    server = grpc.aio.server()
+async def start_runtime(script: Script, host: str = "127.0.0.1", port: int = 0,
+                        options: list[tuple[str, Any]] | None = None) -> tuple[grpc.aio.Server, StandInRuntime, str]:
+    server = grpc.aio.server(options=options)
     runtime = StandInRuntime(script)
     rpb_grpc.add_ConversationRuntimeServicer_to_server(runtime, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    return server, runtime, f"127.0.0.1:{port}"
+    return server, runtime, f"{host}:{bound}"
 
 
 class MediaClient:
