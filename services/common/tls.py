@@ -82,6 +82,20 @@ class TlsFiles:
         return context
 
 
+def client_context(files: TlsFiles) -> ssl.SSLContext:
+    """A client context (TLS 1.2+) that verifies the server's certificate and name against ``files.ca_file``
+    (the system CAs when empty) and presents our certificate when one is given (trunks that want mTLS)."""
+    files.check()
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=files.ca_file or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if files.cert_file:
+        try:
+            context.load_cert_chain(files.cert_file, files.key_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise TlsConfigError(f"TLS files {files.cert_file}, {files.key_file}: {exc}") from None
+    return context
+
+
 class ReloadingContext:
     """A server ``SSLContext`` that reloads its files when they change (call ``maybe_reload`` now and then)."""
 

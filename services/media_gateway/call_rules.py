@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 
-__all__ = ["SessionIntervalTooSmall", "parse_dtmf_info", "parse_sip_uri", "session_timer"]
+__all__ = ["SessionIntervalTooSmall", "parse_dtmf_info", "parse_sip_uri", "session_timer", "sip_uri_transport"]
 
 _INFO_SIGNAL = re.compile(r"^\s*signal\s*=\s*([0-9*#A-Da-d])\s*$", re.IGNORECASE | re.MULTILINE)
 _INFO_DURATION = re.compile(r"^\s*duration\s*=\s*(\d{1,6})\s*$", re.IGNORECASE | re.MULTILINE)
-_SIP_URI = re.compile(r"^sips?:(?:(?P<user>[^@;?]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^:;?]+)(?::(?P<port>\d{1,5}))?")
+_SIP_URI = re.compile(r"^(?P<scheme>sips?):(?:(?P<user>[^@;?]+)@)?(?P<host>\[[0-9a-fA-F:.]+\]|[^:;?]+)"
+                      r"(?::(?P<port>\d{1,5}))?(?P<params>;[^?]*)?")
 
 
 def parse_dtmf_info(content_type: str, body: str) -> tuple[str, int] | None:
@@ -63,7 +64,27 @@ def parse_sip_uri(uri: str) -> tuple[str, str, int]:
     match = _SIP_URI.match(uri.strip())
     if match is None:
         raise ValueError(f"not a SIP URI (sip:user@host[:port]): {uri[:80]!r}")
-    port = int(match.group("port") or 5060)
+    port = int(match.group("port") or (5061 if sip_uri_transport(uri) == "tls" else 5060))
     if not 0 < port < 65536:
         raise ValueError(f"SIP URI port out of range: {port}")
     return match.group("user") or "", match.group("host").strip("[]"), port
+
+
+def sip_uri_transport(uri: str) -> str:
+    """How to reach a SIP URI (RFC 3261 §19.1.2, §26.2): "tls" for sips: or ;transport=tls, "tcp" for
+    ;transport=tcp, else "udp". ValueError for a transport we do not speak."""
+    match = _SIP_URI.match(uri.strip())
+    if match is None:
+        raise ValueError(f"not a SIP URI (sip:user@host[:port]): {uri[:80]!r}")
+    transport = "udp"
+    for param in (match.group("params") or "").split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "transport":
+            transport = value.strip().lower()
+    if match.group("scheme").lower() == "sips":
+        if transport not in ("udp", "tls", "tcp"):
+            raise ValueError(f"sips: URI with transport={transport}: sips: means TLS")
+        return "tls"
+    if transport not in ("udp", "tcp", "tls"):
+        raise ValueError(f"SIP transport {transport!r} is not supported here (udp, tcp or tls)")
+    return transport

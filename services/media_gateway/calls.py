@@ -35,6 +35,7 @@ from dialtone.media_gateway.call_rules import (
     parse_dtmf_info,
     parse_sip_uri,
     session_timer,
+    sip_uri_transport,
 )
 from dialtone.media_gateway.config import MediaGatewayConfig
 from dialtone.media_gateway.media_types import (
@@ -438,10 +439,15 @@ class Call(CallBase):
 
     # --- outbound setup ----------------------------------------------------------------------
     async def setup_outbound(self, host: str, port: int, user: str, caller_id: str,
-                             extra_headers: list[tuple[str, str]]) -> None:
+                             extra_headers: list[tuple[str, str]], transport: str = "udp") -> None:
+        self._secure_signalling = transport == "tls"
+        if self._secure_signalling and self.manager.srtp_policy is not SrtpPolicy.OFF:
+            # over TLS with SRTP on (optional or required) we offer it; a plain answer is then refused
+            self._offered_srtp_key = os.urandom(sdp.SRTP_KEY_BYTES)
         self.media = await self._open_media()
         offer = sdp.build_offer(self.manager.codecs, local_host=self._local_host(), local_port=self.media.local_port,
-                                session_id=self._sdp_session, version=self._sdp_version)
+                                session_id=self._sdp_session, version=self._sdp_version,
+                                srtp_key=self._offered_srtp_key)
         await self.manager.stack.originate_with(self.leg, host=host, port=port, user=user, caller_id=caller_id,
                                                 sdp=offer, extra_headers=extra_headers)
 
@@ -657,16 +663,23 @@ class CallManager(CallRegistry):
     async def originate(self, to_uri: str, dialog: str, caller_id: str, headers: list[tuple[str, str]],
                         ring_timeout_s: float = 0.0) -> Call:
         user, host, port = parse_sip_uri(to_uri)
+        transport = sip_uri_transport(to_uri)
         assert isinstance(self.stack, SipStack)
+        if transport == "tls" and not self.stack.speaks_tls:
+            raise ValueError(f"{to_uri[:80]}: SIP over TLS needs sip.tls_cert_file and sip.tls_key_file")
+        if self.srtp_policy is SrtpPolicy.REQUIRED and transport != "tls":
+            raise ValueError(f"{to_uri[:80]}: sip.srtp is required and SDES keys only travel over TLS "
+                             "(dial sips: or ;transport=tls)")
         registration = self.config.registration
         credentials = (registration.user, registration.password) if registration.user and registration.password \
             else None
-        leg = self.stack.new_outbound_leg(host, port, ring_timeout_s or self.config.sip.ring_timeout_s, credentials)
+        leg = self.stack.new_outbound_leg(host, port, ring_timeout_s or self.config.sip.ring_timeout_s, credentials,
+                                          transport)
         call = Call(self, leg, common_pb2.DIRECTION_OUTBOUND, f"sip:{caller_id or 'dialtone'}@{self.config.sip.host}",
                     user, tuple(headers), dialog or self.dialog_for(user))
         self.add(call)
         try:
-            await call.setup_outbound(host, port, user, caller_id, headers)
+            await call.setup_outbound(host, port, user, caller_id, headers, transport)
         except Exception:
             call._finish("setup_failed")
             raise

@@ -62,7 +62,7 @@ class SipConfig:
 class RegistrationConfig:
     """Register to a PBX as an extension (many PBXes route to a bot that way). Empty registrar: off."""
 
-    registrar: str = ""                   # sip:pbx.example.com[:port]
+    registrar: str = ""                   # sip:pbx.example.com[:port]; sips:... registers over TLS
     user: str = ""                        # extension / auth user
     password: str = ""                    # digest password (use DIALTONE_MEDIA_GATEWAY__REGISTRATION__PASSWORD)
     expires_s: int = 300

@@ -96,7 +96,10 @@ async def originate(manager: CallManager | None, draining: bool, *, to_uri: str,
         raise Unavailable("the media gateway is draining or not started")
     if not 0 <= ring_timeout_s <= 600:
         raise InvalidArgument(f"Originate: ring_timeout_s must be 0..600, got {ring_timeout_s}")
-    call = await manager.originate(to_uri, dialog, caller_id, headers, ring_timeout_s)
+    try:
+        call = await manager.originate(to_uri, dialog, caller_id, headers, ring_timeout_s)
+    except ValueError as exc:   # a transport this gateway cannot use for that URI (TLS, SRTP policy)
+        raise InvalidArgument(f"Originate: {exc}") from None
     return OriginateResult(call.session_id, call.leg.call_id)
 
 

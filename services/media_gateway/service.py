@@ -13,7 +13,7 @@ from dialtone.common.auth import load_token, require_token
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import refuse
-from dialtone.common.tls import ReloadingContext, TlsConfigError, TlsFiles
+from dialtone.common.tls import ReloadingContext, TlsConfigError, TlsFiles, client_context
 from dialtone.media_gateway import control
 from dialtone.media_gateway.call_rules import parse_sip_uri
 from dialtone.media_gateway.calls import CallManager, MediaFactory
@@ -182,6 +182,7 @@ class MediaGatewayApp:
         tls_files = TlsFiles(config.sip.tls_cert_file, config.sip.tls_key_file, config.sip.tls_ca_file)
         try:
             tls = ReloadingContext(tls_files, config.sip.tls_verify_client) if tls_files.enabled else None
+            tls_client = client_context(tls_files) if tls_files.enabled else None
         except TlsConfigError as exc:
             raise ConfigError(f"sip.tls_*: {exc}") from None
         self.stack = SipStack(SippyBridge(asyncio.get_running_loop()), guard, config.sip.host, config.sip.port,
@@ -191,7 +192,7 @@ class MediaGatewayApp:
                                                    per_source=config.sip.tcp_max_per_source,
                                                    message_deadline_s=config.sip.tcp_message_deadline_s,
                                                    idle_timeout_s=config.sip.tcp_idle_timeout_s),
-                              tls=tls, tls_port=config.sip.tls_port)
+                              tls=tls, tls_port=config.sip.tls_port, tls_client=tls_client)
         self.calls.stack = self.stack
         self.sip_port = await self.stack.start()
         self.sip_tls_port = self.stack.tls_port
@@ -201,9 +202,9 @@ class MediaGatewayApp:
         if config.registration.registrar:
             try:
                 parse_sip_uri(config.registration.registrar)
+                await self.stack.register(config.registration)
             except ValueError as exc:
                 raise ConfigError(f"registration.registrar: {exc}") from None
-            await self.stack.register(config.registration)
         if config.control_http.enabled:
             self.http = ControlHttpServer(lambda: self.calls, lambda: self.draining, self.control_token)
             self.http_port = await self.http.start(config.control_http.host, config.control_http.port)

@@ -1,4 +1,5 @@
 """Registration to a PBX as an extension, with digest auth: sippy's ``SipRegistrationAgent`` on our stack.
+A ``sips:`` registrar (or ``;transport=tls``) is registered to over TLS, with our TLS port as the contact.
 
 sippy sends the REGISTER, answers a 401 challenge with the digest (MD5/SHA-256, qop=auth),
 and re-registers when the binding expires; we only build it from config, report the state
@@ -11,7 +12,7 @@ import logging
 from typing import Any
 
 from dialtone.common.metrics import gauge
-from dialtone.media_gateway.call_rules import parse_sip_uri
+from dialtone.media_gateway.call_rules import parse_sip_uri, sip_uri_transport
 from dialtone.media_gateway.config import RegistrationConfig
 from sippy.SipRegistrationAgent import SipRegistrationAgent
 from sippy.SipURL import SipURL
@@ -25,8 +26,11 @@ class Registration:
     def __init__(self, global_config: dict[str, Any], config: RegistrationConfig, contact_host: str,
                  contact_port: int) -> None:
         _user, host, port = parse_sip_uri(config.registrar)
+        transport = sip_uri_transport(config.registrar)
         aor = SipURL(username=config.user, host=host, port=port)
         contact = SipURL(username=config.user, host=contact_host, port=contact_port)
+        if transport != "udp":     # sips: / transport=tls: the REGISTER goes over TLS, the binding says so
+            aor.transport = contact.transport = transport
         self.registered = False
         self.last_failure = ""
         self._agent = SipRegistrationAgent(global_config, aor, contact, user=config.user,

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import re
 import socket
+import ssl
 import sys
 import threading
 import traceback
@@ -21,6 +22,7 @@ import sippy.Core.Exceptions as sippy_exceptions
 from dialtone.common.logging import RateLimitedLog
 from dialtone.common.metrics import counter
 from dialtone.common.tls import ReloadingContext
+from dialtone.media_gateway.call_rules import sip_uri_transport
 from dialtone.media_gateway.sip_bridge import SippyBridge
 from dialtone.media_gateway.sip_guard import ALLOW, SipGuard
 from dialtone.media_gateway.sip_leg import InboundOffer, SipLeg, _body_text, _GatewayUA, exact_header
@@ -85,15 +87,16 @@ class _GatewayTM(SipTransactionManager):  # type: ignore[misc]
 
     def newTransaction(self, msg: Any, resp_cb: Any = None, laddress: Any = None, userv: Any = None,  # noqa: N802
                        *args: Any, **kwargs: Any) -> Any:
-        # sippy only sends over UDP/WS; a request inside a TCP or TLS dialog goes out on that peer's connection.
+        # sippy only sends over UDP/WS; a request to a TCP or TLS target goes out on that peer's
+        # connection, or on a new one we dial.
         if userv is None:
             address, transport = msg.getTarget()
             kind = str(transport).lower()
             listener = {"tcp": self.tcp, "tls": self.tls}.get(kind)
             if kind in ("tcp", "tls"):
-                userv = listener.server_for(str(address[0])) if listener is not None else None
-                if userv is None:
-                    raise RuntimeError(f"no SIP/{kind.upper()} connection to {address[0]} (we do not dial {kind})")
+                if listener is None:
+                    raise RuntimeError(f"SIP/{kind.upper()} is not configured here: cannot send to {address[0]}")
+                userv = listener.server_for(str(address[0])) or listener.dial(str(address[0]), int(address[1]))
         return super().newTransaction(msg, resp_cb, laddress, userv, *args, **kwargs)
 
     def handleIncoming(self, data_in: bytes, ra: Any, server: Any, rtime: Any) -> None:  # noqa: N802
@@ -138,7 +141,7 @@ class SipStack:
     def __init__(self, bridge: SippyBridge, guard: SipGuard, host: str, port: int,
                  listener: StackListener, retry_after_s: int = 30, advertised_host: str = "", advertised_port: int = 0,
                  tcp_limits: TcpLimits | None = None, tls: ReloadingContext | None = None, tls_port: int = 5061,
-                 ) -> None:
+                 tls_client: ssl.SSLContext | None = None) -> None:
         self.bridge = bridge
         self.guard = guard
         self._host = host
@@ -150,6 +153,7 @@ class SipStack:
         self._tcp_limits = tcp_limits or TcpLimits()
         self._tls = tls
         self._tls_port = tls_port
+        self._tls_client = tls_client
         self.tls_port = 0
         self.draining = False
         self.bound_port = 0
@@ -194,7 +198,8 @@ class SipStack:
                                    self._tm.handleIncoming, self._tcp_limits, advertised_port=self._advertised_port)
         if self._tls is not None:
             self._tm.tls = TcpListener(self._host, self._tls_port, self.guard, self._advertised_host,
-                                       self._tm.handleIncoming, self._tcp_limits, tls=self._tls)
+                                       self._tm.handleIncoming, self._tcp_limits, tls=self._tls,
+                                       client_tls=self._tls_client)
             self.tls_port = self._tm.tls.port
         return self.bound_port
 
@@ -202,9 +207,16 @@ class SipStack:
         """Start registering to a PBX (``RegistrationConfig``); returns the ``Registration``."""
         from dialtone.media_gateway.sip_register import Registration
 
+        over_tls = sip_uri_transport(config.registrar) == "tls"
+        if over_tls and self._tm.tls is None:
+            raise ValueError(f"registration.registrar {config.registrar}: SIP over TLS needs sip.tls_cert_file "
+                             "and sip.tls_key_file")
+
         def start() -> Any:
             server = self._tm.l4r.getServer(None)
             (host, port), _transport = server.getSIPaddr()
+            if over_tls:
+                port = self.tls_port
             registration = Registration(self.global_config, config, host, port)
             registration.start()
             self.registration = registration
@@ -289,12 +301,17 @@ class SipStack:
             threads += [listener.accept_thread for listener in (self._tm.tcp, self._tm.tls) if listener is not None]
         return threads
 
+    @property
+    def speaks_tls(self) -> bool:
+        """SIP over TLS is configured (a certificate): calls can be placed to sips: / transport=tls URIs."""
+        return self._tls is not None
+
     def active_legs(self) -> int:
         return len(self._legs)
 
     # asyncio thread: outbound call
     def new_outbound_leg(self, host: str, port: int, ring_timeout_s: float,
-                         credentials: tuple[str, str] | None = None) -> SipLeg:
+                         credentials: tuple[str, str] | None = None, transport: str = "udp") -> SipLeg:
         """A leg for a call we place; nothing is sent until ``originate_with``. (UA() only sets fields.)
         Unanswered after ``ring_timeout_s``, sippy CANCELs it."""
         holder: dict[str, SipLeg] = {}
@@ -304,8 +321,9 @@ class SipStack:
 
         # With credentials sippy answers a 401/407 on our INVITE with digest auth (a PBX trunk).
         username, password = credentials or (None, None)
+        hop: dict[str, Any] = {} if transport == "udp" else {"nh_transport": transport}
         ua = self._new_ua(event_cb=event_cb, nh_address=(host, port), expire_time=ring_timeout_s,
-                          username=username, password=password)
+                          username=username, password=password, **hop)
         leg = SipLeg(self, ua, inbound=False)
         holder["leg"] = leg
         ua.dead_cbs = (leg._dead,)

@@ -28,6 +28,7 @@ import contextlib
 import dataclasses
 import errno
 import logging
+import os
 import selectors
 import socket
 import ssl
@@ -73,6 +74,7 @@ class TcpConnection(Network_server):  # type: ignore[misc]
         self._max_outbox = max_outbox
         self.transport = transport
         self.handshaking = transport == "tls"
+        self.connecting = False               # one we dialled, until the TCP connect completes
         self.sock = sock
         self.peer = peer
         self.advertised = advertised
@@ -204,7 +206,7 @@ class TcpListener:
     def __init__(self, host: str, port: int, guard: SipGuard, advertised: str,
                  data_callback: Callable[..., Any], limits: TcpLimits | None = None,
                  clock: Callable[[], float] = time.monotonic, tls: ReloadingContext | None = None,
-                 advertised_port: int = 0) -> None:
+                 advertised_port: int = 0, client_tls: ssl.SSLContext | None = None) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -232,6 +234,8 @@ class TcpListener:
         self._selector.register(self._waker_r, selectors.EVENT_READ, "wake")
         self._closing = False
         self._tls = tls
+        self._client_tls = client_tls
+        self._to_connect: list[TcpConnection] = []
         self.transport = "tls" if tls is not None else "tcp"
         self.accept_thread = threading.Thread(target=self._run, name=f"sip-{self.transport}", daemon=True)
         self.accept_thread.start()
@@ -244,6 +248,60 @@ class TcpListener:
         with self._lock:
             connection = self._connections.get(host.strip("[]"))
         return connection if connection is not None and not connection.closed else None
+
+    def dial(self, host: str, port: int) -> TcpConnection:
+        """Any thread: a new connection to a peer we send a request to and have no connection with (RFC
+        3261 §18.1.1). The connect and the TLS handshake (the peer's certificate verified against our CA
+        bundle, and its name) run on the selector thread; what sippy sends meanwhile waits in the outbox,
+        and a failed connect or handshake drops it (the transaction then times out, as for a lost UDP
+        request)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        if self.transport == "tls":
+            if self._client_tls is None:
+                sock.close()
+                raise RuntimeError("SIP over TLS to a peer needs a client TLS context")
+            sock = self._client_tls.wrap_socket(sock, server_side=False, do_handshake_on_connect=False,
+                                                server_hostname=host)
+        connection = TcpConnection(sock, (host, port), (self._host, self.port), self._advertised, self._callback,
+                                   self._wake, self._clock(), self._limits.max_outbox, self.transport,
+                                   self._advertised_port)
+        connection.connecting = True
+        connection.message_started_at = connection.last_message_at   # connect and handshake have the deadline
+        with self._lock:
+            self._connections[host] = connection
+            self._to_connect.append(connection)
+        self._poke()
+        return connection
+
+    def _start_connects(self) -> None:
+        with self._lock:
+            starting, self._to_connect = self._to_connect, []
+        for connection in starting:
+            self._counts.admit(connection.peer[0])    # counted like an accepted one, released on drop
+            self._open.add(connection)
+            code = connection.sock.connect_ex(connection.peer)
+            if code not in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY):
+                _LOG.warning("connect", "SIP/%s connect to %s:%d failed: %s", self.transport.upper(),
+                             connection.peer[0], connection.peer[1], os.strerror(code))
+                self._drop(connection, "connect_failed")
+                continue
+            self._selector.register(connection.sock, selectors.EVENT_WRITE, connection)
+
+    def _connected(self, connection: TcpConnection) -> None:
+        code = connection.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code != 0:
+            _LOG.warning("connect", "SIP/%s connect to %s:%d failed: %s", self.transport.upper(),
+                         connection.peer[0], connection.peer[1], os.strerror(code))
+            self._drop(connection, "connect_failed")
+            return
+        connection.connecting = False
+        if connection.handshaking:
+            self._handshake(connection)
+        else:
+            connection.message_started_at = None
+            self._write(connection)
 
     def _wake(self, connection: TcpConnection) -> None:
         with self._lock:
@@ -271,6 +329,7 @@ class TcpListener:
                              exc_info=True)
                     if isinstance(key.data, TcpConnection):
                         self._drop(key.data, "error")
+            self._start_connects()
             self._flush_pending()
             now = self._clock()
             if now >= next_sweep:
@@ -293,7 +352,9 @@ class TcpListener:
             if mask & selectors.EVENT_READ:
                 self._read(connection)
             if mask & selectors.EVENT_WRITE and not connection.closed:
-                if connection.handshaking:
+                if connection.connecting:
+                    self._connected(connection)
+                elif connection.handshaking:
                     self._handshake(connection)
                 else:
                     self._write(connection)
@@ -347,6 +408,8 @@ class TcpListener:
         connection.handshaking = False
         connection.message_started_at = None
         self._selector.modify(connection.sock, selectors.EVENT_READ, connection)
+        if connection.outbox:
+            self._write(connection)    # a connection we dialled: the request queued while it was set up
         return True
 
     def _receive(self, connection: TcpConnection) -> bytes | None:
@@ -391,7 +454,7 @@ class TcpListener:
         with self._lock:
             pending, self._to_flush = self._to_flush, set()
         for connection in pending:
-            if not connection.closed and not connection.handshaking:
+            if not connection.closed and not connection.handshaking and not connection.connecting:
                 self._write(connection)
 
     def _write(self, connection: TcpConnection) -> None:

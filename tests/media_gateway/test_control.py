@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
+import trustme
 from dialtone.common.server import create_server
 from dialtone.media_gateway.service import MediaGatewayApp
 from dialtone.v1 import common_pb2
@@ -328,3 +330,47 @@ async def test_failed_start_leaves_no_sip_thread_behind() -> None:
     finally:
         await app.close()
         await server.stop(0)
+
+
+async def test_registers_over_tls_to_a_sips_registrar(tmp_path: Path) -> None:
+    """registration.registrar sips:... : the REGISTER goes over TLS (the registrar's certificate verified
+    against sip.tls_ca_file), its Via says TLS and its Contact our TLS port with transport=tls; the
+    registrar's 200 makes the gateway registered."""
+    ca = trustme.CA()
+    ours, theirs = ca.issue_cert("127.0.0.1"), ca.issue_cert("127.0.0.1")
+    for name, cert in (("gateway", ours), ("registrar", theirs)):
+        cert.cert_chain_pems[0].write_to_path(str(tmp_path / f"{name}.crt"))
+        cert.private_key_pem.write_to_path(str(tmp_path / f"{name}.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    registrar_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    registrar_tls.load_cert_chain(str(tmp_path / "registrar.crt"), str(tmp_path / "registrar.key"))
+    registers: list[str] = []
+
+    async def registrar(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (head := (await reader.readuntil(b"\r\n\r\n")).decode()).startswith("REGISTER"):
+            registers.append(head)
+            keep = [line for line in head.split("\r\n")
+                    if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq", "contact")]
+            writer.write(("SIP/2.0 200 OK\r\n" + "\r\n".join(keep) + "\r\nExpires: 300\r\nContent-Length: 0\r\n\r\n")
+                         .encode())
+            await writer.drain()
+
+    server = await asyncio.start_server(registrar, "127.0.0.1", 0, ssl=registrar_tls)
+    port = server.sockets[0].getsockname()[1]
+    speech_server, _speech, address = await start_speech()
+    config = gateway_config(address, tls_port=0, tls_cert_file=str(tmp_path / "gateway.crt"),
+                            tls_key_file=str(tmp_path / "gateway.key"), tls_ca_file=str(tmp_path / "ca.pem"))
+    config.registration.registrar = f"sips:127.0.0.1:{port}"
+    config.registration.user = "1001"
+    app = await start_gateway(config)
+    try:
+        assert app.stack is not None
+        await wait_until(lambda: app.stack.registration.registered, 10, "registered over TLS")  # type: ignore[union-attr]
+        via = next(line for line in registers[0].split("\r\n") if line.lower().startswith("via:"))
+        contact = next(line for line in registers[0].split("\r\n") if line.lower().startswith("contact:"))
+        assert "SIP/2.0/TLS" in via, via
+        assert f"1001@127.0.0.1:{app.stack.tls_port};transport=tls" in contact, contact
+    finally:
+        await app.close()
+        await speech_server.stop(0)
+        server.close()

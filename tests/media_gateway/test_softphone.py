@@ -8,10 +8,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import trustme
 from dialtone.common.audio import rms_dbfs
+from dialtone.common.errors import InvalidArgument
+from dialtone.media_gateway import control
 from dialtone.v1 import common_pb2
 from dialtone.v1 import speech_gateway_pb2 as spb
+from prometheus_client import REGISTRY
 
 from tests.media_gateway.baresip import Baresip, RtpCapture, plain_g711_silence
 from tests.media_gateway.media_spy import MediaSpy
@@ -110,3 +114,87 @@ def _plain_invite() -> bytes:
             f"\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bot@127.0.0.1>\r\nCall-ID: plain-{os.urandom(6).hex()}"
             f"\r\nCSeq: 1 INVITE\r\nContact: <sip:a@127.0.0.1>\r\nMax-Forwards: 70\r\n"
             f"Content-Type: application/sdp\r\nContent-Length: {len(sdp)}\r\n\r\n{sdp}").encode()
+
+
+def _tls_files(tmp_path: Path, ca: trustme.CA, name: str) -> tuple[Path, Path, Path]:
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    paths = tmp_path / f"{name}.crt", tmp_path / f"{name}.key", tmp_path / f"{name}-ca.pem"
+    cert.cert_chain_pems[0].write_to_path(str(paths[0]))
+    cert.private_key_pem.write_to_path(str(paths[1]))
+    ca.cert_pem.write_to_path(str(paths[2]))
+    return paths
+
+
+async def test_an_outbound_call_over_tls_with_srtp_to_baresip(tmp_path: Path) -> None:
+    """Originate to sips:bob@baresip: the gateway dials SIP over TLS (baresip's certificate verified
+    against sip.tls_ca_file), offers SRTP (required), baresip answers; its tone reaches the speech side,
+    our prompt reaches its speaker, tcpdump sees no plain G.711. A gateway trusting another CA refuses
+    baresip's certificate: nothing reaches baresip."""
+    ca = trustme.CA()
+    cert, key, ca_file = _tls_files(tmp_path, ca, "gateway")
+    server, speech, address = await start_speech()
+    config = gateway_config(address, tls_port=0, tls_cert_file=str(cert), tls_key_file=str(key),
+                            tls_ca_file=str(ca_file), srtp="required")
+    app = await start_gateway(config)
+    peer = tmp_path / "peer"
+    peer.mkdir()
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(peer / "peer.pem"))
+    phone = Baresip(peer, "<sip:bob@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU;mediaenc=srtp-mand;"
+                    "answermode=auto", extra_config=f"sip_certificate {peer / 'peer.pem'}\nsip_cafile {ca_file}\n",
+                    modules=("srtp.so",))
+    try:
+        with RtpCapture(tmp_path / "out.pcap", config.rtp.port_low, config.rtp.port_high) as capture:
+            await phone.start()
+            plain = f"sip:bob@127.0.0.1:{phone.sip_port}"
+            with pytest.raises(InvalidArgument, match="SDES keys only travel over TLS"):
+                await control.originate(app.calls, False, to_uri=plain, dialog="bot", caller_id="dialtone",
+                                        headers=[])
+            placed = await control.originate(app.calls, False, to_uri=f"sips:bob@127.0.0.1:{phone.sip_port + 1}",
+                                             dialog="bot", caller_id="dialtone", headers=[])
+            await wait_until(lambda: bool(speech.streams and speech.streams[0].uplink), 15, "the call answered")
+            stream = speech.streams[0]
+            start = stream.of("call_start")[0].call
+            assert (start.direction, start.call_id) == (common_pb2.DIRECTION_OUTBOUND, placed.call_id)
+            await wait_until(lambda: any(rms_dbfs(f.pcm) > -30.0 for f in stream.of("audio")), 10, "baresip's tone")
+            tone = (np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 8000).astype("<i2").tobytes()
+            stream.send(play_audio=spb.PlayAudio(utterance_id="hello", pcm=tone, sample_rate=16000, last=True))
+            await wait_until(lambda: bool(stream.of("playback_finished")), 10, "PlaybackFinished")
+            await asyncio.sleep(0.5)
+            assert control.hangup(app.calls, stream.session_id)
+            await wait_until(lambda: bool(stream.of("call_end")), 10, "CallEnd")
+            await phone.stop()
+        payloads = capture.payloads(MediaSpy.opened[-1].local_port)
+        assert len(payloads) > 50, "no RTP captured"
+        assert plain_g711_silence(payloads) == 0, "plain G.711 on the wire of an SRTP call"
+        assert phone.heard_dbfs() > -30.0, "baresip heard nothing from us"
+        assert "SRTP is Enabled" in (peer / "baresip.log").read_text(errors="replace")
+    finally:
+        await phone.stop()
+        await app.close()
+
+    # the same call from a gateway that trusts another CA: the handshake fails, baresip sees no INVITE
+    other_cert, other_key, other_ca = _tls_files(tmp_path, trustme.CA(), "other")
+    config = gateway_config(address, tls_port=0, tls_cert_file=str(other_cert), tls_key_file=str(other_key),
+                            tls_ca_file=str(other_ca), srtp="required")
+    app = await start_gateway(config)
+    peer = tmp_path / "peer-again"
+    peer.mkdir()
+    (peer / "peer.pem").write_bytes((tmp_path / "peer" / "peer.pem").read_bytes())
+    phone = Baresip(peer, "<sip:bob@127.0.0.1;transport=tls>;regint=0;audio_codecs=PCMU;mediaenc=srtp-mand;"
+                    "answermode=auto", extra_config=f"sip_certificate {peer / 'peer.pem'}\nsip_cafile {ca_file}\n",
+                    modules=("srtp.so",))
+    refused_before = REGISTRY.get_sample_value("dialtone_media_sip_tcp_closed_total", {"reason": "tls_handshake"}) or 0
+    try:
+        await phone.start()
+        await control.originate(app.calls, False, to_uri=f"sips:bob@127.0.0.1:{phone.sip_port + 1}", dialog="bot",
+                                caller_id="dialtone", headers=[])
+        await wait_until(lambda: (REGISTRY.get_sample_value("dialtone_media_sip_tcp_closed_total",
+                                                            {"reason": "tls_handshake"}) or 0) > refused_before,
+                         10, "the handshake refused")
+        await asyncio.sleep(0.5)
+        assert len(speech.streams) == 1, "a call reached the speech side through an unverified peer"
+        assert "answering call" not in (peer / "baresip.log").read_text(errors="replace")
+    finally:
+        await phone.stop()
+        await app.close()
+        await server.stop(0)
