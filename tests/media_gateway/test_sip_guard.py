@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from dialtone.media_gateway.call_rules import SessionIntervalTooSmall, parse_dtmf_info, parse_sip_uri, session_timer
+from dialtone.media_gateway.call_rules import (
+    SessionIntervalTooSmall,
+    parse_dtmf_info,
+    parse_sip_uri,
+    session_timer,
+    sip_uri_transport,
+)
 from dialtone.media_gateway.config import SipConfig
 from dialtone.media_gateway.sip_guard import GuardedMessage, SipGuard, Verdict
 from dialtone.media_gateway.sip_syntax import SipSyntaxError, canonical_request, read_request, split_message
@@ -124,6 +130,18 @@ def test_sip_uri_parsing() -> None:
     for bad in ("tel:+1555", "bob@host", "sip:bob@host:99999"):
         with pytest.raises(ValueError):
             parse_sip_uri(bad)
+
+
+def test_sip_uri_transport() -> None:
+    """sips: and ;transport=tls mean TLS (5061 by default), ;transport=tcp TCP, else UDP; others refused."""
+    assert [sip_uri_transport(uri) for uri in ("sip:bob@h", "sips:bob@h", "sip:bob@h:5070;transport=TLS",
+                                               "sip:h;lr;transport=tcp", "sips:bob@h;transport=tcp")] == [
+        "udp", "tls", "tls", "tcp", "tls"]
+    assert parse_sip_uri("sips:bob@pbx.example.com") == ("bob", "pbx.example.com", 5061)
+    assert parse_sip_uri("sip:bob@pbx.example.com;transport=tls") == ("bob", "pbx.example.com", 5061)
+    for bad in ("sip:bob@h;transport=sctp", "sips:bob@h;transport=ws", "tel:+1555"):
+        with pytest.raises(ValueError):
+            sip_uri_transport(bad)
 
 
 @pytest.mark.parametrize(("headers", "expected"), [
