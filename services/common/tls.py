@@ -97,11 +97,12 @@ def client_context(files: TlsFiles) -> ssl.SSLContext:
 
 
 class ReloadingContext:
-    """A server ``SSLContext`` that reloads its files when they change (call ``maybe_reload`` now and then)."""
+    """An ``SSLContext`` that reloads its files when they change (call ``maybe_reload`` now and then)."""
 
-    def __init__(self, files: TlsFiles, require_client_cert: bool = False) -> None:
+    def __init__(self, files: TlsFiles, require_client_cert: bool = False, *, client: bool = False) -> None:
+        """``client``: a context for connections we open (``client_context``) instead of a server's."""
         self.files = files
-        self.context = files.server_context(require_client_cert)
+        self.context = client_context(files) if client else files.server_context(require_client_cert)
         self._stamp = files.stamp()
         self.reloads = 0
 

@@ -13,7 +13,7 @@ from dialtone.common.auth import load_token, require_token
 from dialtone.common.config import ConfigError
 from dialtone.common.errors import InvalidArgument
 from dialtone.common.grpc_validation import refuse
-from dialtone.common.tls import ReloadingContext, TlsConfigError, TlsFiles, client_context
+from dialtone.common.tls import ReloadingContext, TlsConfigError, TlsFiles
 from dialtone.media_gateway import control
 from dialtone.media_gateway.call_rules import parse_sip_uri
 from dialtone.media_gateway.calls import CallManager, MediaFactory
@@ -182,7 +182,7 @@ class MediaGatewayApp:
         tls_files = TlsFiles(config.sip.tls_cert_file, config.sip.tls_key_file, config.sip.tls_ca_file)
         try:
             tls = ReloadingContext(tls_files, config.sip.tls_verify_client) if tls_files.enabled else None
-            tls_client = client_context(tls_files) if tls_files.enabled else None
+            tls_client = ReloadingContext(tls_files, client=True) if tls_files.enabled else None
         except TlsConfigError as exc:
             raise ConfigError(f"sip.tls_*: {exc}") from None
         self.stack = SipStack(SippyBridge(asyncio.get_running_loop()), guard, config.sip.host, config.sip.port,

@@ -12,7 +12,6 @@ import contextlib
 import logging
 import re
 import socket
-import ssl
 import sys
 import threading
 import traceback
@@ -141,7 +140,7 @@ class SipStack:
     def __init__(self, bridge: SippyBridge, guard: SipGuard, host: str, port: int,
                  listener: StackListener, retry_after_s: int = 30, advertised_host: str = "", advertised_port: int = 0,
                  tcp_limits: TcpLimits | None = None, tls: ReloadingContext | None = None, tls_port: int = 5061,
-                 tls_client: ssl.SSLContext | None = None) -> None:
+                 tls_client: ReloadingContext | None = None) -> None:
         self.bridge = bridge
         self.guard = guard
         self._host = host

@@ -206,7 +206,7 @@ class TcpListener:
     def __init__(self, host: str, port: int, guard: SipGuard, advertised: str,
                  data_callback: Callable[..., Any], limits: TcpLimits | None = None,
                  clock: Callable[[], float] = time.monotonic, tls: ReloadingContext | None = None,
-                 advertised_port: int = 0, client_tls: ssl.SSLContext | None = None) -> None:
+                 advertised_port: int = 0, client_tls: ReloadingContext | None = None) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -262,7 +262,7 @@ class TcpListener:
             if self._client_tls is None:
                 sock.close()
                 raise RuntimeError("SIP over TLS to a peer needs a client TLS context")
-            sock = self._client_tls.wrap_socket(sock, server_side=False, do_handshake_on_connect=False,
+            sock = self._client_tls.context.wrap_socket(sock, server_side=False, do_handshake_on_connect=False,
                                                 server_hostname=host)
         connection = TcpConnection(sock, (host, port), (self._host, self.port), self._advertised, self._callback,
                                    self._wake, self._clock(), self._limits.max_outbox, self.transport,
@@ -500,14 +500,15 @@ class TcpListener:
                                MonoTime())
 
     def _reload_certificate(self) -> None:
-        if self._tls is None:
-            return
-        try:
-            if self._tls.maybe_reload():
-                log.info("SIP/TLS certificate reloaded from %s", self._tls.files.cert_file,
-                         extra={"event": "tls_reloaded"})
-        except TlsConfigError as exc:
-            _LOG.warning("tls_reload", "SIP/TLS certificate not reloaded, keeping the old one: %s", exc)
+        for context in (self._tls, self._client_tls):     # what we serve, and what we dial with
+            if context is None:
+                continue
+            try:
+                if context.maybe_reload():
+                    log.info("SIP/TLS certificate reloaded from %s", context.files.cert_file,
+                             extra={"event": "tls_reloaded"})
+            except TlsConfigError as exc:
+                _LOG.warning("tls_reload", "SIP/TLS certificate not reloaded, keeping the old one: %s", exc)
 
     def close(self) -> None:
         self._closing = True
