@@ -49,6 +49,10 @@ RUN --mount=type=bind,from=service,source=/service,target=/service \
     /opt/dialtone/bin/pip install --upgrade pip setuptools wheel \
  && /opt/dialtone/bin/pip install ".[$(cat /service/extra)]" \
  && /opt/dialtone/bin/python -m compileall -q /opt/dialtone
+# The speech gateway's optional end-of-turn model (vad.turn_model: smart-turn), checked by its sha256.
+COPY scripts/fetch_smart_turn.py ./scripts/
+RUN --mount=type=bind,from=service,source=/service,target=/service \
+    if [ "$(cat /service/extra)" = speech ]; then /opt/dialtone/bin/python scripts/fetch_smart_turn.py; fi
 
 # --- runtime: the environment only, no compilers, no sources, no pip cache
 FROM ${PYTHON_IMAGE} AS runtime

@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e '.[test]'
+	$(PY) scripts/fetch_smart_turn.py
 	touch $(STAMP)
 
 # Regenerate dialtone.v1 from proto/ (also done by the package build).

@@ -42,9 +42,18 @@ from dialtone.speech_gateway.core.events import (
 )
 from dialtone.speech_gateway.core.partials import PartialScheduler
 from dialtone.speech_gateway.core.segmenter import SegmenterSettings
-from dialtone.speech_gateway.core.turn import Completeness, EndOfTurn, Expectation, TurnCore, TurnSettings, judge
+from dialtone.speech_gateway.core.turn import (
+    Completeness,
+    EndOfTurn,
+    Expectation,
+    TurnCore,
+    TurnSettings,
+    judge,
+    with_turn_model,
+)
 from dialtone.speech_gateway.engines.base import MAX_HINT_CHARS, AsrEngine, Recognition
 from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
+from dialtone.speech_gateway.engines.turn_model import SmartTurn
 from dialtone.speech_gateway.engines.vad import HANGOVER_MS, build_vad
 from dialtone.speech_gateway.metrics import (
     ASR_DECODE,
@@ -56,6 +65,7 @@ from dialtone.speech_gateway.metrics import (
     PROMPT_HOLDS,
     SPECULATIVE,
     TURN_LATENCY,
+    TURN_MODEL_SECONDS,
     UTTERANCES,
     VAD_DECISIONS,
 )
@@ -125,7 +135,8 @@ def turn_settings(vad: VadConfig) -> TurnSettings:
     complete = min(vad.early_stop_ms, vad.stop_ms) if vad.early_stop_ms else vad.stop_ms
     end_of_turn = EndOfTurn(complete, vad.stop_ms, max(vad.stop_ms, vad.incomplete_stop_ms))
     return TurnSettings(segmenter_settings(vad), end_of_turn, hangover_ms=_hangover_ms(vad),
-                        early_end=vad.early_stop_ms > 0, quiet_ms=vad.quiet_ms)
+                        early_end=vad.early_stop_ms > 0, quiet_ms=vad.quiet_ms,
+                        await_verdict=vad.turn_model != "off")
 
 
 def expectation_of(state: rpb.StateChanged) -> Expectation | None:
@@ -138,12 +149,14 @@ def expectation_of(state: rpb.StateChanged) -> Expectation | None:
 
 class CallSession:
     def __init__(self, config: SpeechGatewayConfig, start: pb.MediaUplink, channel: grpc.aio.Channel,
-                 asr_pool: EnginePool[AsrEngine], asr_name: str, renderer: PromptRenderer) -> None:
+                 asr_pool: EnginePool[AsrEngine], asr_name: str, renderer: PromptRenderer,
+                 turn_model: SmartTurn | None = None) -> None:
         self.session_id = start.session_id
         call_start = start.call_start
         self._config = config
         self._asr_pool = asr_pool
         self._asr_name = asr_name
+        self._turn_model = turn_model
         vad = config.vad
         self._vad = build_vad(vad.engine, vad.aggressiveness, vad.silero_threshold)
         self._turn = TurnCore(turn_settings(vad))
@@ -391,8 +404,19 @@ class CallSession:
         length = self._audio_bytes(utt, event.at_ms)
         utt.speculative_pause_ms = event.at_ms
         expectation = self._turn.expectation
-        utt.speculative = self._decode(bytes(utt.audio[:length]), "speculative",
-                                       lambda rec: (rec, judge(rec.text, expectation)))
+        audio = bytes(utt.audio[:length])
+        model, threshold = self._turn_model, self._config.vad.turn_model_threshold
+
+        def verdict(rec: Recognition) -> tuple[Recognition, Completeness]:
+            said = judge(rec.text, expectation)
+            if said is not Completeness.OTHER or model is None:
+                return rec, said
+            started = time.perf_counter()
+            probability = model.probability(audio)
+            TURN_MODEL_SECONDS.observe(time.perf_counter() - started)
+            return rec, with_turn_model(said, probability, threshold)
+
+        utt.speculative = self._decode(audio, "speculative", verdict)
         utt.speculative.add_done_callback(lambda future: self._speculative_done(utt, future, event.at_ms))
 
     def _speculative_done(self, utt: _Utterance, future: asyncio.Future[tuple[Recognition, Completeness]],

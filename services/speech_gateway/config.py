@@ -96,6 +96,13 @@ class VadConfig:
     # loudest and under -45 dBFS, when an ASR worker is free: ~100 ms before webrtcvad reports the
     # silence; 0 = off (the VAD alone). Noisy lines leave it to the VAD.
     quiet_ms: int = 40
+    # An audio end-of-turn model asked when the pause's transcript settles nothing (no expectation met or
+    # missed, no trailing "and"/"um", not a finished sentence): "smart-turn" (Smart Turn v3.2 on
+    # onnxruntime; its probability >= turn_model_threshold ends the turn at early_stop_ms, below it the
+    # turn waits incomplete_stop_ms) or "off". turn_model_file "" = the model `make venv` installed.
+    turn_model: Literal["off", "smart-turn"] = "off"
+    turn_model_file: str = ""
+    turn_model_threshold: float = 0.5
 
 
 @dataclasses.dataclass

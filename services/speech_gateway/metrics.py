@@ -26,6 +26,8 @@ VAD_DECISIONS = counter("speech_vad_decisions_total", "Per-frame VAD decisions, 
 UTTERANCES = counter("speech_utterances_total", "Endpointed utterances, by end (silence, early, forced)", ["end"])
 ENDPOINT_WAIT = histogram("speech_endpoint_wait_seconds",
                           "Caller's end of speech to the endpoint firing (vad.stop_ms, or less on an early end)")
+TURN_MODEL_SECONDS = histogram("speech_turn_model_seconds",
+                               "CPU time of one end-of-turn model decision (vad.turn_model), features included")
 TURN_LATENCY = histogram("speech_turn_latency_seconds",
                          "Caller's end of speech to the first frame of the next prompt sent (media's report)")
 BARGE_IN_REACTION = histogram("speech_barge_in_reaction_seconds",

@@ -20,6 +20,7 @@ from dialtone.speech_gateway.config import SpeechGatewayConfig
 from dialtone.speech_gateway.engines.base import AsrEngine, ModelError, TtsEngine
 from dialtone.speech_gateway.engines.factory import asr_workers, build_asr, build_tts
 from dialtone.speech_gateway.engines.pool import EnginePool
+from dialtone.speech_gateway.engines.turn_model import SmartTurn
 from dialtone.speech_gateway.engines.vad import build_vad
 from dialtone.speech_gateway.metrics import ACTIVE_CALLS
 from dialtone.speech_gateway.prompts import PromptRenderer
@@ -33,7 +34,9 @@ log = logging.getLogger(__name__)
 class Engines:
     """The loaded models: an ASR pool and a TTS renderer."""
 
-    def __init__(self, asr: list[AsrEngine], tts: list[TtsEngine], config: SpeechGatewayConfig) -> None:
+    def __init__(self, asr: list[AsrEngine], tts: list[TtsEngine], config: SpeechGatewayConfig,
+                 turn_model: SmartTurn | None = None) -> None:
+        self.turn_model = turn_model
         self.asr_name = asr[0].name
         self.asr_pool: EnginePool[AsrEngine] = EnginePool("asr", asr, config.asr.max_queue)
         self.tts_pool: EnginePool[TtsEngine] = EnginePool("tts", tts, config.tts.max_queue)
@@ -49,7 +52,17 @@ class Engines:
         tts = [build_tts(config.tts) for _ in range(max(1, config.tts.workers))]
         log.info("speech engines loaded in %.2f s: asr %s x%d, tts %s (%s) x%d",
                  time.perf_counter() - started, asr[0].name, len(asr), tts[0].name, tts[0].voice, len(tts))
-        return cls(asr, tts, config)
+        engines = cls(asr, tts, config)
+        engines.load_turn_model(config)
+        return engines
+
+    def load_turn_model(self, config: SpeechGatewayConfig) -> SmartTurn | None:
+        """Blocking: the end-of-turn model ``vad.turn_model`` asks for (loaded once); None when off."""
+        if config.vad.turn_model == "off":
+            return None
+        if self.turn_model is None:
+            self.turn_model = SmartTurn(config.vad.turn_model_file)
+        return self.turn_model
 
     def shutdown(self) -> None:
         self.asr_pool.shutdown()
@@ -83,7 +96,7 @@ class SpeechGatewayServicer(pb_grpc.SpeechGatewayServicer):
         set_session(first.session_id)
         engines = app.engines
         session = CallSession(app.config, first, app.channels.get(app.runtime_target), engines.asr_pool,
-                              engines.asr_name, engines.renderer)
+                              engines.asr_name, engines.renderer, app.turn_model)
         ACTIVE_CALLS.inc()
         app.active += 1
         runner = asyncio.create_task(session.run(request_iterator))
@@ -110,6 +123,7 @@ class SpeechGatewayApp:
         self.config = config
         self.servicer = SpeechGatewayServicer(self)
         self.engines = engines
+        self.turn_model: SmartTurn | None = None
         self._owns_engines = engines is None
         self.channels: ChannelPool | None = None
         self.runtime_target = ""
@@ -127,6 +141,10 @@ class SpeechGatewayApp:
             except ModelError as exc:
                 # A model path is configuration: report it the way a bad config key is reported.
                 raise ConfigError(str(exc)) from exc
+        try:
+            self.turn_model = await asyncio.to_thread(self.engines.load_turn_model, self.config)
+        except ModelError as exc:
+            raise ConfigError(f"vad.turn_model: {exc}") from exc
         self.channels = ChannelPool(self.config.tls)
         # one target balanced per call across the runtime's replicas (a headless name or replica IPs)
         try:

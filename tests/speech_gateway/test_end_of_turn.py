@@ -82,6 +82,17 @@ async def test_a_pause_mid_number_is_not_a_turn_when_the_state_expects_more_digi
     assert len(finals) == 2 and digit_string(finals[0]) == "78", finals
 
 
+async def test_with_the_turn_model_a_pause_in_a_list_of_digits_is_not_a_turn(gateway):
+    """No expectation, so the words of the pause ("78") settle nothing; Smart Turn hears digits read as a
+    list, unfinished, and the turn waits incomplete_stop_ms: "7 8 ... 3 9" is one turn (without the model
+    the test above shows it cut in two)."""
+    pcm = spoken("7", 120, "8", 800, "3", 120, "9")
+    asked = REGISTRY.get_sample_value("dialtone_speech_turn_model_seconds_count") or 0.0
+    finals = await finals_of(gateway, None, pcm, VadConfig(turn_model="smart-turn", incomplete_stop_ms=3000))
+    assert [digit_string(text) for text in finals] == ["7839"], finals
+    assert (REGISTRY.get_sample_value("dialtone_speech_turn_model_seconds_count") or 0.0) > asked
+
+
 async def test_a_malformed_expectation_is_reported_and_the_turn_ends_by_silence(gateway):
     """An unknown entity type is not applied: a CallNotice error names it, and speech still makes a turn."""
     server, runtime, address = await start_runtime(expecting(rpb.Expectation(entity="colour" * 50)))

@@ -261,8 +261,9 @@ def test_a_turn_longer_than_the_short_window_is_decoded_whole():
     asr = build_asr(AsrConfig())
     first = resample(b"".join(tts.synthesize("Please enter your password followed by the pound key.")),
                      tts.sample_rate, 16000)
-    pause = bytes(16000 * 2 * 14)                 # 14 s, so the last words are past 20 s
     last = resample(b"".join(tts.synthesize("Your order will arrive on Tuesday.")), tts.sample_rate, 16000)
+    # a pause that puts the last words past 20 s whatever the voice's pace this run (piper's varies)
+    pause = bytes(2 * int(16000 * max(14.0, 21.5 - (2 * len(first) + len(last)) / 32000)))
     audio = first + pause + first + last
     assert len(audio) / 32000 > 21
     text = normalize(asr.transcribe(pcm_to_float32(audio)).text)

@@ -88,6 +88,19 @@ def test_when_the_turn_ends(name, script, expected_end):
     assert ends(play(TurnCore(SETTINGS), script))[0] == expected_end
 
 
+def test_with_an_end_of_turn_model_every_pause_waits_for_its_verdict():
+    """await_verdict (vad.turn_model on): with no expectation, no verdict yet means no end at other_ms; the
+    model's "unfinished" (INCOMPLETE) then holds to incomplete_ms, its "finished" (COMPLETE) ends early."""
+    core = TurnCore(dataclasses.replace(SETTINGS, await_verdict=True))
+    assert ends(play(core, [("frames", SPEECH + "0" * 60)]))[0] == (2080, SpeechEnded(0, 1000))
+    core = TurnCore(dataclasses.replace(SETTINGS, await_verdict=True))
+    assert ends(play(core, [("frames", SPEECH + "0" * 14), ("verdict", INC), ("frames", "0" * 60)]))[0] == (
+        2080, SpeechEnded(0, 1000))
+    core = TurnCore(dataclasses.replace(SETTINGS, await_verdict=True))
+    assert ends(play(core, [("frames", SPEECH + "0" * 12), ("verdict", C), ("frames", "0" * 40)]))[0] == (
+        1240, SpeechEnded(0, 1000, early=True))
+
+
 def test_a_long_pause_mid_number_is_not_cut_off_and_the_whole_number_ends_early():
     """ "7 8 ... 3 9": the 900 ms pause after "7 8" (incomplete) does not end the turn; after "3 9" the
     complete verdict ends it."""

@@ -10,8 +10,9 @@ The segmenter counts silence; this core chooses, per pause, how much silence end
   the turn waits ``incomplete_ms`` for the caller to go on ("my order number is ... 4 5 ... 6 7");
 - neither -> ``other_ms`` (``vad.stop_ms``).
 
-While a state expects something and the pause's verdict is not in yet, the turn does not end before
-``incomplete_ms``: ending at ``other_ms`` without a transcript is what cut callers off mid-number.
+While a state expects something (or an end-of-turn model judges every pause) and the pause's verdict is
+not in yet, the turn does not end before ``incomplete_ms``: ending at ``other_ms`` without a transcript
+is what cut callers off mid-number.
 
 Times are milliseconds of silence after the caller's speech; the VAD reports silence ``hangover_ms``
 late, so the segmenter is given each less the hangover. Events in: frames (VAD decision, call time),
@@ -153,6 +154,14 @@ def judge(text: str, expectation: Expectation | None) -> Completeness:
     return Completeness.OTHER
 
 
+def with_turn_model(text_verdict: Completeness, probability: float | None, threshold: float) -> Completeness:
+    """The transcript's verdict, unless it settles nothing (OTHER): then the audio model's, which hears
+    what words do not (a falling "...my order." against a level "...my order"). None: no model."""
+    if text_verdict is not Completeness.OTHER or probability is None:
+        return text_verdict
+    return Completeness.COMPLETE if probability >= threshold else Completeness.INCOMPLETE
+
+
 @dataclasses.dataclass(frozen=True)
 class TurnSettings:
     """Built from the service's config by ``call.turn_settings``; what the config does not set has its
@@ -168,6 +177,9 @@ class TurnSettings:
     quiet_ms: int
     quiet_below_peak_db: float = 30.0
     quiet_max_dbfs: float = -45.0
+    # every pause has a verdict worth waiting for (an end-of-turn model judges what the words leave
+    # open), as a pause under an expectation does: no end at other_ms before it is in
+    await_verdict: bool = False
 
 
 class TurnCore:
@@ -225,7 +237,7 @@ class TurnCore:
                 if not self._by_level:
                     self._pause_ms = event.at_ms
                     out.append(event)
-                if self._expectation is not None:   # no end at other_ms before the verdict is in
+                if self._expectation is not None or self.settings.await_verdict:   # no end before the verdict
                     self._segmenter.end_after(self._silence_ms(self.end_of_turn().incomplete_ms))
                 if self._pending is not None:
                     out += self._apply(self._pending)
