@@ -94,6 +94,10 @@ class Stack:
         prefix = "DIALTONE_" + service.upper().replace("-", "_") + "__"
         env = {prefix + key: value for key, value in settings.items()}
         env[prefix + "SHUTDOWN_GRACE_S"] = "2"
+        # Connections live as long as the stack: an aged one's GOAWAY fails a request of over 256 KiB in
+        # flight (too big for gRPC's transparent retry) with UNAVAILABLE, which these tests would count as
+        # a wrong refusal. Ageing is tested in tests/*/test_balancing.py.
+        env[prefix + "GRPC__MAX_CONNECTION_AGE_S"] = "0"
         env.update(extra_env or {})
         process = ServiceProcess.start(service, self.workdir, env=env)
         self.services[service] = process
