@@ -32,6 +32,10 @@ class AsrConfig:
     # 30 turns: p50 861 ms; with partials always on, 1 thread x 2 workers: 982 ms).
     threads: int = 2
     workers: int = 0           # concurrent decodes; 0 = CPU count // threads (at least 1)
+    # threads of numpy's BLAS (OpenBLAS) in this process; 0 = its default (one per core). Its idle
+    # threads spin after each call, on cores the decodes need: 1 cut the speech gateway's CPU per
+    # talking call by about a quarter (bench.e2e_concurrency, 6 callers: 9.3 -> 7.1 %).
+    blas_threads: int = 1
     max_queue: int = 32        # decodes waiting beyond the workers; more are refused
     audio_ctx: int = 0         # whispercpp encoder context (512 = 10.24 s); 0 = full 30 s
     # faster_whisper: a turn under this many seconds is encoded over this window instead of Whisper's

@@ -31,6 +31,14 @@ from dialtone.v1 import speech_gateway_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 
+def limit_blas_threads(threads: int) -> None:
+    """Process-wide: numpy's BLAS runs on at most ``threads`` threads (0: leave it as it is)."""
+    if threads > 0:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads, user_api="blas")
+
+
 class Engines:
     """The loaded models: an ASR pool and a TTS renderer."""
 
@@ -47,6 +55,7 @@ class Engines:
     def load(cls, config: SpeechGatewayConfig) -> Engines:
         """Blocking: build every engine (raises ModelError with the path and the fix)."""
         started = time.perf_counter()
+        limit_blas_threads(config.asr.blas_threads)
         build_vad(config.vad.engine, config.vad.aggressiveness, config.vad.silero_threshold)  # checked at start
         asr = [build_asr(config.asr) for _ in range(asr_workers(config.asr))]
         tts = [build_tts(config.tts) for _ in range(max(1, config.tts.workers))]

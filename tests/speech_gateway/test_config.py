@@ -51,3 +51,19 @@ def test_endpoint_timings_count_from_the_end_of_speech_not_the_vads_late_report(
     assert (raw.stop_ms, raw.speculative_ms) == (600, 80)
     tiny = segmenter_settings(VadConfig(stop_ms=80, speculative_ms=60, hangover_ms=100))
     assert (tiny.stop_ms, tiny.speculative_ms) == (20, 20)          # never below one frame, nor above stop
+
+
+def test_the_speech_gateway_runs_numpys_blas_on_the_threads_configured():
+    """asr.blas_threads: OpenBLAS's idle threads spin on the cores the decodes need; the engines limit
+    them when they load (0 leaves the library's default)."""
+    from dialtone.speech_gateway.service import limit_blas_threads
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    with threadpool_limits(limits=2, user_api="blas"):     # restores what the process had afterwards
+        limit_blas_threads(1)
+        assert blas_threads() == {1}
+        limit_blas_threads(0)
+        assert blas_threads() == {1}
