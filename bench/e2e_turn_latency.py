@@ -59,6 +59,7 @@ from dialtone.v1 import conversation_runtime_pb2_grpc as rpb_grpc
 
 from tests.speech_gateway.corpus import MISSING, SOUNDS
 
+DEFAULT_REPLY = "One moment while I look up order ${order_id}."
 WORDS = ("one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 BENCH_DIALOGS = {
     "bench_echo": """
@@ -320,14 +321,15 @@ class TurnRunner(ScriptRunner):
 
 class RuntimeProxy(rpb_grpc.ConversationRuntimeServicer):
     """Between the speech gateway and the runtime: passes each Converse stream through, keeping each call's
-    final transcripts (how many per turn, and whether the number said came through), and with ``expect``
+    final transcripts (how many per turn, and whether the number said came through). ``expect`` "digits"
     stamps on every StateChanged of bench_orders the expectation its collect declares (digits, at least
-    4), which the runtime itself sends since issue 13: kept to compare the two. One more loopback hop
-    each way."""
+    4), which the runtime itself sends since issue 13: kept to compare the two; "none" takes it off, so
+    the turn ends as in a state that listens for anything (an intent menu). One more loopback hop each
+    way."""
 
     EXPECT = rpb.Expectation(entity="digits", constraints_json='{"min_length": 4}')
 
-    def __init__(self, runtime_address: str, expect: bool) -> None:
+    def __init__(self, runtime_address: str, expect: str) -> None:
         self._runtime_address = runtime_address
         self._expect = expect
         self._server: grpc.aio.Server | None = None
@@ -357,8 +359,11 @@ class RuntimeProxy(rpb_grpc.ConversationRuntimeServicer):
         try:
             async for action in call:
                 changed = action.state_changed
-                if self._expect and action.HasField("state_changed") and changed.dialog == "bench_orders":
-                    changed.expect.CopyFrom(self.EXPECT)
+                if self._expect != "runtime" and action.HasField("state_changed") and changed.dialog == "bench_orders":
+                    if self._expect == "digits":
+                        changed.expect.CopyFrom(self.EXPECT)
+                    else:
+                        changed.ClearField("expect")
                 yield action
         except grpc.aio.AioRpcError as exc:
             await context.abort(exc.code(), exc.details() or "")
@@ -373,11 +378,12 @@ class RuntimeProxy(rpb_grpc.ConversationRuntimeServicer):
 class UpStack:
     """`dialtone up` with the bench dialogs next to the packaged examples, on free ports."""
 
-    def __init__(self, folder: Path, env: dict[str, str] | None = None, base: int = 0) -> None:
+    def __init__(self, folder: Path, env: dict[str, str] | None = None, base: int = 0,
+                 reply: str = DEFAULT_REPLY) -> None:
         dialogs = folder / "dialogs"
         dialogs.mkdir()
         for name, text in BENCH_DIALOGS.items():
-            (dialogs / f"{name}.yaml").write_text(text)
+            (dialogs / f"{name}.yaml").write_text(text.replace(json.dumps(DEFAULT_REPLY), json.dumps(reply)))
         self.base = base or free_base()
         self.sip_port = free_sip_port("127.0.0.1")
         env = {**os.environ,
@@ -558,10 +564,10 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as folder:
         env = await asyncio.to_thread(_stack_env, args, folder)
         base = free_base()
-        proxy = RuntimeProxy(f"127.0.0.1:{base + 3}", expect=args.expect == "digits")
+        proxy = RuntimeProxy(f"127.0.0.1:{base + 3}", expect=args.expect)
         await proxy.start()
         env["DIALTONE_SPEECH_GATEWAY__RUNTIME_ADDRESS"] = f"127.0.0.1:{proxy.port}"
-        stack = await asyncio.to_thread(UpStack, Path(folder), env, base)
+        stack = await asyncio.to_thread(UpStack, Path(folder), env, base, args.reply)
         try:
             voices = await Voices.load()
             phone = Phone("127.0.0.1")
@@ -597,13 +603,18 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             await proxy.stop()
     summary = summarize(results)
     summary["expectation"] = args.expect
+    summary["reply"] = args.reply
     summary["finals"] = finals_count
     summary["transcripts"] = transcripts     # each call's final transcripts, as the runtime got them
     summary["problems"] = problems
     summary["load"] = [round(load_before, 2), round(load_average(), 2)]
     tts = "dialtone_speech_tts_first_audio_seconds_count"
     summary["tts_first_audio"] = {"hit": _labelled_delta(speech_before, speech_after, tts, 'cache="hit"'),
+                                  "ahead": _labelled_delta(speech_before, speech_after, tts, 'cache="ahead"'),
                                   "miss": _labelled_delta(speech_before, speech_after, tts, 'cache="miss"')}
+    eager = "dialtone_speech_eager_replies_total"
+    summary["eager_replies"] = {outcome: _labelled_delta(speech_before, speech_after, eager, f'outcome="{outcome}"')
+                                for outcome in ("prepared", "committed", "cancelled", "unused")}
     summary["breakdown_ms"] = {
         "gateway_turn": _mean_delta(speech_before, speech_after, "dialtone_speech_turn_latency_seconds"),
         "endpointing": _mean_delta(speech_before, speech_after, "dialtone_speech_endpoint_wait_seconds"),
@@ -619,8 +630,9 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
 def report(summary: dict[str, Any], asr_name: str) -> str:
     fresh, cached = summary["fresh_ms"], summary["cached_ms"]
     b = summary["breakdown_ms"]
-    expecting = "the state's expectation: digits, at least 4" if summary["expectation"] == "digits" else (
-        "expectations as the runtime sends them (collect digits, at least 4)")
+    expecting = {"digits": "the state's expectation: digits, at least 4",
+                 "none": "no expectation (the turn ends as in a state listening for anything)"}.get(
+        summary["expectation"], "expectations as the runtime sends them (collect digits, at least 4)")
     lines = [f"turn latency on the wire (1 caller, {asr_name}, piper, {expecting}; load average "
              f"{summary['load'][0]:.2f} before, {summary['load'][1]:.2f} after):",
              f"  fresh reply (new to the TTS): {percentiles(fresh)}",
@@ -635,7 +647,11 @@ def report(summary: dict[str, Any], asr_name: str) -> str:
     lines.append(f"  numbers recognised exactly: {summary['heard']} of {summary['said']}; final transcripts: "
                  f"{summary['finals']} for {summary['said']} utterances (more: turns split)")
     tts = summary["tts_first_audio"]
-    lines.append(f"  prompts rendered: {tts['miss']:.0f} new to the TTS cache, {tts['hit']:.0f} from it")
+    lines.append(f"  prompts rendered: {tts['miss']:.0f} new to the TTS cache, {tts['hit']:.0f} from it, "
+                 f"{tts['ahead']:.0f} joining a rendering ahead")
+    eager = summary["eager_replies"]
+    lines.append(f"  eager replies: {eager['prepared']:.0f} prepared, {eager['committed']:.0f} committed, "
+                 f"{eager['cancelled']:.0f} cancelled, {eager['unused']:.0f} unused")
     u = summary["utterances"]
     lines.append(f"  utterances ended at the gateway: {u['silence']:.0f} by silence, {u['early']:.0f} early, "
                  f"{u['forced']:.0f} forced")
@@ -678,9 +694,14 @@ def main() -> int:
                         help="faster-whisper CT2 model folder (e.g. Whisper base from `dialtone models assemble-base`)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a speech gateway setting, e.g. vad.stop_ms=700 (repeatable)")
-    parser.add_argument("--expect", choices=("runtime", "digits"), default="runtime",
+    parser.add_argument("--expect", choices=("runtime", "digits", "none"), default="runtime",
                         help="runtime: the expectations the runtime sends (the bench dialog collects digits, at "
-                             "least 4); digits: a proxy also stamps that expectation on every StateChanged")
+                             "least 4); digits: a proxy also stamps that expectation on every StateChanged; "
+                             "none: the proxy takes it off (the turn ends as in a state listening for anything)")
+    parser.add_argument("--reply", default=DEFAULT_REPLY,
+                        help="the bench dialog's reply to a number (a template over ${order_id}); one that "
+                             "starts with the number, \"Order ${order_id}, one moment please.\", has no fixed "
+                             "opening for the TTS cache to serve")
     parser.add_argument("--json", default="", help="write the summary and every turn here")
     parser.add_argument("--smoke", action="store_true",
                         help="three turns only (make test): the bench runs, no figures")

@@ -47,8 +47,8 @@ async def one_call(address: str, session_id: str, stop: float, samples: list[flo
         call = pb_grpc.ConversationRuntimeStub(channel).Converse(requests())
         info = common_pb2.CallInfo(caller="sip:bench@127.0.0.1", callee="1", dialog="dtmf_menu")
         await queue.put(pb.SpeechEvent(session_id=session_id, seq=1, call_started=pb.CallStarted(call=info)))
-        for _ in range(2):
-            await call.read()
+        while (await call.read()).WhichOneof("payload") != "say":   # state_changed, say (and its openings)
+            pass
         seq = 1
         while time.perf_counter() < stop:
             seq += 1

@@ -71,7 +71,9 @@ def to_event(message: pb.SpeechEvent) -> ev.Event | None:
             raise InvalidArgument(f"SpeechEvent seq {message.seq}: transcript confidence must be 0..1, "
                                   f"got {transcript.confidence}")
         require_max_length(transcript.text, MAX_TEXT, f"SpeechEvent seq {message.seq}: transcript text")
-        return ev.SpeechResult(transcript.text, transcript.confidence) if transcript.is_final else None
+        if transcript.is_final:
+            return ev.SpeechResult(transcript.text, transcript.confidence)
+        return ev.ProvisionalSpeech(transcript.text, transcript.confidence) if transcript.provisional else None
     if kind == "dtmf":
         if message.dtmf.digit not in DTMF_KEYS:
             raise InvalidArgument(f"SpeechEvent seq {message.seq}: dtmf digit {quote_prefix(message.dtmf.digit, 8)} "
@@ -127,6 +129,12 @@ def to_message(session_id: str, action: ev.Action) -> pb.DialogAction | None:
     else:
         return None
     return out
+
+
+def prepare_reply(session_id: str, texts: list[str], for_event_seq: int = 0) -> pb.DialogAction:
+    """Texts to render ahead (seq 0: not an action a resumed stream re-sends)."""
+    return pb.DialogAction(session_id=session_id, prepare_reply=pb.PrepareReply(texts=texts,
+                                                                               for_event_seq=for_event_seq))
 
 
 def _barge_in(data: dict) -> common_pb2.BargeInPolicy:

@@ -55,9 +55,12 @@ EXPRESSION_ERRORS = counter("runtime_expression_errors_total",
 STORE_CONFLICTS = counter("runtime_store_conflicts_total",
                           "Saves refused because another replica had moved the session on")
 TIMERS_FIRED = counter("runtime_timers_fired_total", "Timer firings, by where they fired", ["where"])
+PREVIEWS = counter("runtime_reply_previews_total",
+                   "Provisional transcripts previewed, by whether the dialog would say something", ["outcome"])
 PARKED = counter("runtime_sessions_parked_total", "Calls parked: their stream closed without the call's end")
 STREAM_LOST = counter("runtime_sessions_stream_lost_total", "Parked calls that ended because no stream resumed them")
 MAX_CONFLICT_RETRIES = 3
+MAX_PROMPT_OPENINGS = 32   # fixed prompt openings sent to the speech gateway when a call starts
 PURGE_EVERY_S = 300.0
 QUEUE_LIMIT = 256
 SUPERSEDE_WAIT_S = 5.0
@@ -125,7 +128,8 @@ class Runtime:
             await self.store.acquire_lease(session.session_id, self.owner, now, self.config.lease_ttl_s, force=True)
             log.info("call started: dialog %s version %s", dialog.name, dialog.version,
                      extra={"session_id": session.session_id})
-            return CallLoop(self, session, dialog, outcome.actions, {})
+            return CallLoop(self, session, dialog, outcome.actions, {},
+                            openings=engine.fixed_prompt_openings(dialog, MAX_PROMPT_OPENINGS))
         if kind == "resume":
             previous = self.active.get(first.session_id)
             if previous is not None:  # the old stream must stop before the session is read
@@ -249,8 +253,9 @@ class CallLoop:
     """One call's stream: an ordered queue of its events and the actions they produce."""
 
     def __init__(self, runtime: Runtime, session: Session, dialog: m.Dialog, initial: list[ev.Action],
-                 pending: dict[str, dict[str, Any]]) -> None:
+                 pending: dict[str, dict[str, Any]], openings: list[str] | None = None) -> None:
         self.runtime = runtime
+        self.openings = openings or []   # fixed prompt openings to send first (a new call)
         self.session = session
         self.dialog = dialog
         self.initial = initial
@@ -275,6 +280,8 @@ class CallLoop:
         reader = asyncio.create_task(self._read(messages))
         try:
             self.renew_at = rt.clock() + rt.config.lease_ttl_s / 3
+            if self.openings:
+                yield convert.prepare_reply(self.session_id, self.openings)
             for message in self._stream(self.initial):
                 yield message
             for key, call in self.pending.items():
@@ -298,6 +305,12 @@ class CallLoop:
                 if self.session.parked_until:  # a poller parked it while this replica's lease lapsed
                     self.session = await rt.unpark(self.session)
                 event, seq = item if item is not None else (ev.Tick(), 0)
+                if isinstance(event, ev.ProvisionalSpeech):
+                    texts = engine.preview(self.dialog, self.session, event, now)
+                    PREVIEWS.labels("say" if texts else "silent").inc()
+                    if texts:
+                        yield convert.prepare_reply(self.session_id, texts, seq)
+                    continue
                 if item is None:
                     TIMERS_FIRED.labels("stream").inc()
                 self.session, actions = await rt.apply(self.dialog, self.session, event, seq, now)

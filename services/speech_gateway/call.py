@@ -30,6 +30,7 @@ from dialtone.common.audio import FRAME_MS, SAMPLE_RATE, rms_dbfs
 from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.speech_gateway.config import SpeechGatewayConfig, VadConfig
 from dialtone.speech_gateway.core.barge_in import BargeIn
+from dialtone.speech_gateway.core.eager import DropAhead, EagerCommand, EagerReplies, RenderAhead
 from dialtone.speech_gateway.core.events import (
     Backchannel,
     BargeInPolicy,
@@ -61,6 +62,7 @@ from dialtone.speech_gateway.metrics import (
     BACKCHANNELS,
     BARGE_IN_REACTION,
     BARGE_INS,
+    EAGER_REPLIES,
     ENDPOINT_WAIT,
     PROMPT_HOLDS,
     SPECULATIVE,
@@ -85,6 +87,7 @@ _VAD_SPEECH = VAD_DECISIONS.labels("speech")
 _VAD_SILENCE = VAD_DECISIONS.labels("silence")
 _TAIL_MS = 200  # silence kept after the end of speech: whisper decodes word ends better with it
 _FINISH_WAIT_S = 15.0  # at CallEnd: time left for the last transcript to reach the runtime
+MAX_PREPARED_TEXTS = 16  # texts of one PrepareReply rendered ahead; the rest are not
 
 T = TypeVar("T")
 
@@ -162,6 +165,8 @@ class CallSession:
         self._turn = TurnCore(turn_settings(vad))
         self._barge = BargeIn(config.barge_in.settings())
         self._held: str | None = None   # prompt silenced at speech onset, verdict pending
+        self._renderer = renderer
+        self._eager = EagerReplies()
         self._hints = ""                 # the listening state's recognition hints (StateChanged.expect.hints)
         self._partials = PartialScheduler(config.asr.partial_settings())
         self._preroll: collections.deque[tuple[int, bytes]] = collections.deque(
@@ -285,6 +290,7 @@ class CallSession:
         except InvalidArgument as exc:
             self.error = exc
         finally:
+            self._eager_do(self._eager.talked_on())   # a reply rendered ahead that no one will say
             for task in [*self._tasks, link_task]:
                 task.cancel()
             await asyncio.gather(*self._tasks, link_task, return_exceptions=True)
@@ -359,6 +365,7 @@ class CallSession:
                 if self._utt is not None:
                     self._utt.speculative = None  # stale: the caller went on talking
                     SPECULATIVE.labels("discarded").inc()
+                self._eager_do(self._eager.talked_on())
             elif isinstance(event, SpeechEnded):
                 self._speech_ended(event)
         utt = self._utt
@@ -381,6 +388,7 @@ class CallSession:
         utt = _Utterance(self._utt_count, event.start_ms, audio)
         self._utt = utt
         self._partials.reset()
+        self._eager_do(self._eager.talked_on())
         verdict = self._barge.speech_started()
         if self._barge.judging:
             utt.gate = "hold"
@@ -424,9 +432,28 @@ class CallSession:
         """The pause's transcript, judged against what the state expects, sets how long this pause may last."""
         if self._utt is not utt or utt.speculative is not future or future.cancelled() or future.exception():
             return   # stale: the caller talked on, or the decode failed (the endpoint decides alone)
-        for event in self._turn.verdict(pause_ms, future.result()[1]):
+        rec, completeness = future.result()
+        current = self._turn.pause_ms == pause_ms
+        ended = False
+        for event in self._turn.verdict(pause_ms, completeness):
             if isinstance(event, SpeechEnded):
                 self._speech_ended(event)
+                ended = True
+        # the turn may end at this pause: the reply the dialog would give is rendered while it does
+        if (current and not ended and self._config.vad.eager_reply and utt.gate == "forward"
+                and completeness is not Completeness.INCOMPLETE and rec.text.strip()):
+            seq = self.link.send(transcript=rpb.Transcript(text=rec.text, is_final=False, provisional=True,
+                                                           confidence=rec.confidence, start_ms=utt.start_ms))
+            self._eager_do(self._eager.provisional(seq, rec.text))
+
+    def _eager_do(self, commands: list[EagerCommand]) -> None:
+        for command in commands:
+            if isinstance(command, RenderAhead):
+                EAGER_REPLIES.labels("prepared").inc()
+                self._renderer.ahead(list(command.texts))
+            elif isinstance(command, DropAhead):
+                EAGER_REPLIES.labels(command.outcome.value).inc()
+                self._renderer.drop([part for text in command.texts for part in self._renderer.parts(text)])
 
     def _speech_ended(self, event: SpeechEnded) -> None:
         utt = self._utt
@@ -503,6 +530,7 @@ class CallSession:
         latency = time.perf_counter() - ended_at
         ASR_LATENCY.labels(self._asr_name).observe(latency)
         utt.final_sent = True
+        self._eager_do(self._eager.turn_ended(rec.text))
         if self._judged is utt and utt.after_prompt:
             self._judged = None
             self._resume_held()   # the prompt ended before its hold reached the media side
@@ -535,7 +563,13 @@ class CallSession:
     async def _on_action(self, action: rpb.DialogAction) -> None:
         kind = action.WhichOneof("payload")
         if kind == "say":
+            outcome, commands = self._eager.said(action.say.text)
+            if outcome is not None:
+                EAGER_REPLIES.labels(outcome.value).inc()
+            self._eager_do(commands)
             self._player.start(action, action.say.utterance_id, action.say.barge_in)
+        elif kind == "prepare_reply":
+            self._prepare(action.prepare_reply)
         elif kind == "play":
             self._player.start(action, action.play.utterance_id, action.play.barge_in)
         elif kind == "stop_playback":
@@ -563,3 +597,11 @@ class CallSession:
                 self._turn.expect(None)
         else:
             log.warning("runtime sent an action with no payload (seq %d)", action.seq)
+
+    def _prepare(self, prepare: rpb.PrepareReply) -> None:
+        limit = self._config.tts.max_text_chars
+        texts = [text for text in prepare.texts[:MAX_PREPARED_TEXTS] if 0 < len(text.strip()) <= limit]
+        if prepare.for_event_seq:
+            self._eager_do(self._eager.prepared(prepare.for_event_seq, texts))
+        elif self._config.tts.render_openings:
+            self._renderer.openings(texts)

@@ -71,6 +71,9 @@ class TtsConfig:
     max_text_chars: int = 2000
     read_digits_from: int = 0   # numbers this long are read digit by digit ("4815" -> "4 8 1 5"); 0 = off
     prerender: list[str] = dataclasses.field(default_factory=list)  # texts rendered at start
+    # the dialog's fixed prompt openings ("One moment while I look up order"), sent by the runtime when a
+    # call starts, rendered once while the TTS pool is idle
+    render_openings: bool = True
 
 
 @dataclasses.dataclass
@@ -107,6 +110,10 @@ class VadConfig:
     turn_model: Literal["off", "smart-turn"] = "off"
     turn_model_file: str = ""
     turn_model_threshold: float = 0.5
+    # An eager reply: when a pause's transcript does not settle that the caller goes on, it goes to the
+    # runtime as provisional; the reply the dialog would give is rendered while the turn is still ending,
+    # and spoken only if the turn ends with the same words (core/eager.py)
+    eager_reply: bool = True
 
 
 @dataclasses.dataclass

@@ -12,7 +12,8 @@ SPECULATIVE = counter("speech_speculative_decodes_total",
                       "Speculative decodes at the start of silence, by outcome (committed, discarded)",
                       ["outcome"])
 TTS_FIRST_AUDIO = histogram("speech_tts_first_audio_seconds",
-                            "Say received to first audio chunk sent, by engine and cache (hit, miss)",
+                            "Say received to first audio chunk sent, by engine and cache (hit, ahead: "
+                            "rendered ahead and on its way, miss)",
                             ["engine", "cache"])
 POOL_QUEUE_DEPTH = gauge("speech_pool_queue_depth", "Jobs waiting for a worker, by pool", ["pool"])
 POOL_WAIT = histogram("speech_pool_wait_seconds", "Time a job waited for a worker, by pool", ["pool"])
@@ -41,3 +42,8 @@ RUNTIME_RECONNECTS = counter("speech_runtime_reconnects_total", "Converse stream
 RUNTIME_REFUSALS = counter("speech_runtime_refusals_total",
                            "Calls the runtime refused (ended, not resumed), by gRPC status", ["code"])
 SAYS_SKIPPED = counter("speech_says_skipped_total", "Say/Play actions not played because their key was played")
+EAGER_REPLIES = counter("speech_eager_replies_total",
+                        "Replies rendered ahead from a pause's speculative transcript, by outcome (prepared; "
+                        "committed: the turn ended with the same words and the dialog said it; cancelled: "
+                        "the caller talked on or ended with other words; unused: the dialog said something else)",
+                        ["outcome"])

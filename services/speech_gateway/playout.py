@@ -145,7 +145,7 @@ class PromptPlayer:
             raise ValueError("Say text is empty")
         if len(text) > self._max_text_chars:
             raise ValueError(f"Say text is {len(text)} characters; the limit is {self._max_text_chars}")
-        cache = "hit" if self._renderer.cached(text) is not None else "miss"
+        cache = self._renderer.first_audio_from(text)
         self._notice("say", text)
         return self._renderer.render(text), self._renderer.sample_rate, cache
 

@@ -1,17 +1,24 @@
 """Rendering prompts: TTS through the worker pool, streamed part by part, with a bounded cache of
 rendered parts (voice + text -> audio chunks): a prompt's fixed first part ("One moment while I look
 up order") is rendered once, and later prompts that start with it begin from the cache while their new
-part ("8392.") is synthesized."""
+part ("8392.") is synthesized.
+
+Parts may also be rendered ahead (``ahead``): an eager reply while the caller's turn is still ending,
+and the dialog's fixed prompt openings when a call starts (``openings``, only while the pool is idle). A
+prompt whose part is being rendered ahead waits for that rendering instead of starting another.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import dataclasses
 import logging
 import re
 from collections.abc import AsyncIterator
 
 from dialtone.speech_gateway.engines.base import TtsEngine
-from dialtone.speech_gateway.engines.pool import EnginePool
+from dialtone.speech_gateway.engines.pool import EnginePool, PoolBusy
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +93,24 @@ class PromptCache:
         return len(self._items)
 
 
+def opening_part(opening: str, read_digits_from: int) -> str | None:
+    """The part a prompt that starts with the fixed ``opening`` and goes on with a number is split at
+    first ("Got it, your order" -> "Got it,"; "One moment while I look up order" -> itself), or None when
+    such a prompt would not be split after it."""
+    parts = speech_parts(speakable(f"{opening.strip()} 4 0 0 0.", read_digits_from))
+    return parts[0] if len(parts) > 1 else None
+
+
+@dataclasses.dataclass
+class _Ahead:
+    task: asyncio.Task[list[bytes] | None]
+    waiting: int = 0      # prompts waiting for it; it is not cancelled under them
+
+
+_OPENINGS_IDLE_POLL_S = 0.05
+_OPENINGS_MAX_WAIT_S = 30.0   # an opening still not rendered after this (the pool never idle) is left
+
+
 class PromptRenderer:
     """``render(text)`` yields s16le chunks at ``sample_rate``; a repeated prompt comes from the cache."""
 
@@ -97,14 +122,29 @@ class PromptRenderer:
         self.voice = engine.voice
         self.sample_rate = engine.sample_rate
         self.cache = PromptCache(cache_entries)
+        self._ahead: dict[str, _Ahead] = {}
+        self._openings: collections.deque[str] = collections.deque(maxlen=256)
+        self._openings_seen: set[str] = set()
+        self._openings_task: asyncio.Task[None] | None = None
 
     def cached(self, text: str) -> list[bytes] | None:
         """The cached audio of ``text``'s first part (its first audio comes from the cache), or None."""
         return self.cache.get(self.voice, speech_parts(speakable(text, self._read_digits_from))[0])
 
+    def first_audio_from(self, text: str) -> str:
+        """Where ``text``'s first audio will come from: "hit" (the cache), "ahead" (a rendering ahead
+        already on its way) or "miss"."""
+        first = self.parts(text)[0]
+        if self.cache.get(self.voice, first) is not None:
+            return "hit"
+        return "ahead" if self._live_ahead(first) is not None else "miss"
+
+    def parts(self, text: str) -> list[str]:
+        return speech_parts(speakable(text, self._read_digits_from))
+
     async def render(self, text: str) -> AsyncIterator[bytes]:
-        for part in speech_parts(speakable(text, self._read_digits_from)):
-            hit = self.cache.get(self.voice, part)
+        for part in self.parts(text):
+            hit = self.cache.get(self.voice, part) or await self._wait_ahead(part)
             if hit is not None:
                 for chunk in hit:
                     yield chunk
@@ -115,6 +155,99 @@ class PromptRenderer:
                 yield chunk
             # only a part rendered whole is cached (leaving the loop early, on barge-in, skips this)
             self.cache.put(self.voice, part, chunks)
+
+    # ---- rendering ahead ----------------------------------------------------------------------
+
+    def ahead(self, texts: list[str]) -> list[str]:
+        """Start rendering ``texts`` (each part not cached or already on its way) into the cache; returns
+        the parts started, for ``drop``."""
+        started = []
+        for text in texts:
+            for part in self.parts(text):
+                if self._live_ahead(part) is not None or self.cache.get(self.voice, part) is not None:
+                    continue
+                task = asyncio.ensure_future(self._render_part(part))
+                self._ahead[part] = _Ahead(task)
+                task.add_done_callback(lambda done, part=part: self._ahead_done(part, done))
+                started.append(part)
+        return started
+
+    def _ahead_done(self, part: str, task: asyncio.Task[list[bytes] | None]) -> None:
+        entry = self._ahead.get(part)
+        if entry is not None and entry.task is task:
+            del self._ahead[part]
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("rendering ahead failed: %s", task.exception())
+
+    def drop(self, parts: list[str]) -> None:
+        """Stop rendering these parts ahead, unless a prompt already waits for one."""
+        for part in parts:
+            ahead = self._ahead.get(part)
+            if ahead is not None and not ahead.waiting:
+                ahead.task.cancel()
+
+    async def _render_part(self, part: str) -> list[bytes] | None:
+        chunks: list[bytes] = []
+        try:
+            async for chunk in self._pool.stream(lambda engine: engine.synthesize(part)):
+                chunks.append(chunk)
+        except (PoolBusy, ValueError, RuntimeError) as exc:
+            log.info("not rendered ahead: %s", exc)
+            return None
+        self.cache.put(self.voice, part, chunks)
+        return chunks
+
+    def _live_ahead(self, part: str) -> _Ahead | None:
+        """The rendering ahead of ``part`` on this event loop (one left by a loop that has ended, as a
+        test's, is forgotten)."""
+        ahead = self._ahead.get(part)
+        if ahead is not None and ahead.task.get_loop() is not asyncio.get_running_loop():
+            del self._ahead[part]
+            return None
+        return ahead
+
+    async def _wait_ahead(self, part: str) -> list[bytes] | None:
+        ahead = self._live_ahead(part)
+        if ahead is None:
+            return None
+        ahead.waiting += 1
+        try:
+            await asyncio.wait({ahead.task})
+        finally:
+            ahead.waiting -= 1
+        return None if ahead.task.cancelled() or ahead.task.exception() else ahead.task.result()
+
+    def openings(self, openings: list[str]) -> None:
+        """The dialog's fixed prompt openings: render each once, in the background, while the pool is
+        idle (never ahead of a call's own prompts)."""
+        for opening in openings:
+            part = opening_part(opening, self._read_digits_from)
+            if part is None or part in self._openings_seen or len(self._openings_seen) >= 4096:
+                continue
+            self._openings_seen.add(part)
+            self._openings.append(part)
+        task = self._openings_task
+        if self._openings and (task is None or task.done() or task.get_loop() is not asyncio.get_running_loop()):
+            self._openings_task = asyncio.ensure_future(self._render_openings())
+
+    async def _render_openings(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._openings:
+            part = self._openings.popleft()
+            if self.cache.get(self.voice, part) is not None or self._live_ahead(part) is not None:
+                continue
+            give_up = loop.time() + _OPENINGS_MAX_WAIT_S
+            while not self._pool.idle and loop.time() < give_up:
+                await asyncio.sleep(_OPENINGS_IDLE_POLL_S)
+            if self._pool.idle:
+                self.ahead([part])
+                await self._wait_ahead(part)
+
+    def close(self) -> None:
+        if self._openings_task is not None:
+            self._openings_task.cancel()
+        for ahead in list(self._ahead.values()):
+            ahead.task.cancel()
 
     async def prerender(self, texts: list[str]) -> None:
         for text in texts:

@@ -74,6 +74,7 @@ class Engines:
         return self.turn_model
 
     def shutdown(self) -> None:
+        self.renderer.close()
         self.asr_pool.shutdown()
         self.tts_pool.shutdown()
 

@@ -68,9 +68,11 @@ def transcript(session_id: str, seq: int, text: str) -> pb.SpeechEvent:
 
 
 class Stream:
-    """One Converse stream: send events, read actions (with a bound on waiting)."""
+    """One Converse stream: send events, read actions (with a bound on waiting). PrepareReply messages
+    (texts to render ahead, not actions of the dialog) are kept apart in ``prepared``."""
 
     def __init__(self, address: str) -> None:
+        self.prepared: list[pb.PrepareReply] = []
         self.channel = grpc.aio.insecure_channel(address)
         self.outgoing: asyncio.Queue[pb.SpeechEvent | None] = asyncio.Queue()
         self.call = pb_grpc.ConversationRuntimeStub(self.channel).Converse(self._requests())
@@ -85,10 +87,17 @@ class Stream:
     async def send(self, event: pb.SpeechEvent) -> None:
         await self.outgoing.put(event)
 
+    async def _next(self, timeout: float) -> pb.DialogAction:
+        while True:
+            action = await asyncio.wait_for(self.call.read(), timeout)
+            if action is grpc.aio.EOF or action.WhichOneof("payload") != "prepare_reply":
+                return action
+            self.prepared.append(action.prepare_reply)
+
     async def read(self, count: int, timeout: float = 30.0) -> list[pb.DialogAction]:
         out = []
         for _ in range(count):
-            action = await asyncio.wait_for(self.call.read(), timeout)
+            action = await self._next(timeout)
             assert action is not grpc.aio.EOF, f"stream ended after {[a.WhichOneof('payload') for a in out]}"
             out.append(action)
         return out
@@ -96,7 +105,7 @@ class Stream:
     async def read_until(self, kind: str, timeout: float = 30.0, limit: int = 50) -> list[pb.DialogAction]:
         out = []
         for _ in range(limit):
-            action = await asyncio.wait_for(self.call.read(), timeout)
+            action = await self._next(timeout)
             assert action is not grpc.aio.EOF, f"stream ended after {[a.WhichOneof('payload') for a in out]}"
             out.append(action)
             if action.WhichOneof("payload") == kind:

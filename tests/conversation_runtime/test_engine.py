@@ -377,3 +377,37 @@ def test_set_keeps_values_bounded() -> None:
         depth, value = depth + 1, value[0]
     assert depth == engine.MAX_VARIABLE_DEPTH
     assert len(session.to_json()) < 3 * engine.MAX_VARIABLE_CHARS
+
+
+def test_a_preview_says_what_the_dialog_would_say_and_changes_nothing() -> None:
+    """The eager reply's preview: the Say texts of the transition the words would take, before any backend
+    answer; the session is as it was, and the real event afterwards says the same."""
+    dialog = load_dialog(EXAMPLES / "order_status.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    before = session.to_json()
+    said = engine.preview(dialog, session, ev.ProvisionalSpeech("it is 8 3 9 2", 0.9), 3.0)
+    assert said == ["One moment while I look up order 8392."]
+    assert session.to_json() == before
+    _, actions = engine.handle(dialog, session, ev.SpeechResult("it is 8 3 9 2", 0.9), 3.2, seq=1)
+    assert [a.data["text"] for a in actions if a.kind == "say"] == said
+    # too few digits: the slot's reprompt, which is what the dialog would say too
+    assert engine.preview(dialog, session, ev.ProvisionalSpeech("8 3", 0.9), 3.0) == [
+        "Sorry, I did not get that. Please say or key in your order number, or press zero for an agent."]
+
+
+def test_an_ended_session_previews_nothing() -> None:
+    dialog = load_dialog(EXAMPLES / "order_status.yaml")
+    session, _ = engine.start(dialog, "s1", CALL, 0.0)
+    session, _ = engine.handle(dialog, session, ev.CallerHungUp("caller"), 1.0, seq=1)
+    assert session.ended
+    assert engine.preview(dialog, session, ev.ProvisionalSpeech("8 3 9 2"), 2.0) == []
+
+
+def test_fixed_prompt_openings_are_the_words_before_a_templates_first_value() -> None:
+    dialog = load_dialog(EXAMPLES / "order_status.yaml")
+    openings = engine.fixed_prompt_openings(dialog, 32)
+    assert "One moment while I look up order" in openings
+    assert "I could not find order" in openings
+    assert "Welcome to Acme. This call may be recorded." not in openings   # fixed: the cache has it
+    assert "Order" not in openings   # one word ("Order ${order_id} is ...") is not worth rendering alone
+    assert len(engine.fixed_prompt_openings(dialog, 1)) == 1

@@ -406,3 +406,29 @@ async def test_caller_hangup_handler_calls_reach_the_backend(tmp_path: Path, gat
     finally:
         await running.server.stop(0)
         await app.close()
+
+
+async def test_a_provisional_transcript_is_previewed_and_changes_nothing(runtime, gateway) -> None:
+    """The eager reply over the real stream: a new call first gets its dialog's fixed prompt openings; a
+    provisional transcript gets a PrepareReply naming its seq, with what the dialog would say, and no
+    action; the final transcript of the same words then takes the transition and says exactly that."""
+    servicer, _ = gateway
+    stream = Stream(runtime)
+    try:
+        await stream.send(call_started("c-eager"))
+        assert kinds(await stream.read(3)) == ["state_changed", "say", "say"]
+        (openings,) = stream.prepared
+        assert openings.for_event_seq == 0 and "One moment while I look up order" in openings.texts
+        await stream.send(pb.SpeechEvent(session_id="c-eager", seq=2, transcript=pb.Transcript(
+            text="it is 8 3 9 2", is_final=False, provisional=True, confidence=0.9)))
+        await stream.send(dtmf("c-eager", 3, "5"))   # a key in the slot's digit buffer: no action at once
+        await stream.send(transcript("c-eager", 4, "it is 8 3 9 2"))
+        actions = await stream.read(2)
+        assert kinds(actions) == ["state_changed", "say"]
+        eager = stream.prepared[1]
+        assert eager.for_event_seq == 2 and list(eager.texts) == [actions[1].say.text]
+        assert actions[1].say.text == "One moment while I look up order 8392."
+        assert actions[0].seq == 4   # the preview issued no action (seq 1-3: the call's first three)
+    finally:
+        await stream.close()
+    assert [r.payload_json for r in servicer.requests] in ([], ['{"order_id": "8392"}'])

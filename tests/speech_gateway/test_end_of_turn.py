@@ -14,7 +14,7 @@ from dialtone.v1 import conversation_runtime_pb2 as rpb
 from prometheus_client import REGISTRY
 
 from tests.speech_gateway.corpus import SOUNDS
-from tests.speech_gateway.standins import MediaClient, start_runtime
+from tests.speech_gateway.standins import MediaClient, say, start_runtime
 
 pytestmark = pytest.mark.slow
 
@@ -109,3 +109,62 @@ async def test_a_malformed_expectation_is_reported_and_the_turn_ends_by_silence(
         await media.close()
         await server.stop(0)
     assert notice[0].startswith("expectation ignored: unknown entity type 'colourcolour") and len(notice[0]) < 160
+
+
+def eager(outcome: str) -> float:
+    return REGISTRY.get_sample_value("dialtone_speech_eager_replies_total", {"outcome": outcome}) or 0.0
+
+
+def answering_eagerly():
+    """A runtime that answers a provisional transcript with the reply it would give ("You said 78."), and
+    a final one with that reply as a Say."""
+    said = [1]
+
+    def script(stream, event):
+        kind = event.WhichOneof("payload")
+        if kind == "call_started":
+            return [rpb.DialogAction(session_id=SID, seq=1, state_changed=rpb.StateChanged(dialog="d", state="s"))]
+        if kind == "transcript" and event.transcript.provisional:
+            reply = f"You said {digit_string(event.transcript.text)}."
+            return [rpb.DialogAction(session_id=SID, prepare_reply=rpb.PrepareReply(
+                texts=[reply], for_event_seq=event.seq))]
+        if kind == "transcript" and event.transcript.is_final:
+            said[0] += 1
+            return [say(SID, said[0], f"You said {digit_string(event.transcript.text)}.", f"u{said[0]}")]
+        return []
+    return script
+
+
+async def test_an_eager_reply_is_spoken_only_when_the_turn_ends_with_its_words(gateway):
+    """ "7 8 ... 3 9" with a pause shorter than the turn's end: the pause's "78" goes to the runtime as
+    provisional and its reply is rendered ahead, then dropped when the caller goes on (cancelled); the last
+    pause's "7839" is rendered ahead while the turn ends, and the dialog's Say of it starts from that
+    rendering (committed). The runtime never gets a final "78"."""
+    pcm = spoken("7", 120, "8", 800, "3", 120, "9")
+    before = {o: eager(o) for o in ("prepared", "committed", "cancelled")}
+    first_audio = REGISTRY.get_sample_value("dialtone_speech_tts_first_audio_seconds_count",
+                                            {"engine": "piper", "cache": "miss"}) or 0.0
+    server, runtime, address = await start_runtime(answering_eagerly())
+    media = MediaClient(await gateway(address, vad=VadConfig(stop_ms=1500, incomplete_stop_ms=3000)), SID)
+    try:
+        await media.start()
+        await media.wait_for(lambda: any(m.notice.kind == "state" for m in media.received))
+        await media.silence(300)
+        await media.audio(pcm, real_time=True)   # the pause's decode returns while the caller is silent
+        await media.silence(2500, real_time=True)
+        await media.wait_for(lambda: any(m.play_audio.last for m in media.of("play_audio")))
+        await media.end()
+        await asyncio.wait_for(runtime.ended.wait(), 20)
+    finally:
+        await media.close()
+        await server.stop(0)
+    provisional = [e.transcript.text for e in runtime.events("transcript") if e.transcript.provisional]
+    finals = [e.transcript.text for e in runtime.events("transcript") if e.transcript.is_final]
+    assert [digit_string(t) for t in finals] == ["7839"], finals
+    assert [digit_string(t) for t in provisional][-1] == "7839" and len(provisional) >= 2, provisional
+    assert eager("prepared") >= before["prepared"] + 2
+    assert eager("cancelled") >= before["cancelled"] + 1
+    assert eager("committed") == before["committed"] + 1
+    # the Say's first audio came from the rendering ahead, not from a synthesis of its own
+    assert (REGISTRY.get_sample_value("dialtone_speech_tts_first_audio_seconds_count",
+                                      {"engine": "piper", "cache": "miss"}) or 0.0) == first_audio

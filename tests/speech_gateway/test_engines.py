@@ -170,6 +170,87 @@ async def test_prompt_renderer_streams_then_serves_repeats_from_the_cache():
     assert renderer2.cached("Goodbye.") is not None and renderer2.cached("Welcome.") is None  # LRU of 1
 
 
+class CountingTts:
+    """espeak-ng (a real engine) counting what it is asked to synthesize."""
+
+    def __init__(self) -> None:
+        self.engine = build_tts(TtsConfig(engine="espeak"))
+        self.name, self.voice, self.sample_rate = self.engine.name, self.engine.voice, self.engine.sample_rate
+        self.asked: list[str] = []
+
+    def synthesize(self, text: str):
+        self.asked.append(text)
+        time.sleep(0.05)   # long enough that a prompt arrives while the part is still being rendered
+        yield from self.engine.synthesize(text)
+
+
+async def test_a_prompt_rendered_ahead_is_not_rendered_again():
+    """An eager reply: its parts render ahead; the Say that comes while they are still on their way waits
+    for them (one synthesis per part) and gets the same audio."""
+    from dialtone.speech_gateway.prompts import PromptRenderer
+
+    tts = CountingTts()
+    pool = EnginePool("tts-ahead", [tts])
+    renderer = PromptRenderer(pool, tts, cache_entries=16, read_digits_from=4)
+    reply = "One moment while I look up order 8392."
+    assert renderer.ahead([reply]) == ["One moment while I look up order", "8 3 9 2."]
+    assert renderer.first_audio_from(reply) == "ahead"
+    said = [c async for c in renderer.render(reply)]
+    assert tts.asked == ["One moment while I look up order", "8 3 9 2."]
+    assert said == renderer.cache.get(tts.voice, "One moment while I look up order") + renderer.cache.get(
+        tts.voice, "8 3 9 2.")
+    assert renderer.first_audio_from(reply) == "hit"
+    pool.shutdown()
+
+
+async def test_a_reply_dropped_before_it_is_rendered_is_not_rendered():
+    """An eager reply for words the caller did not end with: dropped, its queued part never synthesized
+    and nothing cached; one a prompt already waits for is not dropped under it."""
+    from dialtone.speech_gateway.prompts import PromptRenderer
+
+    tts = CountingTts()
+    pool = EnginePool("tts-drop", [tts])
+    renderer = PromptRenderer(pool, tts, cache_entries=16)
+    busy = asyncio.ensure_future(pool.run(lambda engine: time.sleep(0.3)))   # the worker is taken
+    parts = renderer.ahead(["Sorry, I need the whole number please."])
+    await asyncio.sleep(0.05)
+    renderer.drop(parts)
+    await busy
+    await asyncio.sleep(0.2)
+    assert tts.asked == [] and renderer.first_audio_from("Sorry, I need the whole number please.") == "miss"
+
+    parts = renderer.ahead(["Your order is on its way."])
+    waiting = asyncio.ensure_future(_collect(renderer.render("Your order is on its way.")))
+    await asyncio.sleep(0.01)
+    renderer.drop(parts)
+    assert len(await waiting) > 0 and tts.asked == ["Your order is on its way."]
+    pool.shutdown()
+
+
+async def _collect(chunks):
+    return [c async for c in chunks]
+
+
+async def test_fixed_prompt_openings_render_while_the_pool_is_idle():
+    """The runtime's fixed prompt openings: each renders once, as the part a prompt starting with it is
+    split at; one that would not be split is not rendered."""
+    from dialtone.speech_gateway.prompts import PromptRenderer
+
+    tts = CountingTts()
+    pool = EnginePool("tts-openings", [tts])
+    renderer = PromptRenderer(pool, tts, cache_entries=16, read_digits_from=4)
+    renderer.openings(["One moment while I look up order", "Got it, your order", "Order"])
+    renderer.openings(["One moment while I look up order"])   # a second call's: already queued
+    for _ in range(100):
+        if len(tts.asked) == 2 and renderer.first_audio_from("Got it, your order 4821.") == "hit":
+            break
+        await asyncio.sleep(0.05)
+    assert sorted(tts.asked) == ["Got it,", "One moment while I look up order"]
+    assert renderer.first_audio_from("One moment while I look up order 8392.") == "hit"
+    renderer.close()
+    pool.shutdown()
+
+
 @pytest.mark.parametrize("text, parts", [
     ("Got it, three two five.", ["Got it,", "three two five."]),
     ("Sorry, I did not get that. Please say it again.", ["Sorry,", "I did not get that. Please say it again."]),

@@ -95,6 +95,48 @@ def handle_traced(dialog: m.Dialog, session: Session, event: ev.Event, now: floa
     return Outcome(new, run.actions, run.fired, run.errors)
 
 
+def preview(dialog: m.Dialog, session: Session, speech: ev.ProvisionalSpeech, now: float) -> list[str]:
+    """What the dialog would say at once if the caller's turn ended with these words: the texts of the Say
+    actions of the transition it would take (before any backend answer). Nothing changes: the session is
+    not touched (``handle_traced`` works on a copy) and no action is issued."""
+    if session.ended or session.parked_until:
+        return []
+    outcome = handle_traced(dialog, session, ev.SpeechResult(speech.transcript, speech.confidence), now)
+    return [action.data["text"] for action in outcome.actions if action.kind == "say"]
+
+
+def fixed_prompt_openings(dialog: m.Dialog, limit: int) -> list[str]:
+    """The fixed words that open the dialog's prompt templates before their first value ("One moment
+    while I look up order" of "One moment while I look up order ${order_id}."), at most ``limit``, in
+    the order the dialog declares them. Fixed prompts (no value) are left out: they repeat word for word,
+    so the speech gateway's cache serves them from their second use on."""
+    out: dict[str, None] = {}
+    for action in _all_actions(dialog):
+        if isinstance(action, m.Say) and len(action.text.parts) > 1 and isinstance(action.text.parts[0], str):
+            opening = action.text.parts[0].strip()
+            if len(opening.split()) >= 2:
+                out.setdefault(opening)
+                if len(out) >= limit:
+                    break
+    return list(out)
+
+
+def _all_actions(dialog: m.Dialog) -> list[m.Action]:
+    actions: list[m.Action] = []
+    for state in dialog.states.values():
+        actions += state.on_enter
+        collect = state.collect
+        if collect is not None:
+            actions += [m.Say(collect.prompt), *(m.Say(r) for r in collect.reprompts)]
+            if collect.invalid is not None:
+                actions.append(m.Say(collect.invalid))
+            if collect.confirm is not None:
+                actions.append(m.Say(collect.confirm.prompt))
+    for transition in dialog.all_transitions():
+        actions += transition.actions
+    return actions
+
+
 def park(session: Session, now: float, orphan_timeout: float) -> Session:
     """The call's stream closed without its end: fire nothing until a stream resumes it, and end it
     ``orphan_timeout`` from ``now`` (or at the dialog's ``max_duration``, if sooner)."""

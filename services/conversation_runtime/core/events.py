@@ -40,6 +40,15 @@ class SpeechResult:
 
 
 @dataclasses.dataclass(frozen=True)
+class ProvisionalSpeech:
+    """The speculative transcript of a pause that may end the caller's turn: nothing changes; the runtime
+    previews the reply (``engine.preview``) so the speech gateway can render it ahead."""
+
+    transcript: str
+    confidence: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
 class DtmfPressed:
     digit: str
 

@@ -204,6 +204,11 @@ class TurnCore:
         return self._segmenter.in_speech
 
     @property
+    def pause_ms(self) -> int | None:
+        """Call time of the pause now being judged (None: the caller is talking, or no speech)."""
+        return self._pause_ms
+
+    @property
     def expectation(self) -> Expectation | None:
         return self._expectation
 

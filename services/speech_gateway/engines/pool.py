@@ -108,6 +108,9 @@ class EnginePool(Generic[E]):
             loop.call_soon_threadsafe(items.put_nowait, item)
 
         def work(engine: E) -> None:
+            if cancelled.is_set():   # left while the job waited for a worker (a reply dropped, a barge-in)
+                post(_DONE)
+                return
             try:
                 for item in job(engine):
                     if cancelled.is_set():
