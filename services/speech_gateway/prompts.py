@@ -108,6 +108,7 @@ class _Ahead:
 
 
 _OPENINGS_IDLE_POLL_S = 0.05
+_OPENINGS_IDLE_FOR_S = 0.5    # the pool idle this long before an opening is rendered
 _OPENINGS_MAX_WAIT_S = 30.0   # an opening still not rendered after this (the pool never idle) is left
 
 
@@ -236,9 +237,12 @@ class PromptRenderer:
             part = self._openings.popleft()
             if self.cache.get(self.voice, part) is not None or self._live_ahead(part) is not None:
                 continue
-            give_up = loop.time() + _OPENINGS_MAX_WAIT_S
-            while not self._pool.idle and loop.time() < give_up:
+            # idle for a while, not just now: the call's greeting comes right after its openings
+            give_up, idle_since = loop.time() + _OPENINGS_MAX_WAIT_S, loop.time()
+            while loop.time() < give_up and loop.time() - idle_since < _OPENINGS_IDLE_FOR_S:
                 await asyncio.sleep(_OPENINGS_IDLE_POLL_S)
+                if not self._pool.idle:
+                    idle_since = loop.time()
             if self._pool.idle:
                 self.ahead([part])
                 await self._wait_ahead(part)
