@@ -2,10 +2,11 @@
 dialog under `dialtone up`); reaction = the first frame of its speech sent -> the arrival of the
 prompt's last non-silent RTP packet.
 
-    python -m bench.e2e_barge_in [--samples 40] [--budget-s 300] [--no-hold]
+    python -m bench.e2e_barge_in [--samples 40] [--budget-s 300] [--no-hold] [--hold-after-ms N]
 
 --no-hold measures the prompt playing on until the verdict (barge_in.hold_on_speech off), the way it
-was before the hold at onset; run both for the comparison.
+was before the hold at onset; --hold-after-ms 0 holds at the start of speech, not on its first voiced
+frames (barge_in.hold_after_ms); run them beside the default for the comparison.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ async def main_async(args: argparse.Namespace) -> int:
     reactions: list[float] = []
     with tempfile.TemporaryDirectory(prefix="dialtone-bench-") as folder:
         env = {"DIALTONE_SPEECH_GATEWAY__BARGE_IN__HOLD_ON_SPEECH": "false" if args.no_hold else "true"}
+        if args.hold_after_ms is not None:
+            env["DIALTONE_SPEECH_GATEWAY__BARGE_IN__HOLD_AFTER_MS"] = str(args.hold_after_ms)
         if args.backchannel_ms is not None:
             env["DIALTONE_SPEECH_GATEWAY__BARGE_IN__BACKCHANNEL_MAX_MS"] = str(args.backchannel_ms)
         stack = UpStack(Path(folder), env)
@@ -57,9 +60,15 @@ async def main_async(args: argparse.Namespace) -> int:
     decided = (speech_after.get(name + "_sum", 0) - speech_before.get(name + "_sum", 0)) / count * 1000 if count else 0
     policy = "backchannel_max_ms " + ("default" if args.backchannel_ms is None else str(args.backchannel_ms))
     policy += ", prompt " + ("plays on until the verdict" if args.no_hold else "held at speech onset")
+    if args.hold_after_ms is not None and not args.no_hold:
+        policy += f" (hold_after_ms {args.hold_after_ms})"
+    holds = "dialtone_speech_prompt_holds_total"
+    released = sum(v - speech_before.get(k, 0) for k, v in speech_after.items()
+                   if k.startswith(holds + "{") and 'outcome="released"' in k)
     print(f"barge-in reaction on the wire ({policy}; caller's speech onset -> last non-silent packet of the prompt):")
     print(f"  {percentiles(reactions)}")
     print(f"  speech gateway's decision (onset -> StopPlayback sent): mean {decided:.0f} ms over {count:.0f}")
+    print(f"  holds released (a likely onset that never became speech): {released:.0f}")
     return 0 if reactions else 1
 
 
@@ -68,6 +77,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--budget-s", type=float, default=300.0)
     parser.add_argument("--no-hold", action="store_true", help="barge_in.hold_on_speech off")
+    parser.add_argument("--hold-after-ms", type=int, default=None,
+                        help="speech gateway barge_in.hold_after_ms (default: its config, 60; 0 = at speech start)")
     parser.add_argument("--backchannel-ms", type=int, default=None,
                         help="speech gateway barge_in.backchannel_max_ms (default: its config, 700; 0 = at onset)")
     return asyncio.run(main_async(parser.parse_args()))

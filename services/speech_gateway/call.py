@@ -29,7 +29,7 @@ import numpy as np
 from dialtone.common.audio import FRAME_MS, SAMPLE_RATE, rms_dbfs
 from dialtone.common.errors import InvalidArgument, quote_prefix
 from dialtone.speech_gateway.config import SpeechGatewayConfig, VadConfig
-from dialtone.speech_gateway.core.barge_in import BargeIn
+from dialtone.speech_gateway.core.barge_in import BargeIn, OnsetHold
 from dialtone.speech_gateway.core.eager import DropAhead, EagerCommand, EagerReplies, RenderAhead
 from dialtone.speech_gateway.core.events import (
     Backchannel,
@@ -164,6 +164,7 @@ class CallSession:
         self._vad = build_vad(vad.engine, vad.aggressiveness, vad.silero_threshold)
         self._turn = TurnCore(turn_settings(vad))
         self._barge = BargeIn(config.barge_in.settings())
+        self._onset_hold = OnsetHold(config.barge_in.hold_after_ms)
         self._held: str | None = None   # prompt silenced at speech onset, verdict pending
         self._renderer = renderer
         self._eager = EagerReplies()
@@ -258,6 +259,20 @@ class CallSession:
             self._held = uid
             self._notice("barge_in.hold", f"frame_ms={self._last_ts}")
             self._down(hold_playback=pb.HoldPlayback(utterance_id=uid))
+
+    def _hold_on_onset(self) -> None:
+        """A likely onset over a holdable prompt silences it before speech is decided (OnsetHold)."""
+        holdable = self._barge.holdable()
+        step = self._onset_hold.frame(self._turn.onset_voiced_ms, self._turn.in_speech, holdable is not None)
+        if step == "hold" and self._held is None and holdable is not None:
+            self._held = holdable
+            self._notice("barge_in.hold", f"frame_ms={self._last_ts}")
+            self._down(hold_playback=pb.HoldPlayback(utterance_id=holdable))
+        elif step == "release" and self._held is not None and self._utt is None:
+            if self._barge.playing == self._held:
+                PROMPT_HOLDS.labels("released").inc()
+                self._down(resume_playback=pb.ResumePlayback(utterance_id=self._held))
+            self._held = None
 
     def _resume_held(self) -> None:
         if self._held is not None:
@@ -368,6 +383,8 @@ class CallSession:
                 self._eager_do(self._eager.talked_on())
             elif isinstance(event, SpeechEnded):
                 self._speech_ended(event)
+        if self._onset_hold.hold_after_ms:
+            self._hold_on_onset()
         utt = self._utt
         if utt is None or not self._turn.in_speech:
             return

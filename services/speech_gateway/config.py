@@ -124,6 +124,9 @@ class BargeInConfig:
     backchannel_words: list[str] = dataclasses.field(default_factory=list)  # empty = built-in list
     # silence an `on` prompt the moment speech starts over it; resume it if that was a backchannel
     hold_on_speech: bool = True
+    # ... and already on this much voiced audio, before the VAD's start window has decided there is speech
+    # (webrtcvad: 120 ms of 200); let go when that window empties without speech. 0 = at the start of speech
+    hold_after_ms: int = 60
 
     def settings(self) -> BargeInSettings:
         return BargeInSettings(

@@ -35,7 +35,8 @@ BARGE_IN_REACTION = histogram("speech_barge_in_reaction_seconds",
                               "Caller's speech onset over a prompt to the StopPlayback sent (the prompt "
                               "went silent earlier where it was held at onset)")
 PROMPT_HOLDS = counter("speech_prompt_holds_total",
-                       "Prompts silenced at speech onset, by outcome (stopped, resumed)", ["outcome"])
+                       "Prompts silenced at speech onset, by outcome (stopped; resumed: a backchannel; "
+                       "released: a likely onset that never became speech)", ["outcome"])
 ACTIVE_CALLS = gauge("speech_active_calls", "Calls with an open StreamCall")
 RUNTIME_RECONNECTS = counter("speech_runtime_reconnects_total", "Converse streams resumed after a break",
                              ["outcome"])

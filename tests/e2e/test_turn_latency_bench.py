@@ -38,3 +38,4 @@ def test_the_turn_latency_bench_smoke_run_reports_every_turn(tmp_path: Path) -> 
     assert len(summary["fresh_ms"]) + len(summary["cached_ms"]) + summary["clean_cut_offs"] == 2
     assert summary["finals"] >= 3 and len(summary["transcripts"]) == 1
     assert "fresh reply (new to the TTS): p50" in done.stdout and "false cut-offs:" in done.stdout
+    assert set(summary["eager_replies"]) == {"prepared", "committed", "cancelled", "unused"}

@@ -125,3 +125,41 @@ def test_only_speech_judged_over_an_after_words_prompt_needs_partials():
     on = arbiter()
     on.speech_started()
     assert not on.needs_partials                   # on: decided by duration or the final
+
+
+def test_an_onset_holds_the_prompt_before_speech_is_decided_and_a_blip_lets_it_go():
+    """OnsetHold on the segmenter's start window (webrtcvad's 200 ms, 60 % voiced to start): three voiced
+    frames hold the prompt 60 ms in, where the segmenter decides only at the sixth; a blip of three
+    frames that never becomes speech is released once the window has no voiced frame left."""
+    from dialtone.speech_gateway.core.barge_in import OnsetHold
+    from dialtone.speech_gateway.core.segmenter import Segmenter, SegmenterSettings
+
+    settings = SegmenterSettings(frame_ms=20, start_window_ms=200, start_ratio=0.6, stop_ms=500,
+                                 speculative_ms=80, max_utterance_ms=15000, early_stop_ms=0)
+
+    def run(voicing: list[bool]) -> list[tuple[int, str]]:
+        segmenter, hold, out = Segmenter(settings), OnsetHold(60), []
+        for i, voiced in enumerate(voicing):
+            for event in segmenter.feed(voiced, i * 20):
+                out.append((i * 20, type(event).__name__))
+            step = hold.frame(segmenter.onset_voiced_ms, segmenter.in_speech, holdable=True)
+            if step:
+                out.append((i * 20, step))
+        return out
+
+    assert run([True] * 8) == [(40, "hold"), (100, "SpeechStarted")]
+    assert run([True] * 3 + [False] * 12) == [(40, "hold"), (240, "release")]
+    assert run([True, False, True, False, False]) == []   # two voiced frames: no hold
+    assert OnsetHold(0).frame(200, False, True) is None    # off: the hold comes with the start of speech
+    assert OnsetHold(60).frame(200, False, holdable=False) is None
+
+
+def test_only_an_on_prompt_not_yet_judged_is_holdable():
+    barge = BargeIn(SETTINGS)
+    assert barge.holdable() is None
+    barge.prompt_started("p1", BargeInPolicy(BargeInMode.AFTER_WORDS, 2))
+    assert barge.holdable() is None
+    barge.prompt_started("p2", BargeInPolicy(BargeInMode.ON))
+    assert barge.holdable() == "p2"
+    barge.speech_started()
+    assert barge.holdable() is None   # judged now: the verdict owns the hold

@@ -11,7 +11,10 @@ judgement and forwards them on Interrupt, drops them on Backchannel.
 With ``hold_on_speech`` an ``on`` prompt is silenced (held in place) the moment speech
 starts over it, before the verdict: the caller hears the prompt stop within the VAD's
 onset window instead of after ``backchannel_max_ms``, and a backchannel resumes it where
-it stopped, as LiveKit's and Pipecat's "false interruption" handling does.
+it stopped, as LiveKit's and Pipecat's "false interruption" handling does. ``OnsetHold``
+holds it earlier still, on the first ``hold_after_ms`` of voiced frames, before the segmenter
+has decided there is speech (it needs ``start_ratio`` of its start window: 120 ms of 200), and
+lets it go on when the window empties without speech starting.
 """
 
 from __future__ import annotations
@@ -102,6 +105,13 @@ class BargeIn:
         """Speech over an ``after_words`` prompt is being judged: its verdict waits on partial transcripts."""
         return self._judging and self._playing is not None and self._playing[1].mode is BargeInMode.AFTER_WORDS
 
+    def holdable(self) -> str | None:
+        """The prompt speech starting now would hold (None: none plays, or it would play on)."""
+        if self._judging or self._playing is None or not (self.settings.enabled and self.settings.hold_on_speech):
+            return None
+        utterance_id, policy = self._playing
+        return utterance_id if policy.mode is BargeInMode.ON else None
+
     def prompt_to_hold(self) -> str | None:
         """The prompt to silence while speech over it is judged (None: let it play on)."""
         if not (self._judging and self._playing and self.settings.hold_on_speech):
@@ -149,3 +159,29 @@ class BargeIn:
         if isinstance(verdict, Interrupt):
             self._playing = None
         return verdict
+
+
+class OnsetHold:
+    """Hold a prompt on a likely onset (``hold_after_ms`` of voiced frames in the segmenter's start
+    window), before speech is decided; release it when the window has no voiced frame left and speech
+    never started. Once speech starts the barge-in verdict owns the hold. ``hold_after_ms`` 0: off (the
+    hold comes with the start of speech)."""
+
+    def __init__(self, hold_after_ms: int) -> None:
+        self.hold_after_ms = hold_after_ms
+        self._tentative = False
+
+    def frame(self, onset_voiced_ms: int, in_speech: bool, holdable: bool) -> str | None:
+        """One frame: "hold", "release" or None."""
+        if in_speech:
+            self._tentative = False
+            return None
+        if not self._tentative:
+            if holdable and self.hold_after_ms and onset_voiced_ms >= self.hold_after_ms:
+                self._tentative = True
+                return "hold"
+            return None
+        if onset_voiced_ms == 0:
+            self._tentative = False
+            return "release"
+        return None

@@ -88,6 +88,13 @@ class Segmenter:
         self._silent_frames = 0
         self._silence_start_ms = 0
         self._paused = False
+        self._onset_voiced = 0   # voiced frames in the start window, before speech has started
+
+    @property
+    def onset_voiced_ms(self) -> int:
+        """Voiced audio in the start window while no speech has started yet (0 in speech): a likely onset
+        before the segmenter decides on it."""
+        return self._onset_voiced * self.settings.frame_ms
 
     @property
     def paused(self) -> bool:
@@ -103,6 +110,7 @@ class Segmenter:
         if not self.in_speech:
             self._window.append((now_ms, is_speech))
             voiced = sum(1 for _, v in self._window if v)
+            self._onset_voiced = voiced
             if voiced >= self._start_voiced:
                 first_voiced = next(t for t, v in self._window if v)
                 self.in_speech = True
@@ -111,6 +119,7 @@ class Segmenter:
                 self._paused = False
                 self._reset_end()
                 self._window.clear()
+                self._onset_voiced = 0
                 return [SpeechStarted(start_ms=first_voiced, decided_ms=now_ms)]
             return []
         events: list[SegmenterEvent] = []

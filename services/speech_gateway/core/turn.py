@@ -204,6 +204,10 @@ class TurnCore:
         return self._segmenter.in_speech
 
     @property
+    def onset_voiced_ms(self) -> int:
+        return self._segmenter.onset_voiced_ms
+
+    @property
     def pause_ms(self) -> int | None:
         """Call time of the pause now being judged (None: the caller is talking, or no speech)."""
         return self._pause_ms
