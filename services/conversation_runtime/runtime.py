@@ -306,7 +306,11 @@ class CallLoop:
                     self.session = await rt.unpark(self.session)
                 event, seq = item if item is not None else (ev.Tick(), 0)
                 if isinstance(event, ev.ProvisionalSpeech):
-                    texts = engine.preview(self.dialog, self.session, event, now)
+                    try:
+                        texts = engine.preview(self.dialog, self.session, event, now)
+                    except Exception:  # noqa: BLE001 - a preview is only a head start; the call goes on
+                        log.exception("previewing a provisional transcript failed")
+                        texts = []
                     PREVIEWS.labels("say" if texts else "silent").inc()
                     if texts:
                         yield convert.prepare_reply(self.session_id, texts, seq)
