@@ -78,7 +78,7 @@ def main() -> int:
     parser.add_argument("--budget-s", type=float, default=300.0)
     parser.add_argument("--no-hold", action="store_true", help="barge_in.hold_on_speech off")
     parser.add_argument("--hold-after-ms", type=int, default=None,
-                        help="speech gateway barge_in.hold_after_ms (default: its config, 60; 0 = at speech start)")
+                        help="speech gateway barge_in.hold_after_ms (default: its config, 100; 0 = at speech start)")
     parser.add_argument("--backchannel-ms", type=int, default=None,
                         help="speech gateway barge_in.backchannel_max_ms (default: its config, 700; 0 = at onset)")
     return asyncio.run(main_async(parser.parse_args()))

@@ -137,8 +137,8 @@ def test_an_onset_holds_the_prompt_before_speech_is_decided_and_a_blip_lets_it_g
     settings = SegmenterSettings(frame_ms=20, start_window_ms=200, start_ratio=0.6, stop_ms=500,
                                  speculative_ms=80, max_utterance_ms=15000, early_stop_ms=0)
 
-    def run(voicing: list[bool]) -> list[tuple[int, str]]:
-        segmenter, hold, out = Segmenter(settings), OnsetHold(60), []
+    def run(voicing: list[bool], hold_after_ms: int = 60) -> list[tuple[int, str]]:
+        segmenter, hold, out = Segmenter(settings), OnsetHold(hold_after_ms), []
         for i, voiced in enumerate(voicing):
             for event in segmenter.feed(voiced, i * 20):
                 out.append((i * 20, type(event).__name__))
@@ -148,6 +148,10 @@ def test_an_onset_holds_the_prompt_before_speech_is_decided_and_a_blip_lets_it_g
         return out
 
     assert run([True] * 8) == [(40, "hold"), (100, "SpeechStarted")]
+    # the default (100 ms) still holds a frame before the segmenter decides, more when voicing is patchy
+    assert run([True] * 8, BargeInConfig().hold_after_ms) == [(80, "hold"), (100, "SpeechStarted")]
+    patchy = [True, True, False, True, True, False, True, False, True, True]
+    assert run(patchy, BargeInConfig().hold_after_ms) == [(120, "hold"), (160, "SpeechStarted")]
     assert run([True] * 3 + [False] * 12) == [(40, "hold"), (240, "release")]
     assert run([True, False, True, False, False]) == []   # two voiced frames: no hold
     assert OnsetHold(0).frame(200, False, True) is None    # off: the hold comes with the start of speech
