@@ -3,7 +3,7 @@ beside a bare sippy UAS in the same run.
 
 The gateway runs as its own process (``python -m dialtone media-gateway``) with a speech
 gateway sink in this process (every call still opens its RTP session and its gRPC stream);
-``bench.bare_sippy_uas`` (sippy answering 200 with SDP, nothing else) runs as another process.
+``bench._bare_sippy_uas`` (sippy answering 200 with SDP, nothing else) runs as another process.
 sipp runs its built-in ``uac`` scenario at each rate step against each of them in turn. Per
 step and peer: calls completed and failed, INVITE retransmissions sipp had to send, the
 peer's CPU % of one core and CPU ms per call, and INVITE -> 200 response time p50/p95/p99
@@ -115,7 +115,7 @@ async def main(rates: list[int], seconds: float) -> int:
     gateway = subprocess.Popen([sys.executable, "-m", "dialtone", "media-gateway"], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     bare_port = _free_port(socket.SOCK_DGRAM)
-    bare = subprocess.Popen([sys.executable, "-m", "bench.bare_sippy_uas", str(bare_port)], cwd=REPO,
+    bare = subprocess.Popen([sys.executable, "-m", "bench._bare_sippy_uas", str(bare_port)], cwd=REPO,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if not await wait_serving(f"127.0.0.1:{grpc_port}", 60):

@@ -3,9 +3,10 @@
 It answers every INVITE with 200 and an SDP answer and lets sippy handle the ACK and BYE: the
 SIP work a UAS cannot avoid, with sippy's own UDP server, no guard, no media and no speech
 stream. ``bench.media_sip_cps`` runs it beside the gateway under the same sipp load and
-reports both CPU costs per call.
+reports both CPU costs per call. (Named with a leading underscore: a helper of that bench, which
+`make bench` does not run on its own.)
 
-    python -m bench.bare_sippy_uas PORT
+    python -m bench._bare_sippy_uas PORT
 """
 
 from __future__ import annotations
