@@ -253,8 +253,9 @@ class CallSession:
                 utt.gate = "drop"
                 utt.held_payloads.clear()
 
-    def _hold_prompt(self) -> None:
-        uid = self._barge.prompt_to_hold()
+    def _hold_prompt(self, uid: str | None = None) -> None:
+        """Silence ``uid`` (default: the prompt the speech being judged holds) unless one is held already."""
+        uid = uid or self._barge.prompt_to_hold()
         if uid is not None and self._held is None:
             self._held = uid
             self._notice("barge_in.hold", f"frame_ms={self._last_ts}")
@@ -264,10 +265,8 @@ class CallSession:
         """A likely onset over a holdable prompt silences it before speech is decided (OnsetHold)."""
         holdable = self._barge.holdable()
         step = self._onset_hold.frame(self._turn.onset_voiced_ms, self._turn.in_speech, holdable is not None)
-        if step == "hold" and self._held is None and holdable is not None:
-            self._held = holdable
-            self._notice("barge_in.hold", f"frame_ms={self._last_ts}")
-            self._down(hold_playback=pb.HoldPlayback(utterance_id=holdable))
+        if step == "hold" and holdable is not None:
+            self._hold_prompt(holdable)
         elif step == "release" and self._held is not None and self._utt is None:
             if self._barge.playing == self._held:
                 PROMPT_HOLDS.labels("released").inc()

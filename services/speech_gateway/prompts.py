@@ -130,7 +130,7 @@ class PromptRenderer:
 
     def cached(self, text: str) -> list[bytes] | None:
         """The cached audio of ``text``'s first part (its first audio comes from the cache), or None."""
-        return self.cache.get(self.voice, speech_parts(speakable(text, self._read_digits_from))[0])
+        return self.cache.get(self.voice, self.parts(text)[0])
 
     def first_audio_from(self, text: str) -> str:
         """Where ``text``'s first audio will come from: "hit" (the cache), "ahead" (a rendering ahead
