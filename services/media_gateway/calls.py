@@ -420,11 +420,14 @@ class Call(CallBase):
         return True
 
     async def _ring(self) -> bool:
-        """Open the speech stream, send 180 and wait ``sip.ring_ms``; False when the caller hung up meanwhile."""
+        """Open the speech stream; with ``sip.ring_ms`` send 180 and wait that long. False when the caller
+        hung up meanwhile. Answering at once sends no 180 (as Asterisk's Answer() and FreeSWITCH's answer
+        do): sippy's 100 Trying already stops the INVITE's retransmissions, and a 180 the caller would
+        replace a millisecond later with the 200 only costs a SIP message per call."""
         self._start_link()
-        self.leg.ring()
         ring_s = self.manager.config.sip.ring_ms / 1000
         if ring_s > 0:
+            self.leg.ring()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.ended.wait(), ring_s)
         return not self.ended.is_set()

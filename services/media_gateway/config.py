@@ -17,7 +17,7 @@ class SipConfig:
     # (a node behind 1:1 NAT; stun_address.py)
     advertised_host_stun: str = ""
     codecs: list[str] = dataclasses.field(default_factory=lambda: ["PCMU", "PCMA", "opus"])  # preference order
-    ring_ms: int = 0                      # time between 180 Ringing and 200 OK
+    ring_ms: int = 0                      # time between 180 Ringing and 200 OK; 0: no 180
     allowed_networks: list[str] = dataclasses.field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
     flood_rate_per_s: float = 2000.0      # datagrams per second per source, sustained (a trunk is one source)
     flood_burst: int = 4000

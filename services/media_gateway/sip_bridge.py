@@ -38,6 +38,7 @@ CALLBACK_ERRORS = counter("media_sip_callback_errors_total",
 
 # The longest the sippy thread sleeps with no timer due: only a signal sippy registered itself waits this long.
 _IDLE_WAIT_S = 1.0
+_THREAD_WAKEUPS = [0]   # how often the sippy thread woke up; its tests read it
 _THREAD_CALLS: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
 
 
@@ -85,6 +86,8 @@ def _run_dispatcher() -> None:
             thread_cb, cb_params = calls.get(timeout=wait) if wait > 0 else calls.get_nowait()
         except queue.Empty:
             continue
+        finally:
+            _THREAD_WAKEUPS[0] += 1
         while True:
             ED2.dispatchThreadCallback(thread_cb, cb_params)
             if ED2.endloop:

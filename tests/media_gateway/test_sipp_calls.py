@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import struct
 from collections.abc import AsyncIterator
@@ -341,3 +342,26 @@ async def test_media_sent_between_our_200_and_the_ack_is_not_lost(harness: Harne
     finally:
         rtp.close()
         collector.transport.close()
+
+
+
+async def _responses_to_invite(harness: Harness) -> list[str]:
+    messages = harness.tmp_path / "messages.log"
+    await harness.sipp("short_call", extra=["-trace_msg", "-message_file", str(messages)])
+    await _call_ended(harness)
+    statuses = []
+    for message in re.split(r"\n-{10,}", messages.read_text(errors="replace")):
+        status = re.search(r"^SIP/2\.0 (\d{3})", message, re.M)
+        if status and re.search(r"^CSeq:\s*\d+\s+INVITE", message, re.M | re.I):
+            statuses.append(status.group(1))
+    return statuses
+
+
+async def test_an_immediate_answer_sends_no_180(harness: Harness) -> None:
+    """With ``sip.ring_ms`` 0 the INVITE gets 100 then 200, as from Asterisk's Answer(): no 180."""
+    assert await _responses_to_invite(harness) == ["100", "200"]
+
+
+@pytest.mark.parametrize("harness", [{"ring_ms": 200}], indirect=True)
+async def test_a_ring_time_sends_180_first(harness: Harness) -> None:
+    assert await _responses_to_invite(harness) == ["100", "180", "200"]
