@@ -12,6 +12,7 @@ parses reliably. Transactions and dialogs stay sippy's.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import re
 
@@ -52,7 +53,16 @@ class Message:
     defects: list[str] = dataclasses.field(default_factory=list)   # header lines we could not read
 
     def get(self, name: str) -> list[str]:
-        return [value for key, value in self.headers if canonical_name(key) == name]
+        """Every value of the header ``name`` (lower-case, long form), in order."""
+        return self._by_name.get(name, [])
+
+    @functools.cached_property
+    def _by_name(self) -> dict[str, list[str]]:
+        # a request's checks look up a dozen names: one pass over the headers, not one per lookup
+        by_name: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            by_name.setdefault(canonical_name(key), []).append(value)
+        return by_name
 
     @property
     def is_response(self) -> bool:
@@ -122,6 +132,8 @@ def split_message(data: bytes) -> Message:
 
 def _split_outside(value: str, separator: str) -> list[str]:
     """Split on ``separator`` outside quoted strings and <...>; raises on an unterminated quote."""
+    if '"' not in value and "<" not in value:
+        return value.split(separator)   # nothing to stay outside of: most Via and parameter lists
     parts, current, quoted, angle, escaped = [], [], False, False, False
     for char in value:
         if quoted:
@@ -207,7 +219,7 @@ def _address(value: str, header: str) -> str:
         if close_at < 0:
             raise SipSyntaxError(f"{header}: '<' without '>'")
         uri = item[open_at + 1:close_at]
-        if not uri or any(c.isspace() for c in uri) or ":" not in uri:
+        if not uri or _WHITESPACE.search(uri) or ":" not in uri:
             raise SipSyntaxError(f"{header}: URI inside <> must be an absolute URI without spaces")
         params = _params(item[close_at + 1:], header)
         return (f"{display} " if display else "") + f"<{uri}>" + _write_params(params)
@@ -215,7 +227,7 @@ def _address(value: str, header: str) -> str:
         raise SipSyntaxError(f"{header}: quoted display name without <URI>")
     uri, _, rest = item.partition(";")
     uri = uri.strip()
-    if not uri or any(c.isspace() for c in uri) or ":" not in uri or "?" in uri or "," in uri:
+    if not uri or _WHITESPACE.search(uri) or ":" not in uri or "?" in uri or "," in uri:
         raise SipSyntaxError(f"{header}: addr-spec must be a URI without spaces, '?' or ','")
     params = _params(";" + rest if rest or item.rstrip().endswith(";") else "", header)
     return f"<{uri}>" + _write_params(params)
@@ -226,8 +238,10 @@ def _address(value: str, header: str) -> str:
 _HOSTNAME = re.compile(r"(?:[A-Za-z0-9_](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?\.)*"
                        r"[A-Za-z](?:[A-Za-z0-9_\-]*[A-Za-z0-9_])?\.?")
 _PORT = re.compile(r"[0-9]{1,5}")
+_WHITESPACE = re.compile(r"\s")   # what str.isspace() takes: Unicode whitespace too
 
 
+@functools.lru_cache(maxsize=4096)   # the same few peers send every message; ipaddress is slow to parse
 def valid_host(host: str) -> bool:
     """A hostname, an IPv4 address or a bracketed IPv6 reference: something a socket can be aimed at."""
     if host.startswith("[") and host.endswith("]"):
