@@ -145,7 +145,9 @@ PHONE7 = Expectation("digits", {"min_length": 7, "max_length": 7})
     ("7614.", DIGITS4, C), ("Seven six one four", DIGITS4, C), ("7, 6, 1, 4.", DIGITS4, C),
     ("78.", DIGITS4, INC), ("Number is 69.", DIGITS4, INC), ("My number is", DIGITS4, INC), ("45 and", DIGITS4, INC),
     ("My order number is...", DIGITS4, INC), ("I don't know it.", DIGITS4, OTH), ("", DIGITS4, OTH),
-    ("555 1234.", PHONE7, C), ("555.", PHONE7, INC), ("555 12345", PHONE7, INC),
+    ("555 1234.", PHONE7, C), ("555.", PHONE7, INC),
+    # past max_length no digit can make it fit: the turn ends at other_ms and the dialog asks again
+    ("555 12345", PHONE7, OTH), ("1, 3, 2, 2, 2, 3, 2", Expectation("digits", {"min_length": 4, "max_length": 6}), OTH),
     ("Yes.", YES_NO, C), ("Yeah, that's right.", YES_NO, C), ("No.", YES_NO, C), ("Um", YES_NO, INC),
     ("Well, let me think.", YES_NO, OTH), ("The large one, please.", SIZES, C), ("The", SIZES, INC),
     # no expectation: a finished sentence, but not a bare number that may go on

@@ -7,7 +7,8 @@ The segmenter counts silence; this core chooses, per pause, how much silence end
   listed option; with no expectation: a finished sentence that does not end in a number) -> ``complete``:
   the turn ends as soon as that verdict is in (``complete_ms``);
 - it is unfinished (fewer digits than expected, a trailing "and", "is", "um", "...") -> ``incomplete``:
-  the turn waits ``incomplete_ms`` for the caller to go on ("my order number is ... 4 5 ... 6 7");
+  the turn waits ``incomplete_ms`` for the caller to go on ("my order number is ... 4 5 ... 6 7"); more
+  digits than the state's ``max_length`` are not unfinished (no more digits can make them fit);
 - neither -> ``other_ms`` (``vad.stop_ms``).
 
 While a state expects something (or an end-of-turn model judges every pause) and the pause's verdict is
@@ -129,6 +130,16 @@ class Expectation:
         return extract(self.entity, text, constraints=self.constraints, now=_REFERENCE_NOW) is not None
 
 
+def _too_many_digits(text: str, expectation: Expectation) -> bool:
+    """A digit string already longer than the state's ``max_length``: what a recognizer's repetition
+    ("1, 3, 2, 2, 2, 3, 2" for 1 3 2 2 2) looks like, or a caller giving something else."""
+    max_length = expectation.constraints.get("max_length") if expectation.entity == "digits" else None
+    if not isinstance(max_length, int):
+        return False
+    digits = extract("digits", text, constraints={})
+    return digits is not None and len(str(digits)) > max_length
+
+
 def _ends_in_number(words: list[str]) -> bool:
     return bool(words) and (bool(_HAS_FIGURE.search(words[-1])) or words[-1] in _DIGIT_WORDS)
 
@@ -146,6 +157,8 @@ def judge(text: str, expectation: Expectation | None) -> Completeness:
         if expectation.holds(stripped):
             return Completeness.COMPLETE
         if expectation.entity in NUMERIC_ENTITIES and _ends_in_number(words):
+            if _too_many_digits(stripped, expectation):
+                return Completeness.OTHER   # more digits cannot make it fit: waiting longer only delays the retry
             return Completeness.INCOMPLETE
         return Completeness.OTHER
     # no expectation: a finished sentence ends the turn early, but not a bare number ("4 5 6." may go on)
