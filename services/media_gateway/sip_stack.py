@@ -8,6 +8,7 @@ calls. Together with ``sip_leg`` it is the only code that knows sippy's UA and e
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -231,8 +232,12 @@ class SipStack:
             for listener in (self._tm.tcp, self._tm.tls):
                 if listener is not None:
                     listener.close()
+            server = self._tm.l4r.getServer(None)
             await self.bridge.call_in_sippy(self._tm.shutdown)
             self._tm = None
+            closing = getattr(server, "closing", None)
+            if closing is not None:   # the sender still holds messages: wait for them off the loop
+                await asyncio.to_thread(closing.join, 2.5)
         self.bridge.stop()
 
     def _forget(self, leg: SipLeg) -> None:

@@ -3,15 +3,18 @@
 sippy's own ``Udp_server`` reads at most 8,192 bytes of a datagram (a longer one arrives
 cut and is then misparsed). This server reads whole datagrams (64 KiB), asks the guard
 (``sip_guard.SipGuard``) what to do with each one -- pass it to sippy, answer it
-ourselves, or drop it -- and only then hands it to sippy's transaction manager on the
-sippy thread. Sending is ``SipSender``, a thread that drains sippy's send queue like sippy's
-own ``AsyncSender`` but survives any error in one send: AsyncSender died on the first
+ourselves, or drop it -- and only then hands it to sippy's transaction manager. The asyncio
+loop reads the socket (sippy runs on the loop: ``sip_bridge``). A send goes straight out when the
+socket takes it; otherwise ``SipSender``, a thread that drains sippy's send queue like sippy's own
+``AsyncSender`` but survives any error in one send: AsyncSender died on the first
 exception it did not expect (``OverflowError`` for a Via port of 70000), and every answer
 after that waited in a queue nobody drained.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -32,6 +35,7 @@ from sippy.Udp_server import Udp_server, Udp_server_opts
 log = logging.getLogger(__name__)
 
 MAX_DATAGRAM = 65535
+_READ_BATCH = 64
 SEND_ERRORS = counter("media_sip_send_errors_total", "SIP messages that could not be sent, by error kind", ["kind"])
 _SEND_LOG = RateLimitedLog(log, 10.0)
 _RECEIVE_LOG = RateLimitedLog(log, 10.0)
@@ -104,23 +108,29 @@ class GuardedUdpServer(Udp_server):
         self.skt.bind((laddress[0], int(laddress[1])))
         if int(laddress[1]) == 0:
             self.uopts.laddress = self.skt.getsockname()[:2]
+        self.skt.setblocking(False)
+        self.closing: threading.Thread | None = None   # set by join() while the sender still sends
         self.asenders = [SipSender(self)]
-        self.areceivers = [threading.Thread(target=self._receive, name="sip-udp-rx", daemon=True)]
-        self.areceivers[0].start()
+        self.areceivers = []
+        # sippy runs on the asyncio loop (sip_bridge): the loop reads the socket too, no thread hands over.
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self.skt.fileno(), self._receive)
 
     def _receive(self) -> None:
-        while True:
+        """The socket is readable: up to ``_READ_BATCH`` datagrams, so RTP timers wait at most that long."""
+        for _ in range(_READ_BATCH):
             try:
                 data, address = self.skt.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:
-                if exc.errno in (errno.EINTR, errno.EAGAIN):
+                if exc.errno == errno.ECONNREFUSED:   # an ICMP port unreachable for something we sent
                     continue
-                return  # socket shut down
-            if not data and address is None:
+                _RECEIVE_LOG.warning(type(exc).__name__, "SIP socket read failed: %s", exc)
                 return
             try:
                 self._dispatch(data, address)
-            except Exception as exc:  # noqa: BLE001 - a guard bug must not kill the receive thread
+            except Exception as exc:  # noqa: BLE001 - a guard bug must not stop the reading
                 _RECEIVE_LOG.log(logging.ERROR, type(exc).__name__, "SIP datagram dropped: %s: %.100s",
                                  type(exc).__name__, exc, exc_info=True)
 
@@ -172,10 +182,23 @@ class GuardedUdpServer(Udp_server):
             _SEND_LOG.warning("guard_reply", "could not send a guard reply to %s: %s", address[0], exc)
 
     def join(self) -> None:
-        for worker in self.asenders:
-            worker.join(2.0)
-        self.skt.close()
-        for worker in self.areceivers:
-            worker.join(2.0)
+        """sippy's shutdown, on the loop: stop reading; close the socket once the sender has sent what it
+        holds. A sender that does not finish at once (stalled, or a name to resolve) is waited for off
+        the loop, so health and the rest of the shutdown go on meanwhile."""
+        with contextlib.suppress(Exception):   # the loop may be closing already
+            self._loop.remove_reader(self.skt.fileno())
+        senders, sock = self.asenders, self.skt
         self.asenders = []
-        self.areceivers = []
+        for worker in senders:
+            worker.join(0.05)
+        if not any(worker.is_alive() for worker in senders):
+            sock.close()
+            return
+
+        def close_when_sent() -> None:
+            for worker in senders:
+                worker.join(2.0)
+            sock.close()
+
+        self.closing = threading.Thread(target=close_when_sent, name="sip-udp-close", daemon=True)
+        self.closing.start()

@@ -1,14 +1,12 @@
-"""The sippy thread's dispatcher (``sip_bridge``): sippy's timers and calls from other threads, served
-without a clock, and the hops between it and asyncio."""
+"""sippy's dispatcher on the asyncio loop (``sip_bridge``): sippy's timers, calls from other threads,
+and the hops between sippy's work and asyncio."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
-from dialtone.media_gateway import sip_bridge
 from dialtone.media_gateway.sip_bridge import SippyBridge
 from sippy.Core.EventDispatcher import ED2
 from sippy.Time.Timeout import Timeout
@@ -37,16 +35,25 @@ async def test_sippy_timers_fire_in_deadline_order_and_a_cancelled_one_never(bri
     assert fired == ["early", "late"]
 
 
-async def test_a_call_from_another_thread_runs_on_the_sippy_thread(bridge: SippyBridge) -> None:
-    ran_on: list[bool] = []
+async def test_a_call_from_another_thread_runs_as_sippy_work_on_the_loop(bridge: SippyBridge) -> None:
+    ran: list[tuple[bool, int]] = []
     done = threading.Event()
 
-    def receiver() -> None:   # what sippy's and our receive threads do with each datagram
-        ED2.callFromThread(lambda: (ran_on.append(bridge.in_sippy_thread()), done.set()))
+    def receiver() -> None:   # what our TCP/TLS selector thread does with each message
+        ED2.callFromThread(lambda: (ran.append((bridge.in_sippy_thread(), threading.get_ident())), done.set()))
 
     threading.Thread(target=receiver).start()
     assert await asyncio.to_thread(done.wait, 5)
-    assert ran_on == [True]
+    assert ran == [(True, threading.get_ident())]
+
+
+async def test_to_sippy_from_the_loop_runs_later_never_inside_the_caller(bridge: SippyBridge) -> None:
+    order: list[str] = []
+    bridge.to_sippy(order.append, "sippy")
+    order.append("caller")
+    await bridge.call_in_sippy(lambda: None)
+    assert order == ["caller", "sippy"]
+    assert not bridge.in_sippy_thread()
 
 
 async def test_call_in_sippy_returns_the_result_and_raises_the_error(bridge: SippyBridge) -> None:
@@ -55,23 +62,32 @@ async def test_call_in_sippy_returns_the_result_and_raises_the_error(bridge: Sip
         await bridge.call_in_sippy(lambda: 1 / 0)
 
 
-async def test_an_idle_sippy_thread_does_not_wake(bridge: SippyBridge) -> None:
-    await bridge.call_in_sippy(lambda: None)
-    before = sip_bridge._THREAD_WAKEUPS[0]
-    await asyncio.sleep(0.5)
-    # sippy's own loop ticked 1,000 times a second here; with nothing due nothing should run.
-    assert sip_bridge._THREAD_WAKEUPS[0] - before <= 1
+async def test_an_idle_bridge_does_not_wake_the_loop(bridge: SippyBridge) -> None:
+    def arm_and_cancel() -> None:
+        Timeout(lambda: None, 0.05).cancel()
+
+    await bridge.call_in_sippy(arm_and_cancel)
+    before = bridge.timer_wakeups
+    await asyncio.sleep(0.3)
+    # sippy's own loop ticked 1,000 times a second here (we ran it so); with nothing due nothing runs.
+    assert bridge.timer_wakeups - before <= 1
 
 
-async def test_stop_ends_the_thread_and_a_later_bridge_starts_again() -> None:
-    first = SippyBridge(asyncio.get_running_loop())
+async def test_a_stopped_bridge_fires_no_more_timers_and_a_later_one_does() -> None:
+    loop = asyncio.get_running_loop()
+    first = SippyBridge(loop)
     first.start()
-    thread = first.thread
+    fired: list[str] = []
+    await first.call_in_sippy(lambda: Timeout(fired.append, 0.05, 1, "first"))
     first.stop()
-    assert thread is not None and not thread.is_alive()
-    second = SippyBridge(asyncio.get_running_loop())
+    await asyncio.sleep(0.15)
+    assert fired == []
+    second = SippyBridge(loop)
     second.start()
     try:
-        assert await second.call_in_sippy(time.monotonic) > 0
+        done = asyncio.Event()
+        await second.call_in_sippy(lambda: Timeout(lambda: (fired.append("second"), done.set()), 0.01))
+        await asyncio.wait_for(done.wait(), 5)
+        assert fired == ["second"]
     finally:
         second.stop()
