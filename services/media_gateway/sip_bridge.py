@@ -39,6 +39,11 @@ CALLBACK_ERRORS = counter("media_sip_callback_errors_total",
                           "exceptions raised in a callback crossing the sippy/asyncio boundary", ["side"])
 
 
+# Started and not stopped, oldest first. ED2 is one per process: two stacks in one process (a test's
+# phone beside a gateway) share it and its timers, on one loop; the latest started serves it.
+_RUNNING: list[SippyBridge] = []
+
+
 def _guarded(side: str, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     try:
         fn(*args)
@@ -67,11 +72,15 @@ class SippyBridge:
             return
         self._loop_thread = threading.get_ident()
         # ED2 checks the thread that arms a timer against this ident.
+        self._running = True
+        _RUNNING.append(self)
+        self._take_ed2()
+
+    def _take_ed2(self) -> None:
         ED2.my_ident = self._loop_thread
         ED2.callFromThread = self._call_from_thread
         ED2.callFromThreadSync = self._call_from_thread_sync
         ED2.endloop = False
-        self._running = True
 
     @property
     def thread(self) -> threading.Thread | None:
@@ -196,10 +205,17 @@ class SippyBridge:
     def stop(self) -> None:
         """The stack is gone: its sippy timers (retransmissions, session refreshes) go with it, so they
         never fire into a stack started later in this process (``ED2`` is one per process)."""
+        if not self._running:
+            return
         self._running = False
+        _RUNNING.remove(self)
         if self._timer is not None:
             self._timer.cancel()
             self._timer, self._timer_due = None, math.inf
+        if _RUNNING:   # another stack in this process (a test's phone beside a gateway) keeps ED2 and the timers
+            _RUNNING[-1]._take_ed2()
+            _RUNNING[-1]._arm_timer()
+            return
         for timer in ED2.tlisteners:
             timer.cleanup()
         ED2.tlisteners = []

@@ -91,3 +91,18 @@ async def test_a_stopped_bridge_fires_no_more_timers_and_a_later_one_does() -> N
         assert fired == ["second"]
     finally:
         second.stop()
+
+
+async def test_two_stacks_in_one_process_keep_their_timers_when_one_stops() -> None:
+    loop = asyncio.get_running_loop()
+    gateway, phone = SippyBridge(loop), SippyBridge(loop)
+    gateway.start()
+    phone.start()
+    fired = asyncio.Event()
+    try:
+        await gateway.call_in_sippy(lambda: Timeout(fired.set, 0.1))
+        phone.stop()   # the later one goes first: the gateway's retransmission timer must still fire
+        await asyncio.wait_for(fired.wait(), 5)
+    finally:
+        phone.stop()
+        gateway.stop()
