@@ -71,13 +71,12 @@ class SippyBridge:
         if self._running:
             return
         self._loop_thread = threading.get_ident()
-        # ED2 checks the thread that arms a timer against this ident.
         self._running = True
         _RUNNING.append(self)
         self._take_ed2()
 
     def _take_ed2(self) -> None:
-        ED2.my_ident = self._loop_thread
+        ED2.my_ident = self._loop_thread   # ED2 checks the thread that arms a timer against it
         ED2.callFromThread = self._call_from_thread
         ED2.callFromThreadSync = self._call_from_thread_sync
         ED2.endloop = False
