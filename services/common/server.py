@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import time
@@ -226,10 +225,6 @@ async def run_service(name: str, config: ServiceConfig, app: ServiceApp) -> int:
     await app.start()
     await running.start()
     await running.set_serving()
-    # What start-up built (modules, models, config) lives as long as the process: out of the
-    # collector's reach, a full collection walks only what calls allocate.
-    gc.collect()
-    gc.freeze()
     log.info("serving", extra={"event": "serving", "grpc_port": port, "metrics_port": metrics_port,
                                "services": ",".join(running.names), "tls": config.tls.cert_file != "",
                                "health_port": running.health_port})
