@@ -126,7 +126,11 @@ class GuardedUdpServer(Udp_server):
             except OSError as exc:
                 if exc.errno == errno.ECONNREFUSED:   # an ICMP port unreachable for something we sent
                     continue
-                _RECEIVE_LOG.warning(type(exc).__name__, "SIP socket read failed: %s", exc)
+                # The socket is broken (closed under us): a level-triggered reader would spin on it.
+                # Reading stops; the self-probe (sip_liveness) then finds SIP deaf and the process restarts.
+                log.error("SIP socket read failed, no longer reading it: %s", exc)
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(self.skt.fileno())
                 return
             try:
                 self._dispatch(data, address)
